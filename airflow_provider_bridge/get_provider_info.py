@@ -1,0 +1,80 @@
+"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_bridge import __version__
+
+_COMMON_FIELDS: dict[str, Any] = {
+    "rate_limits": {
+        "label": "Rate limits",
+        "description": "JSON list of [requests, seconds] windows, all enforced together across every worker, "
+        "e.g. [[50, 1], [60000, 3600]]. Empty: the vendor default.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "timeout": {"label": "Timeout (s)", "schema": {"type": ["number", "null"], "default": 30}},
+    "verify": {
+        "label": "Verify TLS",
+        "description": "true, false, or the path of a CA bundle.",
+        "schema": {"type": ["string", "null"], "default": "true"},
+    },
+    "max_retries": {"label": "Max retries", "schema": {"type": ["integer", "null"], "default": 5}},
+    "max_retry_wait": {
+        "label": "Max retry wait (s)",
+        "description": "A wait longer than this raises BridgeRateLimitError so Airflow retries the task "
+        "later instead of the task sleeping in a worker slot.",
+        "schema": {"type": ["number", "null"], "default": 60},
+    },
+    "page_size": {"label": "Page size", "schema": {"type": ["integer", "null"]}},
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's metadata (validated by Airflow against provider_info.schema.json)."""
+    return {
+        "package-name": "airflow-provider-bridge",
+        "name": "Bridge (ServiceBridge, Third-Party Manager, Bridgit Bench)",
+        "description": "Rate-limited hooks, entity operators, change sensors and local sandboxes for "
+        "ServiceBridge, Third-Party Manager and Bridgit Bench.",
+        "versions": [__version__],
+        "integrations": [
+            {"integration-name": "Bridgit Bench", "external-doc-url": "https://bench.gobridgit.com",
+             "tags": ["service"]},
+        ],
+        "hooks": [
+            {"integration-name": "Bridgit Bench",
+             "python-modules": ["airflow_provider_bridge.hooks.bridgit_bench"]},
+        ],
+        "operators": [
+            {"integration-name": "Bridgit Bench",
+             "python-modules": ["airflow_provider_bridge.operators.entity",
+                                "airflow_provider_bridge.operators.bridgit_bench"]},
+        ],
+        "sensors": [
+            {"integration-name": "Bridgit Bench", "python-modules": ["airflow_provider_bridge.sensors.entity"]},
+        ],
+        "connection-types": [
+            {
+                "connection-type": "bridgit_bench",
+                "hook-class-name": "airflow_provider_bridge.hooks.bridgit_bench.BridgitBenchHook",
+                "hook-name": "Bridgit Bench",
+                "conn-fields": {
+                    "account_id": {
+                        "label": "Account ID",
+                        "description": "The Bridgit account id. Empty: found through GET /rp/api/v1/Accounts "
+                        "when the service account reaches exactly one account.",
+                        "schema": {"type": ["integer", "null"]},
+                    },
+                    **_COMMON_FIELDS,
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {"host": "Base URL", "login": "Service account unique identifier",
+                                   "password": "Service account password"},
+                    "placeholders": {"host": "https://bench.gobridgit.com",
+                                     "login": "00000000-0000-0000-0000-000000000000"},
+                },
+            },
+        ],
+    }

@@ -1,0 +1,725 @@
+"""
+The shared base hook: one request path for every vendor.
+
+``request()`` = prepare credentials -> take a slot from every rate window (shared by all
+processes) -> attach credentials -> send with a pooled session and a timeout -> classify the
+outcome -> act on it as :mod:`airflow_provider_bridge.retry_policy` says (return, retry with
+full-jitter backoff, pause everyone on 429, re-authenticate once, or raise).
+
+Vendor hooks only describe their vendor: where entities live, how auth works, how pages,
+envelopes and errors look, and how changes are detected. None of them sends HTTP itself.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+import urllib3.exceptions
+
+from airflow.providers.common.compat.sdk import BaseHook
+from airflow_provider_bridge import __version__
+from airflow_provider_bridge.exceptions import (
+    BridgeAPIError,
+    BridgeAuthError,
+    BridgeConfigError,
+    BridgeConnectionError,
+    BridgeError,
+    BridgeOutcomeUnknownError,
+    BridgeRateLimitError,
+)
+from airflow_provider_bridge.hooks.paging import Pager, SinglePage
+from airflow_provider_bridge.retry_policy import (
+    Action,
+    Outcome,
+    action_for,
+    outcome_for_status,
+    parse_retry_after,
+)
+from airflow_provider_bridge.state.backend import get_state_backend
+from airflow_provider_bridge.state.credentials import CredentialStore
+from airflow_provider_bridge.state.limiter import RateLimiter, normalize_windows
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    from airflow_provider_bridge.hooks.auth import BridgeAuth
+    from airflow_provider_bridge.state.backend import StateBackend
+
+log = logging.getLogger(__name__)
+
+_QUERY_RE = re.compile(r"\?[^\s'\")]*")
+
+
+def strip_query(text: str) -> str:
+    """Remove query strings (which may carry a session key) from any text about a URL."""
+    return _QUERY_RE.sub("?<query hidden>", text)
+
+
+@dataclass(frozen=True)
+class ErrorDetails:
+    """What a vendor said about a failed call, in its own words."""
+
+    code: str | None = None
+    message: str | None = None
+    field_errors: list[tuple[str | None, str]] = field(default_factory=list)
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """A connection's fields, validated; built before any request is sent."""
+
+    conn_id: str
+    conn_type: str
+    base_url: str
+    login: str | None
+    password: str | None
+    extras: dict[str, Any]
+    rate_limits: list[tuple[int, float]]
+    rate_limit_margin: float
+    timeout: float
+    verify: bool | str
+    max_retries: int
+    max_retry_wait: float
+    page_size: int | None
+
+
+class _RetryableAttempt(Exception):
+    """One attempt failed in a way the policy retries; carries what the final error needs."""
+
+    def __init__(self, outcome: Outcome, *, wait: float | None, final: BridgeError) -> None:
+        super().__init__(outcome.value)
+        self.outcome = outcome
+        self.wait = wait
+        self.final = final
+
+
+def _extra_value(extras: dict[str, Any], conn_type: str, name: str) -> Any:
+    """An extra under its bare name or the UI's ``extra__<conn_type>__<name>`` form."""
+    for key in (name, f"extra__{conn_type}__{name}"):
+        value = extras.get(key)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _number(conn_id: str, name: str, value: Any, default: float, *, integer: bool = False,
+            minimum: float = 0) -> Any:
+    if value is None:
+        return default
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(value) if integer else float(value)
+        if integer and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+    except (TypeError, ValueError):
+        kind = "an integer" if integer else "a number"
+        raise BridgeConfigError(
+            f"Connection {conn_id!r}: extra '{name}' must be {kind}, got {value!r}"
+        ) from None
+    if number < minimum:
+        raise BridgeConfigError(f"Connection {conn_id!r}: extra '{name}' must be >= {minimum}, got {value!r}")
+    return number
+
+
+class BridgeBaseHook(BaseHook):
+    """
+    Base of every vendor hook: configuration, rate limits, authentication, retries and the
+    entity interface shared by all vendors.
+
+    Subclasses set the class attributes and override the vendor hooks marked below.
+
+    :param conn_id: the Airflow connection id.
+    """
+
+    conn_type: ClassVar[str]
+    conn_name_attr: ClassVar[str]
+    default_conn_name: ClassVar[str]
+    hook_name: ClassVar[str]
+
+    #: the vendor's public base URL, used when the connection has no host (None: host required)
+    default_host: ClassVar[str | None] = None
+    #: ``[[requests, seconds], ...]`` used when the connection sets no ``rate_limits``
+    default_rate_limits: ClassVar[list[list[float]]] = [[5, 1]]
+    default_page_size: ClassVar[int] = 100
+    #: human names of login/password, for error messages (None: the field is optional)
+    login_label: ClassVar[str | None] = "login"
+    password_label: ClassVar[str | None] = "password"
+    #: seconds to pause everyone after a 429 without Retry-After (None: jittered backoff)
+    default_throttle_wait: ClassVar[float | None] = None
+    #: backoff base and cap (seconds) for full-jitter exponential retries
+    backoff_base: ClassVar[float] = 0.5
+    backoff_cap: ClassVar[float] = 30.0
+
+    def __init__(self, conn_id: str | None = None, *, state_backend: StateBackend | None = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        self._state_backend = state_backend
+
+    # ------------------------------------------------------------------------------------
+    # configuration
+    # ------------------------------------------------------------------------------------
+    @cached_property
+    def config(self) -> ConnectionConfig:
+        """The validated connection (read once per hook)."""
+        conn = self.get_connection(self.conn_id)
+        if conn.conn_type and conn.conn_type != self.conn_type:
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r} has conn_type {conn.conn_type!r}; {type(self).__name__} "
+                f"expects {self.conn_type!r}"
+            )
+        try:
+            extras = dict(conn.extra_dejson or {})
+        except Exception:
+            raise BridgeConfigError(f"Connection {self.conn_id!r}: 'extra' is not a JSON object") from None
+        return self._build_config(conn.host, conn.schema, conn.port, conn.login, conn.password, extras)
+
+    def _build_config(self, host: str | None, schema: str | None, port: int | None, login: str | None,
+                      password: str | None, extras: dict[str, Any]) -> ConnectionConfig:
+        cid, ctype = self.conn_id, self.conn_type
+        base_url = (host or self.default_host or "").strip()
+        if not base_url:
+            raise BridgeConfigError(f"Connection {cid!r}: field 'host' is required (the vendor's base URL)")
+        if "://" not in base_url:
+            base_url = f"{schema or 'https'}://{base_url}"
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise BridgeConfigError(
+                f"Connection {cid!r}: field 'host' must be a URL like https://example.com, got {host!r}"
+            )
+        if port and not parts.port:
+            base_url = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
+        base_url = base_url.rstrip("/")
+        if self.login_label and not login:
+            raise BridgeConfigError(f"Connection {cid!r}: field 'login' is required ({self.login_label})")
+        if self.password_label and not password:
+            raise BridgeConfigError(f"Connection {cid!r}: field 'password' is required ({self.password_label})")
+
+        raw_limits = _extra_value(extras, ctype, "rate_limits")
+        if isinstance(raw_limits, str):
+            try:
+                raw_limits = jsonlib.loads(raw_limits)
+            except ValueError:
+                raise BridgeConfigError(
+                    f"Connection {cid!r}: extra 'rate_limits' is not valid JSON: {raw_limits!r}"
+                ) from None
+        rate_limits = normalize_windows(
+            raw_limits if raw_limits is not None else self.default_rate_limits,
+            field=f"Connection {cid!r}: extra 'rate_limits'",
+        )
+        verify: Any = _extra_value(extras, ctype, "verify")
+        if verify is None:
+            verify = True
+        elif isinstance(verify, str) and verify.lower() in ("true", "false"):
+            verify = verify.lower() == "true"
+        elif not isinstance(verify, (bool, str)):
+            raise BridgeConfigError(
+                f"Connection {cid!r}: extra 'verify' must be true, false or a CA bundle path, got {verify!r}"
+            )
+        page_size = _extra_value(extras, ctype, "page_size")
+        return ConnectionConfig(
+            conn_id=cid,
+            conn_type=ctype,
+            base_url=base_url,
+            login=login,
+            password=password,
+            extras=extras,
+            rate_limits=rate_limits,
+            rate_limit_margin=_number(cid, "rate_limit_margin", _extra_value(extras, ctype, "rate_limit_margin"),
+                                      0.05),
+            timeout=_number(cid, "timeout", _extra_value(extras, ctype, "timeout"), 30.0, minimum=0.001),
+            verify=verify,
+            max_retries=_number(cid, "max_retries", _extra_value(extras, ctype, "max_retries"), 5, integer=True),
+            max_retry_wait=_number(cid, "max_retry_wait", _extra_value(extras, ctype, "max_retry_wait"), 60.0),
+            page_size=None if page_size is None else _number(cid, "page_size", page_size, 0, integer=True,
+                                                             minimum=1),
+        )
+
+    def extra(self, name: str) -> Any:
+        """A connection extra by its bare name (or the UI's prefixed form), None when unset."""
+        return _extra_value(self.config.extras, self.conn_type, name)
+
+    # ------------------------------------------------------------------------------------
+    # shared state
+    # ------------------------------------------------------------------------------------
+    @cached_property
+    def state_backend(self) -> StateBackend:
+        """The backend holding rate windows and credentials (``[bridge] state_backend``)."""
+        return self._state_backend or get_state_backend()
+
+    @property
+    def account_key(self) -> str:
+        """What the vendor counts and authenticates: the same for two connections to one account."""
+        return f"{self.conn_type}|{self.config.base_url}|{self.config.login or ''}"
+
+    @cached_property
+    def limiter(self) -> RateLimiter:
+        """The connection's rate windows, shared by every process."""
+        return RateLimiter(self.state_backend, self.account_key, self.config.rate_limits,
+                           margin=self.config.rate_limit_margin)
+
+    @cached_property
+    def credential_store(self) -> CredentialStore:
+        """The account's credentials, shared by every process."""
+        return CredentialStore(self.state_backend, self.account_key)
+
+    @cached_property
+    def auth(self) -> BridgeAuth:
+        """The authentication object of this vendor and connection."""
+        return self.build_auth()
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """A pooled HTTP session (one per hook)."""
+        session = requests.Session()
+        session.headers["User-Agent"] = f"airflow-provider-bridge/{__version__}"
+        return session
+
+    def get_conn(self) -> requests.Session:
+        """Return the pooled HTTP session."""
+        return self.session
+
+    # ------------------------------------------------------------------------------------
+    # vendor hooks: override in subclasses
+    # ------------------------------------------------------------------------------------
+    def build_auth(self) -> BridgeAuth:
+        """Return the vendor's authentication object."""
+        raise NotImplementedError
+
+    def entity_path(self, entity: str, entity_id: str | int | None = None) -> str:
+        """The request path of an entity collection or of one record."""
+        raise NotImplementedError
+
+    def pager_for(self, entity: str) -> Pager:
+        """How the entity's listing pages."""
+        return SinglePage()
+
+    def default_list_params(self, entity: str) -> dict[str, Any]:
+        """Query parameters a listing needs so it does not hide records (the caller's win)."""
+        return {}
+
+    def records_from(self, response: requests.Response) -> list[dict[str, Any]]:
+        """The records of one list page."""
+        body = self.json_body(response)
+        if not isinstance(body, list):
+            raise self._unexpected(response, "a JSON array")
+        return body
+
+    def record_from(self, response: requests.Response) -> dict[str, Any]:
+        """The record in a single-entity answer."""
+        body = self.json_body(response)
+        if not isinstance(body, dict):
+            raise self._unexpected(response, "a JSON object")
+        return body
+
+    def write_body(self, entity: str, data: dict[str, Any]) -> Any:
+        """The JSON body sent for a create or update of ``data``."""
+        return data
+
+    def update_method(self, entity: str) -> str:
+        """The HTTP method of a partial update."""
+        return "PATCH"
+
+    def natural_key(self, entity: str) -> str | None:
+        """The field that identifies a record of ``entity`` uniquely at the vendor, if any."""
+        return None
+
+    def match_params(self, entity: str, match: dict[str, Any]) -> dict[str, Any]:
+        """Server-side filters that narrow a search for records equal to ``match``."""
+        return {}
+
+    def classify_response(self, response: requests.Response) -> Outcome:
+        """Classify an HTTP answer (vendors with envelopes refine this)."""
+        return outcome_for_status(response.status_code, "Retry-After" in response.headers)
+
+    def parse_error(self, response: requests.Response) -> ErrorDetails:
+        """The vendor's error code, message, field errors and request id."""
+        return ErrorDetails()
+
+    def test_path(self) -> str:
+        """A cheap authenticated GET for :meth:`test_connection`."""
+        raise NotImplementedError
+
+    def changed_since(
+        self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Records of ``entity`` changed after ``since``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------
+    # the request path
+    # ------------------------------------------------------------------------------------
+    def url_for(self, path: str) -> str:
+        """Absolute URL of a path below the connection's host."""
+        return f"{self.config.base_url}/{path.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        authenticate: bool = True,
+        idempotent: bool | None = None,
+    ) -> requests.Response:
+        """
+        Send one logical call through the shared path: limit, authenticate, send, classify, retry.
+
+        :param method: HTTP method.
+        :param path: path below the connection's host (e.g. ``/rp/api/v1/Accounts``).
+        :param params: query parameters.
+        :param json: a JSON body.
+        :param data: a form body.
+        :param headers: extra headers.
+        :param authenticate: False for the calls that obtain credentials.
+        :param idempotent: override whether resending is safe (default: by method).
+        :return: the successful response.
+        :raises BridgeAPIError: the vendor answered with an error.
+        :raises BridgeRateLimitError: the limit could not be honoured within ``max_retry_wait``.
+        :raises BridgeOutcomeUnknownError: a POST may or may not have been applied.
+        """
+        method = method.upper()
+        url = self.url_for(path)
+        shown = f"{method} {urlsplit(url).path}"
+        cfg = self.config
+        attempt_no = 0
+
+        def wait(retry_state: tenacity.RetryCallState) -> float:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            if isinstance(exc, _RetryableAttempt) and exc.wait is not None:
+                return exc.wait
+            return self._backoff(retry_state.attempt_number)
+
+        def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
+            log.warning("%s: %s on attempt %d; retrying in %.2fs", shown,
+                        exc.outcome.value if isinstance(exc, _RetryableAttempt) else exc,
+                        retry_state.attempt_number, sleep)
+
+        def attempt() -> requests.Response:
+            nonlocal attempt_no
+            attempt_no += 1
+            return self._attempt(method, url, shown, attempt_no, params=params, json=json, data=data,
+                                 headers=headers, authenticate=authenticate, idempotent=idempotent)
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(cfg.max_retries + 1),
+            wait=wait,
+            retry=tenacity.retry_if_exception_type(_RetryableAttempt),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _RetryableAttempt as last:
+            raise last.final from None
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        shown: str,
+        attempt_no: int,
+        *,
+        params: dict[str, Any] | None,
+        json: Any,
+        data: Any,
+        headers: dict[str, str] | None,
+        authenticate: bool,
+        idempotent: bool | None,
+    ) -> requests.Response:
+        cfg = self.config
+        reauthenticated = False
+        while True:
+            credentials = self.auth.prepare() if authenticate else None
+            self.limiter.acquire(cfg.max_retry_wait)
+            send_headers = dict(headers or {})
+            send_params = dict(params or {})
+            if credentials is not None:
+                self.auth.apply(credentials, send_headers, send_params)
+            response: requests.Response | None = None
+            try:
+                response = self.session.request(
+                    method, url, params=send_params or None, json=json, data=data, headers=send_headers,
+                    timeout=cfg.timeout, verify=cfg.verify,
+                )
+                outcome = self.classify_response(response)
+                error: BridgeError | None = None
+            except requests.RequestException as exc:
+                outcome = classify_exception(exc)
+                error = BridgeConnectionError(f"{shown}: {type(exc).__name__}: {strip_query(str(exc))}")
+            action = action_for(method, outcome, idempotent=idempotent)
+            log.debug("%s attempt %d: %s -> %s", shown, attempt_no, outcome.value, action.value)
+
+            if action is Action.RETURN:
+                assert response is not None
+                return response
+            if response is not None:
+                error = self.error_from_response(response, method)
+            assert error is not None
+            if action is Action.REAUTH:
+                if authenticate and not reauthenticated:
+                    log.info("%s: credentials refused (%s); renewing them once", shown, outcome.value)
+                    self.auth.recover(credentials)
+                    reauthenticated = True
+                    continue
+                raise error
+            if action is Action.THROTTLE:
+                assert response is not None
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                pause = retry_after if retry_after is not None else self.default_throttle_wait
+                if pause is None:
+                    pause = self._backoff(attempt_no)
+                if pause > cfg.max_retry_wait:
+                    raise BridgeRateLimitError(
+                        f"{shown}: throttled by the vendor (HTTP {response.status_code}) for {pause:.0f}s, "
+                        f"longer than max_retry_wait={cfg.max_retry_wait:g}s; retry the task later",
+                        wait_seconds=pause,
+                    )
+                log.warning("%s: throttled (HTTP %d); pausing every worker of this account for %.2fs",
+                            shown, response.status_code, pause)
+                self.limiter.pause_all(pause)
+                raise _RetryableAttempt(outcome, wait=0.0, final=BridgeRateLimitError(
+                    f"{shown}: still throttled after {attempt_no} attempts", wait_seconds=pause))
+            if action is Action.RETRY:
+                retry_after = None if response is None else parse_retry_after(response.headers.get("Retry-After"))
+                if retry_after is not None and retry_after > cfg.max_retry_wait:
+                    raise BridgeRateLimitError(
+                        f"{shown}: the vendor asked to retry in {retry_after:.0f}s, longer than "
+                        f"max_retry_wait={cfg.max_retry_wait:g}s", wait_seconds=retry_after)
+                raise _RetryableAttempt(outcome, wait=retry_after, final=error)
+            if action is Action.UNKNOWN:
+                raise BridgeOutcomeUnknownError(
+                    f"The outcome is unknown ({outcome.value}: {error}); the request may have been applied",
+                    method=method, path=urlsplit(url).path, sent=json if json is not None else None,
+                ) from None
+            raise error
+
+    def _backoff(self, attempt_no: int) -> float:
+        """Full-jitter exponential backoff (tenacity's ``wait_random_exponential``)."""
+        state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
+        state.attempt_number = attempt_no
+        jitter = tenacity.wait_random_exponential(multiplier=self.backoff_base, max=self.backoff_cap)
+        return float(jitter(state))
+
+    def error_from_response(self, response: requests.Response, method: str) -> BridgeAPIError:
+        """Build the exception for a failed answer, with the vendor's details and no secrets."""
+        try:
+            details = self.parse_error(response)
+        except Exception:
+            details = ErrorDetails()
+        status = response.status_code
+        cls = BridgeAuthError if status in (401, 403) else BridgeAPIError
+        reason = response.reason or ""
+        return cls(
+            f"{self.hook_name} call failed: {status} {reason}".strip(),
+            status_code=status,
+            method=method,
+            path=urlsplit(response.request.url if response.request else "").path or None,
+            error_code=details.code,
+            vendor_message=details.message,
+            field_errors=details.field_errors,
+            request_id=details.request_id,
+        )
+
+    def json_body(self, response: requests.Response) -> Any:
+        """The JSON body of a successful answer, or a clear error when it is not JSON."""
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise self._unexpected(response, "JSON") from None
+
+    def _unexpected(self, response: requests.Response, expected: str) -> BridgeAPIError:
+        snippet = strip_query(response.text[:200]) if response.text else "<empty>"
+        return BridgeAPIError(
+            f"{self.hook_name} answered with something other than {expected}: {snippet!r}",
+            status_code=response.status_code,
+            method=response.request.method if response.request else None,
+            path=urlsplit(response.request.url if response.request else "").path or None,
+        )
+
+    # ------------------------------------------------------------------------------------
+    # the entity interface (same for every vendor)
+    # ------------------------------------------------------------------------------------
+    def _check_entity(self, entity: Any) -> str:
+        if not isinstance(entity, str) or not entity.strip():
+            raise BridgeConfigError(f"entity: expected a resource path such as 'projects', got {entity!r}")
+        if entity.startswith("/") or "?" in entity or "#" in entity or any(c.isspace() for c in entity) \
+                or ".." in entity.split("/") or "//" in entity:
+            raise BridgeConfigError(
+                f"entity: expected a relative resource path without query string, leading slash or spaces "
+                f"(e.g. 'projects' or 'projects/42/roles'), got {entity!r}"
+            )
+        return entity.strip("/")
+
+    def _check_id(self, entity_id: Any, name: str = "entity_id") -> str:
+        if isinstance(entity_id, bool) or not isinstance(entity_id, (str, int)) or str(entity_id).strip() == "":
+            raise BridgeConfigError(f"{name}: expected a record id (string or integer), got {entity_id!r}")
+        text = str(entity_id).strip()
+        if any(c in text for c in "/?#") or any(c.isspace() for c in text):
+            raise BridgeConfigError(f"{name}: a record id may not contain '/', '?', '#' or spaces: {entity_id!r}")
+        return text
+
+    def _check_data(self, data: Any, *, allow_empty: bool = False) -> dict[str, Any]:
+        if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+            raise BridgeConfigError(f"data: expected a JSON object (dict of field -> value), got {type(data).__name__}")
+        if not data and not allow_empty:
+            raise BridgeConfigError("data: expected at least one field, got an empty dict")
+        try:
+            jsonlib.dumps(data)
+        except (TypeError, ValueError) as exc:
+            raise BridgeConfigError(f"data: not JSON-serializable: {exc}") from None
+        return data
+
+    def list_entities(
+        self, entity: str, params: dict[str, Any] | None = None, *, page_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """
+        Stream every record of ``entity``, page by page (only one page is held at a time).
+
+        :param entity: the resource path, e.g. ``projects``.
+        :param params: query filters; they override the vendor defaults (e.g. ``state=All``).
+        :param page_size: records per page (default: connection's ``page_size``, else the vendor's).
+        """
+        entity = self._check_entity(entity)
+        if params is not None and not isinstance(params, dict):
+            raise BridgeConfigError(f"params: expected a dict of query parameters, got {type(params).__name__}")
+        if page_size is not None and (isinstance(page_size, bool) or not isinstance(page_size, int)
+                                      or page_size < 1):
+            raise BridgeConfigError(f"page_size: expected a positive integer, got {page_size!r}")
+        size = page_size or self.config.page_size or self.default_page_size
+        merged = {**self.default_list_params(entity), **(params or {})}
+        path = self.entity_path(entity)
+        total = pages = 0
+        for records in self.pager_for(entity).pages(self, path, merged, size):
+            pages += 1
+            total += len(records)
+            yield from records
+        log.info("Listed %d %s record(s) in %d page(s)", total, entity, pages)
+
+    def get_entity(self, entity: str, entity_id: str | int) -> dict[str, Any]:
+        """Return one record."""
+        path = self.entity_path(self._check_entity(entity), self._check_id(entity_id))
+        return self.record_from(self.request("GET", path))
+
+    def create_entity(self, entity: str, data: dict[str, Any]) -> dict[str, Any]:
+        """
+        Create a record and return it as the vendor stored it.
+
+        A create is sent again only when it provably was not processed. After an ambiguous
+        failure (read timeout, dropped connection, 5xx), it is reconciled by the entity's
+        natural key when it has one (found: return it; absent: send again); otherwise
+        :class:`BridgeOutcomeUnknownError` is raised with what was sent.
+        """
+        entity = self._check_entity(entity)
+        data = self._check_data(data)
+        path = self.entity_path(entity)
+        key = self.natural_key(entity)
+        key_value = data.get(key) if key else None
+        was_ambiguous = False
+        for _ in range(self.config.max_retries + 1):
+            try:
+                return self.record_from(self.request("POST", path, json=self.write_body(entity, data)))
+            except BridgeOutcomeUnknownError:
+                if key is None or key_value in (None, ""):
+                    raise
+                found = self.find_entities(entity, {key: key_value})
+                if found:
+                    log.warning("Create of %s had an unknown outcome; found it by %s, not creating again",
+                                entity, key)
+                    return found[0]
+                log.warning("Create of %s had an unknown outcome and no record with that %s exists; "
+                            "sending it again", entity, key)
+                was_ambiguous = True
+            except BridgeAPIError as exc:
+                if was_ambiguous and exc.status_code == 409 and key is not None:
+                    found = self.find_entities(entity, {key: key_value})
+                    if found:
+                        log.warning("Create of %s was applied by an earlier attempt; returning it", entity)
+                        return found[0]
+                raise
+        raise BridgeOutcomeUnknownError(
+            f"Create of {entity} kept failing ambiguously", method="POST", path=path, sent=data
+        )
+
+    def update_entity(self, entity: str, entity_id: str | int, data: dict[str, Any]) -> dict[str, Any]:
+        """Change only the given fields of a record; return the updated record."""
+        entity = self._check_entity(entity)
+        path = self.entity_path(entity, self._check_id(entity_id))
+        data = self._check_data(data)
+        response = self.request(self.update_method(entity), path, json=self.write_body(entity, data))
+        body = self.json_body(response)
+        return body if isinstance(body, dict) else self.get_entity(entity, entity_id)
+
+    def delete_entity(self, entity: str, entity_id: str | int) -> None:
+        """Delete (or, where the vendor only deactivates, deactivate) a record."""
+        path = self.entity_path(self._check_entity(entity), self._check_id(entity_id))
+        self.request("DELETE", path)
+
+    def find_entities(self, entity: str, match: dict[str, Any], params: dict[str, Any] | None = None
+                      ) -> list[dict[str, Any]]:
+        """
+        Records whose fields equal every item of ``match`` (compared exactly; strings
+        case-insensitively), narrowed server-side where the vendor has a filter.
+        """
+        entity = self._check_entity(entity)
+        if not isinstance(match, dict) or not match:
+            raise BridgeConfigError(f"match_on: expected at least one field to match on, got {match!r}")
+
+        def same(a: Any, b: Any) -> bool:
+            if isinstance(a, str) and isinstance(b, str):
+                return a.strip().casefold() == b.strip().casefold()
+            return bool(a == b)
+
+        query = {**self.match_params(entity, match), **(params or {})}
+        return [r for r in self.list_entities(entity, query)
+                if all(same(r.get(k), v) for k, v in match.items())]
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated call; ``(True, message)`` when it works."""
+        try:
+            self.request("GET", self.test_path())
+        except BridgeError as exc:
+            return False, str(exc)
+        except Exception as exc:  # the UI shows this message; never let a secret through
+            return False, strip_query(f"{type(exc).__name__}: {exc}")
+        return True, f"Connected to {self.hook_name} at {self.config.base_url}"
+
+
+def classify_exception(exc: requests.RequestException) -> Outcome:
+    """Classify a transport failure: was the request provably not sent?"""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return Outcome.NOT_SENT
+    if isinstance(exc, requests.exceptions.SSLError):
+        text = str(exc).lower()
+        return Outcome.CONFIG_ERROR if "certificate verify failed" in text else Outcome.NOT_SENT
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return Outcome.READ_TIMEOUT
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        inner = getattr(reason, "reason", reason)
+        if isinstance(inner, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+                              urllib3.exceptions.NameResolutionError)):
+            return Outcome.NOT_SENT
+        return Outcome.DROPPED
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema)):
+        return Outcome.CONFIG_ERROR
+    return Outcome.DROPPED

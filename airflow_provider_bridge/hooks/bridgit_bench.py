@@ -1,0 +1,391 @@
+"""
+Bridgit Bench: construction workforce planning (projects, persons, project roles).
+
+What is particular to this vendor (see ``shared/vendors/bridgit-bench.md``):
+
+* **One session per service account.** A new sign-in may kill the session another process is
+  using, so every process of every worker shares one session through the credential store:
+  sign in only when none is stored, refresh (single-use refresh token, rotated) before expiry,
+  and on a 401 re-read the store, then refresh, then sign in. Never sign out at task end.
+* Account-scoped paths ``/rp/api/v1/accounts/{accountId}/...`` with the spec's casing
+  (``Projects``, ``Persons``, lowercase ``projects/{id}/roles``).
+* ``offset``/``limit`` paging with a ``query-has-more`` header; roles are not paged.
+* Listings hide records by default (persons: Active only; roles: Operations only): we pass
+  ``state=All`` / ``type=All`` unless the caller gives their own filter.
+* No modified-since filter: projects and persons are scanned for ``lastModifiedOn``; roles have
+  no timestamp, so their changes come from the account's activity feed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_bridge.exceptions import (
+    BridgeAPIError,
+    BridgeConfigError,
+    BridgeError,
+    BridgeNotSupportedError,
+    BridgeOutcomeUnknownError,
+    BulkCreateError,
+)
+from airflow_provider_bridge.hooks.auth import SharedTokenAuth
+from airflow_provider_bridge.hooks.base import BridgeBaseHook, ErrorDetails
+from airflow_provider_bridge.hooks.paging import OffsetLimitPager, Pager, SinglePage
+from airflow_provider_bridge.state.credentials import mask
+from airflow_provider_bridge.timestamps import coerce_since, isoformat_z, parse_timestamp
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    import requests
+
+log = logging.getLogger(__name__)
+
+API_ROOT = "/rp/api/v1"
+_ROLES = re.compile(r"^projects/(\d+)/roles$", re.IGNORECASE)
+#: fields of RoleUpdateRequest that a role read can give back (for partial updates over PUT)
+_ROLE_UPDATE_FIELDS = (
+    "name", "taskId", "startDate", "endDate", "skillSet", "note", "categoryId", "billable",
+    "allocations", "roleTagIds", "assignmentBreakdownBy", "startTime", "endTime", "workDays",
+)
+#: the activity feed's page size cap (spec: limit 1..50)
+ACTIVITY_PAGE_SIZE = 50
+
+
+class BridgitSessionAuth(SharedTokenAuth):
+    """
+    Bridgit's sign-in / single-use refresh flow, shared by every process of the account.
+
+    :param hook: the hook whose request path sends the sign-in and refresh calls.
+    """
+
+    def __init__(self, hook: BridgitBenchHook) -> None:
+        super().__init__(hook.credential_store)
+        self.hook = hook
+
+    def obtain(self) -> dict[str, Any]:
+        cfg = self.hook.config
+        response = self.hook.request(
+            "POST", "/auth/signin", data={"username": cfg.login, "password": cfg.password},
+            authenticate=False, idempotent=True,  # a lost sign-in is only replaced by the next one
+        )
+        return self._token_record(response)
+
+    def renew(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        response = self.hook.request(
+            "POST", "/auth/token",
+            data={"grant_type": "refresh_token", "refresh_token": record["refresh_token"]},
+            authenticate=False, idempotent=False,  # single-use: never resend after an ambiguous failure
+        )
+        return self._token_record(response)
+
+    def _token_record(self, response: requests.Response) -> dict[str, Any]:
+        body = self.hook.json_body(response)
+        if not isinstance(body, dict):
+            raise BridgeAPIError("Bridgit sign-in answer is not a JSON object", status_code=response.status_code)
+        access, refresh = body.get("access_token"), body.get("refresh_token")
+        mask(access)
+        mask(refresh)
+        if not isinstance(access, str) or not access:
+            raise BridgeAPIError("Bridgit sign-in answer has no access_token", status_code=response.status_code)
+        expires_at: float | None = None
+        if isinstance(body.get("expiry"), str):
+            try:
+                expires_at = parse_timestamp(body["expiry"]).timestamp()
+            except ValueError:
+                log.warning("Bridgit token expiry %r is not a timestamp; refreshing on 401 only", body["expiry"])
+        return {
+            "access_token": access,
+            "refresh_token": refresh if isinstance(refresh, str) and refresh else None,
+            "expires_at": expires_at,
+            "issued_at": time.time(),
+        }
+
+
+class BridgitBenchHook(BridgeBaseHook):
+    """
+    Hook for the Bridgit Bench API.
+
+    Connection: ``host`` (default ``https://bench.gobridgit.com``), ``login`` = the service
+    account's unique identifier, ``password`` = its password; extras ``account_id`` (found
+    through ``GET /rp/api/v1/Accounts`` when absent and exactly one account is reachable),
+    ``rate_limits`` (default ``[[5, 1]]``: the vendor publishes none), ``timeout``, ``verify``,
+    ``max_retries``, ``max_retry_wait``, ``page_size`` (default 1000).
+
+    .. code-block:: python
+
+        hook = BridgitBenchHook(bridgit_bench_conn_id="bridgit_bench_default")
+        project = hook.create_entity("projects", {"name": "Ahrens Lofts", "type": "Awarded"})
+        roles = hook.bulk_create_roles(project["id"], [{"name": "Project Engineer"}] * 3)
+        for person in hook.list_entities("persons"):
+            ...
+
+    :param bridgit_bench_conn_id: the Airflow connection id.
+    """
+
+    conn_type = "bridgit_bench"
+    conn_name_attr = "bridgit_bench_conn_id"
+    default_conn_name = "bridgit_bench_default"
+    hook_name = "Bridgit Bench"
+
+    default_host = "https://bench.gobridgit.com"
+    default_rate_limits = [[5, 1]]
+    default_page_size = 1000
+    login_label = "the service account's unique identifier"
+    password_label = "the service account's password"
+
+    def __init__(self, bridgit_bench_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(bridgit_bench_conn_id, **kwargs)
+
+    # -- configuration ----------------------------------------------------------------------
+    @cached_property
+    def configured_account_id(self) -> int | None:
+        """The ``account_id`` extra, validated (None when absent)."""
+        raw = self.extra("account_id")
+        if raw is None:
+            return None
+        if isinstance(raw, bool) or not re.fullmatch(r"\d+", str(raw).strip()) or int(str(raw).strip()) <= 0:
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra 'account_id' must be a positive integer "
+                f"(the Bridgit account id), got {raw!r}"
+            )
+        return int(str(raw).strip())
+
+    @cached_property
+    def account_id(self) -> int:
+        """The account id: from the connection, else the one account the caller can reach."""
+        if self.configured_account_id is not None:
+            return self.configured_account_id
+        accounts = self.records_from(self.request("GET", f"{API_ROOT}/Accounts"))
+        if len(accounts) != 1:
+            names = ", ".join(f"{a.get('id')} ({a.get('name')})" for a in accounts[:10])
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra 'account_id' is not set and this service account "
+                f"reaches {len(accounts)} accounts{': ' + names if names else ''}; set account_id"
+            )
+        account_id = int(accounts[0]["id"])
+        log.info("Using Bridgit account %s (the only one this service account reaches)", account_id)
+        return account_id
+
+    def build_auth(self) -> BridgitSessionAuth:
+        """Bridgit's shared session (sign in once, refresh with single-use tokens)."""
+        self.configured_account_id  # noqa: B018 - validate before any request
+        return BridgitSessionAuth(self)
+
+    # -- where entities live ------------------------------------------------------------------
+    @staticmethod
+    def spec_casing(entity: str) -> str:
+        """Apply the spec's letter casing: ``Projects``, ``Persons``, ``projects/{id}/roles``."""
+        segments = entity.split("/")
+        head = segments[0].lower()
+        if head == "persons":
+            segments[0] = "Persons"
+        elif head == "projects":
+            sub = segments[2].lower() if len(segments) > 2 else None
+            segments[0] = "projects" if sub in ("roles", "allocations", "hourly-allocations", "tasks") else "Projects"
+            if sub == "allocations":
+                segments[2] = "Allocations"
+            elif sub is not None:
+                segments[2] = sub
+        return "/".join(segments)
+
+    def entity_path(self, entity: str, entity_id: str | int | None = None) -> str:
+        path = f"{API_ROOT}/accounts/{self.account_id}/{self.spec_casing(entity)}"
+        return path if entity_id is None else f"{path}/{entity_id}"
+
+    def pager_for(self, entity: str) -> Pager:
+        return SinglePage() if _ROLES.match(entity) else OffsetLimitPager()
+
+    def default_list_params(self, entity: str) -> dict[str, Any]:
+        head = entity.split("/")[0].lower()
+        if _ROLES.match(entity):
+            return {"type": "All"}
+        if head == "persons" and "/" not in entity:
+            return {"state": "All"}
+        if entity.lower().endswith("/allocations"):
+            return {"type": "All", "personstate": "All"}
+        return {}
+
+    def update_method(self, entity: str) -> str:
+        return "PUT" if entity.lower().split("/")[-1] == "roles" else "PATCH"
+
+    def natural_key(self, entity: str) -> str | None:
+        return {"projects": "name", "persons": "email"}.get(entity.lower())
+
+    def match_params(self, entity: str, match: dict[str, Any]) -> dict[str, Any]:
+        if entity.lower() == "projects" and isinstance(match.get("name"), str):
+            return {"name": match["name"]}
+        if entity.lower() == "persons" and isinstance(match.get("email"), str):
+            return {"email": match["email"]}
+        return {}
+
+    def parse_error(self, response: requests.Response) -> ErrorDetails:
+        try:
+            body = response.json()
+        except ValueError:
+            return ErrorDetails(message=response.text[:200] or None)
+        if not isinstance(body, dict):
+            return ErrorDetails()
+        errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+        codes = sorted({str(e.get("errorType") or e.get("errorCode")) for e in errors
+                        if e.get("errorType") or e.get("errorCode")})
+        return ErrorDetails(
+            code=",".join(codes) or None,
+            message=body.get("title"),
+            field_errors=[(e.get("field"), str(e.get("description") or "")) for e in errors],
+            request_id=body.get("requestUid"),
+        )
+
+    def test_path(self) -> str:
+        if self.configured_account_id is not None:
+            return f"{API_ROOT}/Accounts/{self.configured_account_id}"
+        return f"{API_ROOT}/Accounts"
+
+    # -- writes with vendor specifics ------------------------------------------------------
+    def update_entity(self, entity: str, entity_id: str | int, data: dict[str, Any]) -> dict[str, Any]:
+        """
+        Change only the given fields of a record.
+
+        Projects and persons use PATCH, which is partial. Roles only offer PUT, whose
+        replacement semantics the spec leaves open, so a role is read first and the given
+        fields are laid over what it has.
+        """
+        entity = self._check_entity(entity)
+        if self.update_method(entity) != "PUT":
+            return super().update_entity(entity, entity_id, data)
+        data = self._check_data(data)
+        current = self.get_entity(entity, entity_id)
+        merged = {k: current[k] for k in _ROLE_UPDATE_FIELDS if k in current}
+        merged.update(data)
+        path = self.entity_path(entity, self._check_id(entity_id))
+        body = self.json_body(self.request("PUT", path, json=merged))
+        return body if isinstance(body, dict) else self.get_entity(entity, entity_id)
+
+    def bulk_create_roles(
+        self, project_id: str | int, roles: list[dict[str, Any]], *, chunk_size: int = 100
+    ) -> list[dict[str, Any]]:
+        """
+        Create many roles on a project through ``roles/bulk``, in chunks.
+
+        :param project_id: the project's id.
+        :param roles: role objects (``BaseRoleRequest``: name, startDate, endDate, ...).
+        :param chunk_size: roles per request (1-1000).
+        :return: the created roles, in input order.
+        :raises BulkCreateError: a chunk failed; ``.created`` holds the roles created before it
+            and ``.remaining`` the inputs not known to be created (``.uncertain``: the chunk whose
+            outcome is unknown, to check before re-sending).
+        """
+        project = self._check_id(project_id, "project_id")
+        if not isinstance(roles, list) or not roles:
+            raise BridgeConfigError(f"roles: expected a non-empty list of role objects, got {roles!r:.100}")
+        bad = [i for i, r in enumerate(roles) if not isinstance(r, dict) or not r]
+        if bad:
+            raise BridgeConfigError(
+                f"roles: every item must be a non-empty object (dict); items {bad[:10]} are not"
+            )
+        for i, role in enumerate(roles):
+            self._check_data(role)  # JSON-serializable, string keys
+            if not all(isinstance(k, str) for k in role):
+                raise BridgeConfigError(f"roles[{i}]: keys must be strings")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 1 <= chunk_size <= 1000:
+            raise BridgeConfigError(f"chunk_size: expected an integer from 1 to 1000, got {chunk_size!r}")
+        path = self.entity_path(f"projects/{project}/roles") + "/bulk"
+        chunks = math.ceil(len(roles) / chunk_size)
+        log.info("Creating %d role(s) on project %s in %d request(s) of up to %d", len(roles), project,
+                 chunks, chunk_size)
+        created: list[dict[str, Any]] = []
+        for start in range(0, len(roles), chunk_size):
+            chunk = roles[start:start + chunk_size]
+            try:
+                result = self.records_from(self.request("POST", path, json=chunk))
+            except BridgeOutcomeUnknownError as exc:
+                raise BulkCreateError(f"Bulk role create on project {project}: chunk at {start} has an unknown "
+                                      f"outcome ({exc})", created=created, remaining=roles[start:],
+                                      uncertain=chunk) from None
+            except BridgeError as exc:
+                raise BulkCreateError(f"Bulk role create on project {project} failed at item {start}: {exc}",
+                                      created=created, remaining=roles[start:]) from exc
+            if len(result) != len(chunk):
+                raise BulkCreateError(
+                    f"Bulk role create on project {project}: sent {len(chunk)} roles, the answer holds "
+                    f"{len(result)}", created=created + result, remaining=roles[start:], uncertain=chunk)
+            created.extend(result)
+        return created
+
+    # -- changes ---------------------------------------------------------------------------
+    def activities(
+        self, since: datetime | str, *, project_ids: list[int] | None = None,
+        person_ids: list[int] | None = None, activity_types: list[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """
+        Stream the account's activity feed from ``since`` (the cheapest way to learn what changed).
+
+        :param since: only activities that happened after this time.
+        :param project_ids: up to 10 project ids (exclusive with ``person_ids``).
+        :param person_ids: up to 10 person ids.
+        :param activity_types: up to 25 activity type strings.
+        """
+        start = coerce_since(since)
+        if project_ids and person_ids:
+            raise BridgeConfigError("project_ids, person_ids: the activity feed takes one or the other, not both")
+        for name, ids, cap in (("project_ids", project_ids, 10), ("person_ids", person_ids, 10),
+                               ("activity_types", activity_types, 25)):
+            if ids is not None and (not isinstance(ids, list) or len(ids) > cap):
+                raise BridgeConfigError(f"{name}: expected a list of at most {cap} items, got {ids!r}")
+        predicates: dict[str, Any] = {"happenedFrom": isoformat_z(start)}
+        if project_ids:
+            predicates["projectIds"] = project_ids
+        if person_ids:
+            predicates["personIds"] = person_ids
+        if activity_types:
+            predicates["activityTypes"] = activity_types
+        pager = OffsetLimitPager(body={"predicates": predicates})
+        path = f"{API_ROOT}/accounts/{self.account_id}/activities/_filter"
+        for page in pager.pages(self, path, {}, ACTIVITY_PAGE_SIZE):
+            for item in page:
+                happened = item.get("happenedOn")
+                if isinstance(happened, str) and parse_timestamp(happened) <= start:
+                    continue
+                yield item
+
+    def changed_since(
+        self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """
+        Records of ``entity`` changed after ``since``.
+
+        ``projects`` and ``persons`` (and any entity whose records carry ``lastModifiedOn``) are
+        scanned for records modified after ``since``. ``projects/{id}/roles`` have no timestamp:
+        the activity feed names the roles touched since then, and those roles are returned as
+        they are now; a role that no longer exists comes back as ``{"id": ..., "deleted": True}``.
+        """
+        entity = self._check_entity(entity)
+        start = coerce_since(since)
+        roles = _ROLES.match(entity)
+        if roles:
+            project_id = int(roles.group(1))
+            touched = {int(a["roleId"]) for a in self.activities(start, project_ids=[project_id])
+                       if a.get("roleId") is not None}
+            if not touched:
+                return
+            current = {int(r["id"]): r for r in self.list_entities(entity, params)}
+            for role_id in sorted(touched):
+                yield current.get(role_id, {"id": role_id, "deleted": True})
+            return
+        scanned = 0
+        for record in self.list_entities(entity, params):
+            scanned += 1
+            stamp = record.get("lastModifiedOn")
+            if stamp is None:
+                raise BridgeNotSupportedError(
+                    f"changed_since: {entity} records carry no lastModifiedOn; Bridgit can detect changes "
+                    "for projects, persons and projects/<id>/roles"
+                )
+            if parse_timestamp(str(stamp)) > start:
+                yield record

@@ -1,0 +1,77 @@
+"""
+How a vendor's list endpoints page, as small strategy objects the base hook drives.
+
+A pager turns one list call into a stream of pages; the hook turns pages into records. Adding a
+vendor with a new paging style means adding a pager here, not a loop in the vendor hook.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow_provider_bridge.hooks.base import BridgeBaseHook
+
+log = logging.getLogger(__name__)
+
+
+class Pager(abc.ABC):
+    """Yields the records of each page of one listing."""
+
+    @abc.abstractmethod
+    def pages(
+        self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Request pages one at a time (each through the hook's request path) and yield their records."""
+
+
+class SinglePage(Pager):
+    """An endpoint that returns everything in one answer."""
+
+    def pages(
+        self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        yield hook.records_from(hook.request("GET", path, params=params))
+
+
+class OffsetLimitPager(Pager):
+    """
+    ``offset``/``limit`` paging where a response header says whether more pages exist.
+
+    :param more_header: the header that is ``true`` while more pages exist.
+
+    :param body: when given, the page is asked with a POST whose JSON body is ``body`` plus
+        offset and limit (Bridgit's ``_filter`` endpoints) instead of query parameters.
+    """
+
+    def __init__(self, *, offset_param: str = "offset", limit_param: str = "limit",
+                 more_header: str = "query-has-more", body: dict[str, Any] | None = None) -> None:
+        self.offset_param = offset_param
+        self.limit_param = limit_param
+        self.more_header = more_header
+        self.body = body
+
+    def pages(
+        self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        offset = int(params.pop(self.offset_param, 0) or 0)
+        page = 0
+        while True:
+            page += 1
+            window = {self.offset_param: offset, self.limit_param: page_size}
+            if self.body is not None:
+                response = hook.request("POST", path, params=params or None, json={**self.body, **window},
+                                        idempotent=True)
+            else:
+                response = hook.request("GET", path, params={**params, **window})
+            records = hook.records_from(response)
+            more = response.headers.get(self.more_header, "").strip().lower() == "true"
+            log.debug("Page %d of %s: %d records (more: %s)", page, path, len(records), more)
+            yield records
+            if not more or not records:
+                return
+            offset += len(records)

@@ -1,0 +1,126 @@
+"""
+The whole retry policy on one screen: which outcome of a call leads to which action.
+
+The request path (:meth:`BridgeBaseHook.request`) classifies each attempt into an
+:class:`Outcome`, looks the action up in :data:`POLICY`, and acts. Nothing else in the
+provider decides whether to retry.
+
+* ``safe`` methods (GET, HEAD, OPTIONS, PUT, PATCH, DELETE) are retried on every transient
+  failure: resending them cannot create a second record.
+* ``POST`` is retried only when the request provably was not processed: it never reached the
+  server (connection refused, connect timeout, TLS handshake) or the server refused it before
+  doing anything (429). After an ambiguous failure (read timeout, dropped connection, 5xx) the
+  action is ``UNKNOWN``: the create is reconciled by natural key or fails with
+  :class:`~airflow_provider_bridge.exceptions.BridgeOutcomeUnknownError`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import math
+import time
+
+
+class Outcome(enum.Enum):
+    """What happened to one attempt."""
+
+    OK = "ok"
+    NOT_SENT = "not_sent"  # connection refused, connect timeout, TLS handshake failure
+    READ_TIMEOUT = "read_timeout"  # sent, no answer in time
+    DROPPED = "dropped"  # sent, the connection broke before a full answer
+    THROTTLED = "throttled"  # 429, or 503 with Retry-After
+    AUTH_EXPIRED = "auth_expired"  # 401, or a vendor's "session gone" answer
+    SERVER_ERROR = "server_error"  # 500, 502, 503, 504
+    CLIENT_ERROR = "client_error"  # any other 4xx, or 5xx we do not retry
+    CONFIG_ERROR = "config_error"  # e.g. certificate verification failed: retrying cannot help
+
+
+class Action(enum.Enum):
+    """What the request path does about an outcome."""
+
+    RETURN = "return"
+    RETRY = "retry"  # back off (full jitter, or Retry-After), then resend
+    THROTTLE = "throttle"  # pause every process sharing the limit until Retry-After, then resend
+    REAUTH = "reauth"  # recover credentials once, then resend
+    UNKNOWN = "unknown"  # a write may have happened: reconcile or raise BridgeOutcomeUnknownError
+    FAIL = "fail"
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+
+#: outcome -> (action for safe methods, action for POST)
+POLICY: dict[Outcome, tuple[Action, Action]] = {
+    Outcome.OK: (Action.RETURN, Action.RETURN),
+    Outcome.NOT_SENT: (Action.RETRY, Action.RETRY),
+    Outcome.READ_TIMEOUT: (Action.RETRY, Action.UNKNOWN),
+    Outcome.DROPPED: (Action.RETRY, Action.UNKNOWN),
+    Outcome.THROTTLED: (Action.THROTTLE, Action.THROTTLE),
+    Outcome.AUTH_EXPIRED: (Action.REAUTH, Action.REAUTH),
+    Outcome.SERVER_ERROR: (Action.RETRY, Action.UNKNOWN),
+    Outcome.CLIENT_ERROR: (Action.FAIL, Action.FAIL),
+    Outcome.CONFIG_ERROR: (Action.FAIL, Action.FAIL),
+}
+
+RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
+
+
+def action_for(method: str, outcome: Outcome, *, idempotent: bool | None = None) -> Action:
+    """
+    Look up the action for one attempt.
+
+    :param method: the HTTP method.
+    :param outcome: the classified outcome.
+    :param idempotent: override the method's default (e.g. a sign-in POST is safe to resend,
+        a single-use token refresh is not even as a GET).
+    """
+    safe = method.upper() in SAFE_METHODS if idempotent is None else idempotent
+    return POLICY[outcome][0 if safe else 1]
+
+
+def outcome_for_status(status_code: int, has_retry_after: bool) -> Outcome:
+    """Classify an HTTP status (vendors may refine this, e.g. ServiceBridge's envelope)."""
+    if 200 <= status_code < 300:
+        return Outcome.OK
+    if status_code == 429 or (status_code == 503 and has_retry_after):
+        return Outcome.THROTTLED
+    if status_code == 401:
+        return Outcome.AUTH_EXPIRED
+    if status_code in RETRIED_SERVER_STATUSES:
+        return Outcome.SERVER_ERROR
+    return Outcome.CLIENT_ERROR
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """
+    Parse a ``Retry-After`` header: delay seconds or an HTTP date (RFC 9110 section 10.2.3).
+
+    :param value: the header value, or None.
+    :param now: the current time as a UNIX timestamp (for tests).
+    :return: seconds to wait (never negative), or None when absent or unparseable.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if math.isnan(seconds) or math.isinf(seconds):
+            return None
+        return max(0.0, seconds)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:  # RFC 850/asctime forms carry no zone; HTTP dates are GMT
+        import datetime as _dt
+
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)

@@ -1,0 +1,32 @@
+"""
+pytest fixtures for testing DAGs against the sandbox (registered through the ``pytest11`` entry point).
+
+* ``bridge_sandbox``: one sandbox process for the whole session (all vendors).
+* ``bridgit_sandbox``: the Bridgit emulator, reset before the test.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_provider_bridge.sandbox.testing import SandboxProcess, VendorSandbox
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture(scope="session")
+def bridge_sandbox() -> Iterator[SandboxProcess]:
+    """A running sandbox serving every vendor, for the whole test session."""
+    with SandboxProcess() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def bridgit_sandbox(bridge_sandbox: SandboxProcess) -> VendorSandbox:
+    """The Bridgit Bench emulator, reset to its defaults."""
+    vendor = bridge_sandbox.vendor("bridgit_bench")
+    vendor.reset()
+    return vendor

@@ -1,0 +1,115 @@
+"""Serve the vendor emulators with uvicorn, one port each, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import signal
+import socket
+import sys
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow_provider_bridge.sandbox.faults import SandboxControl
+
+#: vendor -> factory of its ASGI app; adding a vendor means adding a line here.
+VENDOR_APPS: dict[str, str] = {
+    "bridgit_bench": "airflow_provider_bridge.sandbox.bridgit_bench:create_app",
+}
+
+
+def build_app(vendor: str) -> SandboxControl:
+    """Build one vendor's emulator."""
+    if vendor not in VENDOR_APPS:
+        raise SystemExit(f"--vendor: unknown vendor {vendor!r}; expected one of {sorted(VENDOR_APPS)}")
+    module, _, name = VENDOR_APPS[vendor].partition(":")
+    app: SandboxControl = getattr(importlib.import_module(module), name)()
+    return app
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to :func:`serve`, which runs several."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(vendors: list[str], host: str, port: int, config: dict[str, Any]) -> None:
+    """
+    Start the emulators and print ``<vendor> <url>`` for each, then ``ready``.
+
+    :param vendors: vendor names.
+    :param host: the address to listen on (keep it on loopback).
+    :param port: first port (0: any free port for each vendor).
+    :param config: ``{vendor: {setting: value}}`` applied at start (``/_sandbox/config`` shape).
+    """
+    from airflow_provider_bridge.sandbox.faults import deep_merge
+
+    servers = []
+    for index, vendor in enumerate(vendors):
+        app = build_app(vendor)
+        if vendor in config:
+            deep_merge(app.config, config[vendor])
+            deep_merge(app.defaults, config[vendor])
+        sock = _bind(host, port + index if port else 0)
+        server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                        timeout_keep_alive=30))
+        servers.append((server, sock))
+        print(f"{vendor} http://{host}:{sock.getsockname()[1]}", flush=True)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: [setattr(s, "should_exit", True) for s, _ in servers])
+    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in servers]
+    while not all(server.started for server, _ in servers):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.02)
+    print("ready", flush=True)
+    await asyncio.gather(*tasks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m airflow_provider_bridge.sandbox [--vendor V] [--port N]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_bridge.sandbox",
+        description="Serve local emulators of the Bridge vendors' APIs (one port each).",
+    )
+    parser.add_argument("--vendor", action="append", choices=sorted(VENDOR_APPS),
+                        help="vendor to serve (repeat; default: all)")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0,
+                        help="first port; vendors take consecutive ports (default 0: any free port)")
+    parser.add_argument("--config", default="{}",
+                        help='JSON {vendor: settings}, e.g. \'{"bridgit_bench": {"rate_limits": [[20, 1]]}}\'')
+    args = parser.parse_args(argv)
+    try:
+        config = json.loads(args.config)
+        if not isinstance(config, dict):
+            raise ValueError
+    except ValueError:
+        parser.error("--config: expected a JSON object {vendor: {setting: value}}")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.vendor or sorted(VENDOR_APPS), args.host, args.port, config))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""
+Run the sandbox from tests: a real server process on loopback, and a small control client.
+
+.. code-block:: python
+
+    with SandboxProcess(["bridgit_bench"]) as sandbox:
+        bridgit = sandbox.vendor("bridgit_bench")
+        bridgit.configure(rate_limits=[[20, 1]])
+        os.environ["AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT"] = bridgit.connection_json()
+        ...
+        assert bridgit.stats()["counters"]["signins"] == 1
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import requests
+
+#: the sandbox's built-in credentials per vendor (sandbox data, not real secrets)
+SANDBOX_CREDENTIALS: dict[str, dict[str, Any]] = {
+    "bridgit_bench": {
+        "conn_type": "bridgit_bench",
+        "login": "sandbox-service-account",
+        "password": "sandbox-password",
+        "extra": {"account_id": 1},
+    },
+}
+
+
+class VendorSandbox:
+    """Control client for one running vendor emulator."""
+
+    def __init__(self, vendor: str, url: str) -> None:
+        self.vendor = vendor
+        self.url = url
+        self._http = requests.Session()
+
+    def _call(self, method: str, action: str, body: Any = None) -> Any:
+        response = self._http.request(method, f"{self.url}/_sandbox/{action}", json=body, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Merge settings (``rate_limits``, ``faults``, lifetimes...) into the running emulator."""
+        return dict(self._call("POST", "config", settings))
+
+    def add_fault(self, kind: str, *, method: str | None = None, path: str | None = None, count: int = 1,
+                  **extra: Any) -> None:
+        """Queue a one-shot fault (see :mod:`airflow_provider_bridge.sandbox.faults`)."""
+        rules = list((self._call("GET", "config").get("faults") or {}).get("rules") or [])
+        rules.append({"kind": kind, "method": method, "path": path, "count": count, **extra})
+        self.configure(faults={"rules": rules})
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, accepted requests and the busiest window per configured rate limit."""
+        return dict(self._call("GET", "stats"))
+
+    def counter(self, name: str) -> int:
+        """One counter from :meth:`stats` (0 when never counted)."""
+        return int(self.stats()["counters"].get(name, 0))
+
+    def reset(self) -> None:
+        """Back to the start: default config, no data, no sessions, no counters."""
+        self._call("POST", "reset")
+
+    def action(self, name: str) -> Any:
+        """Run a vendor control action, e.g. ``revoke-sessions``."""
+        return self._call("POST", name)
+
+    def connection(self, **extra: Any) -> dict[str, Any]:
+        """An Airflow connection (dict) pointing at this emulator with its sandbox credentials."""
+        conn = json.loads(json.dumps(SANDBOX_CREDENTIALS[self.vendor]))
+        conn["host"] = self.url
+        conn["extra"].update(extra)
+        return dict(conn)
+
+    def connection_json(self, **extra: Any) -> str:
+        """The same, as the JSON an ``AIRFLOW_CONN_<ID>`` environment variable takes."""
+        return json.dumps(self.connection(**extra))
+
+
+class SandboxProcess:
+    """
+    Start ``python -m airflow_provider_bridge.sandbox`` in a child process and wait until it serves.
+
+    :param vendors: vendors to serve (default: all).
+    :param config: ``{vendor: settings}`` applied at start.
+    :param startup_timeout: seconds to wait for the servers.
+    """
+
+    def __init__(self, vendors: list[str] | None = None, *, config: dict[str, Any] | None = None,
+                 startup_timeout: float = 60.0) -> None:
+        self.vendors = vendors
+        self.config = config or {}
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen[str] | None = None
+        self.urls: dict[str, str] = {}
+        self.output: list[str] = []
+
+    def start(self) -> SandboxProcess:
+        """Start the servers; returns self once every vendor answers."""
+        cmd = [sys.executable, "-m", "airflow_provider_bridge.sandbox", "--config", json.dumps(self.config)]
+        for vendor in self.vendors or []:
+            cmd += ["--vendor", vendor]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + self.startup_timeout
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.process is not None and self.process.stdout is not None
+            for line in self.process.stdout:
+                self.output.append(line.rstrip())
+                parts = line.split()
+                if len(parts) == 2 and parts[1].startswith("http://"):
+                    self.urls[parts[0]] = parts[1]
+                if line.strip() == "ready":
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        while not ready.wait(0.05):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("sandbox did not start:\n" + "\n".join(self.output))
+        return self
+
+    def vendor(self, name: str) -> VendorSandbox:
+        """The control client of one vendor."""
+        return VendorSandbox(name, self.urls[name])
+
+    def stop(self) -> None:
+        """Stop the servers."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def __enter__(self) -> SandboxProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

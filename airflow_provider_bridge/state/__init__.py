@@ -1,0 +1,22 @@
+"""Shared state: rate-limit windows and credentials, shared by every process using a connection."""
+
+from __future__ import annotations
+
+from airflow_provider_bridge.state.backend import (
+    MemoryStateBackend,
+    SQLiteStateBackend,
+    StateBackend,
+    get_state_backend,
+)
+from airflow_provider_bridge.state.credentials import CredentialStore
+from airflow_provider_bridge.state.limiter import RateLimiter, normalize_windows
+
+__all__ = [
+    "CredentialStore",
+    "MemoryStateBackend",
+    "RateLimiter",
+    "SQLiteStateBackend",
+    "StateBackend",
+    "get_state_backend",
+    "normalize_windows",
+]

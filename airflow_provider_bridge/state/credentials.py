@@ -1,0 +1,119 @@
+"""
+Credentials shared by every process that uses a connection (session keys, access and refresh tokens).
+
+A :class:`CredentialStore` keeps one JSON record per credential key in the state backend,
+encrypted with Airflow's Fernet key when one is configured, behind a lock that spans processes.
+The discipline that makes single-use refresh tokens and one-session-per-account vendors safe:
+
+1. read without the lock; use the record if it is still good;
+2. otherwise take the lock and **re-read** — another process may already have refreshed;
+3. refresh or sign in only if the stored record is still the stale one;
+4. save the new record (with a rotated refresh token) *before* anyone uses the new access token.
+
+Every secret read from or written to the store is registered with Airflow's secrets masker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import contextlib
+
+    from airflow_provider_bridge.state.backend import StateBackend
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "credentials"
+#: fields of a credential record that are secrets (masked in every log)
+SECRET_FIELDS = frozenset({"access_token", "refresh_token", "session_key", "id_token"})
+
+
+def mask(value: Any) -> None:
+    """Register a runtime secret with Airflow's secrets masker (no-op for empty values)."""
+    if not value or not isinstance(value, str):
+        return
+    try:
+        from airflow.providers.common.compat.sdk import mask_secret
+    except ImportError:  # pragma: no cover - Airflow always provides it
+        return
+    mask_secret(value)
+
+
+def _fernet() -> Any | None:
+    """Airflow's Fernet when a valid ``[core] fernet_key`` is configured, else None."""
+    try:
+        from airflow.sdk.crypto import get_fernet
+    except ImportError:  # pragma: no cover - older SDKs
+        from airflow.models.crypto import get_fernet
+    try:
+        fernet = get_fernet()
+    except Exception as exc:
+        log.warning("Credentials are stored unencrypted (owner-only file): %s", type(exc).__name__)
+        return None
+    return fernet if getattr(fernet, "is_encrypted", False) else None
+
+
+def _encode(record: dict[str, Any]) -> str:
+    payload = json.dumps(record, sort_keys=True).encode()
+    fernet = _fernet()
+    if fernet is None:
+        return "plain:" + payload.decode()
+    return "fernet:" + fernet.encrypt(payload).decode()
+
+
+def _decode(raw: str) -> dict[str, Any]:
+    scheme, _, body = raw.partition(":")
+    if scheme == "plain":
+        return dict(json.loads(body))
+    fernet = _fernet()
+    if scheme != "fernet" or fernet is None:
+        raise ValueError("encrypted record but no Fernet key")
+    return dict(json.loads(fernet.decrypt(body.encode()).decode()))
+
+
+class CredentialStore:
+    """
+    One connection's credentials, shared across processes.
+
+    :param backend: the state backend.
+    :param key: identifies the credential (vendor, host and login): two connections for the
+        same account share one session.
+    :param lock_timeout: seconds to wait for another process's sign-in or refresh.
+    """
+
+    def __init__(self, backend: StateBackend, key: str, *, lock_timeout: float = 120.0) -> None:
+        self.backend = backend
+        self.key = key
+        self.lock_timeout = lock_timeout
+
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """The cross-process lock under which credentials are refreshed or replaced."""
+        return self.backend.lock(f"credentials:{self.key}", self.lock_timeout)
+
+    def load(self) -> dict[str, Any] | None:
+        """Return the stored record (secrets masked in logs from now on), or None."""
+        raw = self.backend.get(NAMESPACE, self.key)
+        if raw is None:
+            return None
+        try:
+            record = _decode(raw)
+        except Exception:
+            # Undecryptable (Fernet key rotated or removed): treat as absent; we will sign in.
+            log.warning("Stored credentials for this connection could not be read; they will be renewed")
+            return None
+        for field in SECRET_FIELDS:
+            mask(record.get(field))
+        return record
+
+    def save(self, record: dict[str, Any]) -> None:
+        """Store ``record``, replacing the previous one. Call with :meth:`locked` held."""
+        for field in SECRET_FIELDS:
+            mask(record.get(field))
+        self.backend.set(NAMESPACE, self.key, _encode(record))
+
+    def clear(self) -> None:
+        """Forget the stored record."""
+        self.backend.delete(NAMESPACE, self.key)
