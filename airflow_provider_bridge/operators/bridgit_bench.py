@@ -1,0 +1,91 @@
+"""Bridgit Bench operators."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator
+from airflow_provider_bridge.exceptions import BridgeConfigError, BulkCreateError
+from airflow_provider_bridge.hooks import get_bridge_hook
+from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def _key(role: dict[str, Any], fields: list[str]) -> tuple[str, ...]:
+    def norm(value: Any) -> str:
+        text = "" if value is None else str(value)
+        return text[:10] if len(text) >= 10 and text[4:5] == "-" and text[7:8] == "-" else text.casefold()
+
+    return tuple(norm(role.get(f)) for f in fields)
+
+
+class BulkCreateRolesOperator(BaseOperator):
+    """
+    Create many roles on a Bridgit project through ``roles/bulk``, in chunks.
+
+    With ``match_on``, roles the project already has (equal on those fields; dates compared
+    by day) are skipped, which makes the task safe to re-run and to retry after a partial
+    failure. Returns the roles created by this run, in input order.
+
+    .. code-block:: python
+
+        BulkCreateRolesOperator(task_id="roles", conn_id="bridgit_bench_default",
+                                project_id="{{ ti.xcom_pull('project')['id'] }}",
+                                roles=[{"name": "Project Engineer", "startDate": "2026-03-01",
+                                        "endDate": "2026-12-31"}],
+                                match_on=["name", "startDate", "endDate"])
+
+    :param conn_id: a ``bridgit_bench`` connection.
+    :param project_id: the project (templated).
+    :param roles: role objects (templated).
+    :param chunk_size: roles per request (templated), 1-1000.
+    :param match_on: role fields that identify an existing role (templated); None creates all.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "project_id", "roles", "chunk_size", "match_on")
+    ui_color = "#e8f1fb"
+
+    def __init__(self, *, conn_id: str, project_id: str | int, roles: list[dict[str, Any]],
+                 chunk_size: int = 100, match_on: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.project_id = project_id
+        self.roles = roles
+        self.chunk_size = chunk_size
+        self.match_on = match_on
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        hook = get_bridge_hook(self.conn_id)
+        if not isinstance(hook, BridgitBenchHook):
+            raise BridgeConfigError(f"conn_id: {self.conn_id!r} is a {hook.conn_type} connection; "
+                                    "BulkCreateRolesOperator needs a bridgit_bench connection")
+        roles = self.roles
+        if self.match_on:
+            if not isinstance(self.match_on, list) or not all(isinstance(f, str) for f in self.match_on):
+                raise BridgeConfigError(f"match_on: expected a list of role field names, got {self.match_on!r}")
+            if not isinstance(roles, list) or not all(isinstance(r, dict) for r in roles):
+                raise BridgeConfigError("roles: expected a non-empty list of role objects")
+            existing = {_key(r, self.match_on) for r in
+                        hook.list_entities(f"projects/{hook._check_id(self.project_id, 'project_id')}/roles")}
+            roles = [r for r in roles if _key(r, self.match_on) not in existing]
+            skipped = len(self.roles) - len(roles)
+            if skipped:
+                self.log.info("Skipping %d role(s) the project already has (matched on %s)", skipped,
+                              self.match_on)
+            if not roles:
+                self.log.info("Nothing to create: every role already exists")
+                return []
+        chunk_size = int(self.chunk_size) if isinstance(self.chunk_size, str) and self.chunk_size.isdigit() \
+            else self.chunk_size
+        try:
+            created = hook.bulk_create_roles(self.project_id, roles, chunk_size=chunk_size)
+        except BulkCreateError as exc:
+            self.log.error("Bulk create stopped: %d created (ids %s), %d remaining%s", len(exc.created),
+                           [r.get("id") for r in exc.created], len(exc.remaining),
+                           "; re-running with match_on skips the created ones" if self.match_on else "")
+            raise
+        self.log.info("Created %d role(s) on project %s", len(created), self.project_id)
+        return created
