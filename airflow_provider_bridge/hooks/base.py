@@ -12,6 +12,7 @@ envelopes and errors look, and how changes are detected. None of them sends HTTP
 
 from __future__ import annotations
 
+import hashlib
 import json as jsonlib
 import logging
 import re
@@ -271,8 +272,14 @@ class BridgeBaseHook(BaseHook):
 
     @cached_property
     def credential_store(self) -> CredentialStore:
-        """The account's credentials, shared by every process."""
-        return CredentialStore(self.state_backend, self.account_key)
+        """
+        The account's credentials, shared by every process.
+
+        Keyed by the account *and a digest of the password*: credentials obtained with one
+        password are never reused by a connection holding another (e.g. after an edit in the UI).
+        """
+        digest = hashlib.sha256((self.config.password or "").encode()).hexdigest()[:16]
+        return CredentialStore(self.state_backend, f"{self.account_key}|{digest}")
 
     @cached_property
     def auth(self) -> BridgeAuth:
@@ -485,6 +492,7 @@ class BridgeBaseHook(BaseHook):
                 pause = retry_after if retry_after is not None else self.default_throttle_wait
                 if pause is None:
                     pause = self._backoff(attempt_no)
+                self.limiter.pause_all(pause)  # every process of this account holds back, not only us
                 if pause > cfg.max_retry_wait:
                     raise BridgeRateLimitError(
                         f"{shown}: throttled by the vendor (HTTP {response.status_code}) for {pause:.0f}s, "
@@ -493,7 +501,6 @@ class BridgeBaseHook(BaseHook):
                     )
                 log.warning("%s: throttled (HTTP %d); pausing every worker of this account for %.2fs",
                             shown, response.status_code, pause)
-                self.limiter.pause_all(pause)
                 raise _RetryableAttempt(outcome, wait=0.0, final=BridgeRateLimitError(
                     f"{shown}: still throttled after {attempt_no} attempts", wait_seconds=pause))
             if action is Action.RETRY:

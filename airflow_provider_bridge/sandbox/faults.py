@@ -13,8 +13,9 @@ Faults (``POST /_sandbox/config`` with ``{"faults": {...}}``):
 * ``rules``: a queue of one-shot faults, each ``{"kind", "method", "path", "count"}`` where
   ``kind`` is ``error`` (500, not processed), ``drop`` (cut, not processed),
   ``error_after_write`` (processed, then answered 500), ``drop_after_write`` (processed, then
-  the connection is cut), ``delay_after_write`` (processed, answered after ``seconds``), or
-  ``status`` (answered ``status`` with ``retry_after`` if given, not processed).
+  the connection is cut), ``delay_after_write`` (processed, answered after ``seconds``),
+  ``status`` (answered ``status`` with ``retry_after`` if given, not processed), or ``pass``
+  (served normally: put it first to hit the n-th matching call).
 
 Control endpoints (never rate limited or faulted): ``GET /_sandbox/stats``,
 ``GET|POST /_sandbox/config``, ``POST /_sandbox/reset``.
@@ -176,6 +177,9 @@ class SandboxControl:
 
         rule = self._take_rule(method, path)
         kind = rule.get("kind") if rule else None
+        if kind == "pass":
+            await self.app(scope, receive, send)
+            return
         if kind is None and self.random.random() < float(faults.get("error_rate") or 0):
             kind = "error"
         if kind is None and self.random.random() < float(faults.get("drop_rate") or 0):

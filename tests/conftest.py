@@ -1,0 +1,59 @@
+"""
+Test set-up: a private Airflow home (SQLite), one sandbox process for the session, and a fresh
+shared-state file per test so credentials and rate windows never leak between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_HOME = Path(tempfile.mkdtemp(prefix="bridge-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__FERNET_KEY"] = "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="
+os.environ.pop("AIRFLOW__BRIDGE__STATE_BACKEND", None)
+
+#: what the hooks are allowed, and what the sandbox enforces, in the fast tests
+FAST_LIMIT = [[200, 1]]
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata database in the private Airflow home (for dag.test())."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    return _HOME
+
+
+@pytest.fixture(autouse=True)
+def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own shared-state SQLite file (child processes inherit it)."""
+    path = tmp_path / "bridge_state.sqlite"
+    monkeypatch.setenv("AIRFLOW__BRIDGE__STATE_BACKEND", f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def bridgit(bridgit_sandbox, monkeypatch: pytest.MonkeyPatch):
+    """The reset Bridgit sandbox with a fast rate limit, and ``bridgit_bench_default`` pointing at it."""
+    bridgit_sandbox.configure(rate_limits=FAST_LIMIT)
+    monkeypatch.setenv("AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
+                       bridgit_sandbox.connection_json(rate_limits=FAST_LIMIT, max_retry_wait=10))
+    return bridgit_sandbox
+
+
+@pytest.fixture
+def bridgit_hook(bridgit):
+    from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+
+    hook = BridgitBenchHook()
+    # Fast backoff so fault tests do not sleep for seconds.
+    hook.backoff_base = 0.01  # type: ignore[misc]
+    return hook

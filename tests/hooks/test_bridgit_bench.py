@@ -1,0 +1,355 @@
+"""BridgitBenchHook over real HTTP against the Bridgit sandbox."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from airflow_provider_bridge.exceptions import (
+    BridgeAPIError,
+    BridgeAuthError,
+    BridgeConfigError,
+    BridgeOutcomeUnknownError,
+    BridgeRateLimitError,
+    BulkCreateError,
+)
+from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+
+
+def _hook(**kw) -> BridgitBenchHook:
+    hook = BridgitBenchHook()
+    hook.backoff_base = 0.01  # type: ignore[misc]
+    for k, v in kw.items():
+        setattr(hook, k, v)
+    return hook
+
+
+def _set_conn(monkeypatch, sandbox, **overrides):
+    conn = sandbox.connection(rate_limits=[[200, 1]], max_retry_wait=10)
+    extra = overrides.pop("extra", None)
+    if extra is not None:
+        conn["extra"] = extra
+    conn.update(overrides)
+    monkeypatch.setenv("AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT", json.dumps(conn))
+
+
+class TestConfiguration:
+    @pytest.mark.parametrize(("override", "field"), [
+        ({"login": None}, "login"),
+        ({"password": None}, "password"),
+        ({"extra": {"account_id": "acme"}}, "account_id"),
+        ({"extra": {"account_id": 1, "rate_limits": "[[5]]"}}, "rate_limits"),
+        ({"extra": {"account_id": 1, "rate_limits": "five per second"}}, "rate_limits"),
+        ({"extra": {"account_id": 1, "timeout": "soon"}}, "timeout"),
+        ({"extra": {"account_id": 1, "max_retries": 2.5}}, "max_retries"),
+        ({"host": "ftp://example.com"}, "host"),
+    ])
+    def test_bad_connection_fails_naming_the_field_before_any_request(self, bridgit, monkeypatch,
+                                                                      override, field):
+        _set_conn(monkeypatch, bridgit, **override)
+        with pytest.raises(BridgeConfigError, match=field):
+            _hook().get_entity("projects", 1)
+        assert bridgit.stats()["accepted"] == 0
+
+    def test_host_defaults_to_the_vendor(self, bridgit, monkeypatch):
+        _set_conn(monkeypatch, bridgit, host=None)
+        assert _hook().config.base_url == "https://bench.gobridgit.com"
+
+    def test_account_id_is_discovered_when_exactly_one_account(self, bridgit, monkeypatch):
+        _set_conn(monkeypatch, bridgit, extra={"rate_limits": [[200, 1]]})
+        hook = _hook()
+        assert hook.account_id == 1
+        assert hook.create_entity("projects", {"name": "Discovered"})["name"] == "Discovered"
+
+    def test_account_id_is_required_when_several_accounts(self, bridgit, monkeypatch):
+        bridgit.configure(accounts=[{"id": 1, "name": "A"}, {"id": 2, "name": "B"}])
+        _set_conn(monkeypatch, bridgit, extra={"rate_limits": [[200, 1]]})
+        with pytest.raises(BridgeConfigError, match="account_id.*2 accounts"):
+            _hook().list_entities("projects").__next__()
+
+    def test_ui_prefixed_extras_are_read(self, bridgit, monkeypatch):
+        _set_conn(monkeypatch, bridgit, extra={"extra__bridgit_bench__account_id": "1",
+                                               "extra__bridgit_bench__page_size": 7})
+        hook = _hook()
+        assert hook.account_id == 1 and hook.config.page_size == 7
+
+    def test_test_connection(self, bridgit_hook, bridgit, monkeypatch):
+        ok, message = bridgit_hook.test_connection()
+        assert ok, message
+        _set_conn(monkeypatch, bridgit, password="wrong-password-123")
+        ok, message = _hook().test_connection()
+        assert not ok and "401" in message and "wrong-password-123" not in message
+
+
+class TestEntities:
+    def test_project_crud(self, bridgit_hook):
+        hook = bridgit_hook
+        created = hook.create_entity("projects", {"name": "Ahrens Lofts", "colour": "#00FF00",
+                                                  "startDate": "2027-01-01", "endDate": "2027-12-31"})
+        assert created["id"] and created["name"] == "Ahrens Lofts"
+        assert hook.get_entity("projects", created["id"])["colour"] == "#00FF00"
+        updated = hook.update_entity("projects", created["id"], {"description": "Tower"})
+        assert updated["description"] == "Tower" and updated["colour"] == "#00FF00"
+        assert [p["id"] for p in hook.list_entities("projects")] == [created["id"]]
+        hook.delete_entity("projects", created["id"])
+        assert list(hook.list_entities("projects")) == []
+
+    def test_vendor_errors_carry_type_field_message_and_request_id(self, bridgit_hook):
+        bridgit_hook.create_entity("projects", {"name": "Twin"})
+        with pytest.raises(BridgeAPIError) as err:
+            bridgit_hook.create_entity("projects", {"name": "Twin"})
+        assert err.value.status_code == 409 and err.value.error_code == "Duplicate"
+        assert err.value.request_id and err.value.request_id in str(err.value)
+        assert "already exists" in str(err.value)
+        with pytest.raises(BridgeAPIError) as err:
+            bridgit_hook.create_entity("projects", {"name": "Colourful", "colour": "green"})
+        assert err.value.status_code == 400 and ("Colour", ) == tuple(f for f, _ in err.value.field_errors)
+
+    def test_not_found_is_reported_as_the_vendor_does(self, bridgit_hook):
+        with pytest.raises(BridgeAuthError) as err:
+            bridgit_hook.get_entity("projects", 999)
+        assert err.value.status_code == 403 and "couldn't be found" in str(err.value)
+
+    def test_persons_listing_includes_deactivated_people(self, bridgit_hook):
+        keep = bridgit_hook.create_entity("persons", {"email": "a@example.com", "name": "A"})
+        gone = bridgit_hook.create_entity("persons", {"email": "b@example.com", "name": "B"})
+        bridgit_hook.delete_entity("persons", gone["id"])
+        everyone = {p["id"]: p["state"] for p in bridgit_hook.list_entities("persons")}
+        assert everyone == {keep["id"]: "Active", gone["id"]: "Deactivated"}
+        active = list(bridgit_hook.list_entities("persons", {"state": "Active"}))
+        assert [p["id"] for p in active] == [keep["id"]]
+        assert bridgit_hook.update_entity("persons", keep["id"], {"title": "Engineer"})["title"] == "Engineer"
+
+    def test_paging_streams_every_page(self, bridgit_hook, bridgit):
+        for i in range(25):
+            bridgit_hook.create_entity("persons", {"email": f"p{i}@example.com", "name": f"P{i}"})
+        before = bridgit.stats()["accepted"]
+        names = [p["name"] for p in bridgit_hook.list_entities("persons", page_size=10)]
+        assert names == [f"P{i}" for i in range(25)]
+        assert bridgit.stats()["accepted"] - before == 3
+
+    def test_roles_listing_includes_every_role_type(self, bridgit_hook):
+        project = bridgit_hook.create_entity("projects", {"name": "Roles"})
+        bridgit_hook.create_entity(f"projects/{project['id']}/roles", {"name": "Estimator"})
+        bridgit_hook.create_entity(f"projects/{project['id']}/roles", {"name": "Project Engineer"})
+        assert len(list(bridgit_hook.list_entities(f"projects/{project['id']}/roles"))) == 2
+        default_view = list(bridgit_hook.list_entities(f"projects/{project['id']}/roles", {"type": "Operations"}))
+        assert [r["name"] for r in default_view] == ["Project Engineer"]
+
+    def test_role_update_changes_only_the_given_fields(self, bridgit_hook):
+        project = bridgit_hook.create_entity("projects", {"name": "Partial"})
+        entity = f"projects/{project['id']}/roles"
+        role = bridgit_hook.create_entity(entity, {"name": "Superintendent", "startDate": "2027-01-01",
+                                                   "endDate": "2027-06-30", "note": "night shift"})
+        updated = bridgit_hook.update_entity(entity, role["id"], {"endDate": "2027-09-30"})
+        assert updated["endDate"] == "2027-09-30"
+        assert updated["note"] == "night shift" and updated["startDate"] == "2027-01-01"
+
+    @pytest.mark.parametrize(("call", "field"), [
+        (lambda h: h.get_entity("/projects", 1), "entity"),
+        (lambda h: h.get_entity("projects?x=1", 1), "entity"),
+        (lambda h: h.get_entity("projects", "1/roles"), "entity_id"),
+        (lambda h: h.create_entity("projects", ["name"]), "data"),
+        (lambda h: h.update_entity("projects", 1, {}), "data"),
+        (lambda h: list(h.list_entities("projects", page_size=0)), "page_size"),
+        (lambda h: list(h.changed_since("projects", "yesterday")), "since"),
+    ])
+    def test_bad_arguments_fail_before_any_request(self, bridgit_hook, bridgit, call, field):
+        with pytest.raises(BridgeConfigError, match=field):
+            call(bridgit_hook)
+        assert bridgit.stats()["accepted"] == 0
+
+    def test_raw_request_escape_hatch(self, bridgit_hook):
+        response = bridgit_hook.request("GET", "/rp/api/v1/Accounts")
+        assert response.json()[0]["id"] == 1
+
+
+class TestBulkCreateRoles:
+    def test_creates_in_chunks_and_keeps_input_order(self, bridgit_hook, bridgit):
+        project = bridgit_hook.create_entity("projects", {"name": "Bulk"})
+        roles = [{"name": f"Role {i}", "note": str(i)} for i in range(250)]
+        before = bridgit.stats()["accepted"]
+        created = bridgit_hook.bulk_create_roles(project["id"], roles)
+        assert bridgit.stats()["accepted"] - before == 3
+        assert [r["note"] for r in created] == [str(i) for i in range(250)]
+        assert len({r["id"] for r in created}) == 250
+
+    @pytest.mark.parametrize("roles", [[], "Engineer", [{"name": "ok"}, "Engineer"], [{}], None])
+    def test_bad_role_lists_fail_before_any_request(self, bridgit_hook, bridgit, roles):
+        with pytest.raises(BridgeConfigError, match="roles"):
+            bridgit_hook.bulk_create_roles(5, roles)
+        assert bridgit.stats()["accepted"] == 0
+
+    def test_failed_chunk_reports_created_and_remaining(self, bridgit_hook, bridgit):
+        project = bridgit_hook.create_entity("projects", {"name": "Half"})
+        roles = [{"name": f"R{i}"} for i in range(5)]
+        # the first bulk request passes, the second is refused by the vendor
+        bridgit.configure(faults={"rules": [
+            {"kind": "pass", "method": "POST", "path": "/roles/bulk", "count": 1},
+            {"kind": "status", "status": 422, "method": "POST", "path": "/roles/bulk", "count": 1},
+        ]})
+        with pytest.raises(BulkCreateError) as err:
+            bridgit_hook.bulk_create_roles(project["id"], roles, chunk_size=2)
+        assert [r["name"] for r in err.value.created] == ["R0", "R1"]
+        assert err.value.remaining == roles[2:] and err.value.uncertain == []
+        assert isinstance(err.value.__cause__, BridgeAPIError) and err.value.__cause__.status_code == 422
+
+    def test_ambiguous_chunk_is_reported_as_uncertain(self, bridgit_hook, bridgit):
+        project = bridgit_hook.create_entity("projects", {"name": "Unsure"})
+        bridgit.add_fault("error_after_write", method="POST", path="/roles/bulk")
+        roles = [{"name": "A"}, {"name": "B"}]
+        with pytest.raises(BulkCreateError) as err:
+            bridgit_hook.bulk_create_roles(project["id"], roles)
+        assert err.value.created == [] and err.value.uncertain == roles
+        assert bridgit.counter("roles_created") == 2  # the vendor did apply it: caller must check
+
+
+class TestChanges:
+    def test_projects_changed_since_a_time(self, bridgit_hook):
+        old = bridgit_hook.create_entity("projects", {"name": "Old"})
+        time.sleep(0.05)
+        mark = time.time()
+        time.sleep(0.05)
+        new = bridgit_hook.create_entity("projects", {"name": "New"})
+        bridgit_hook.update_entity("projects", old["id"], {"description": "touched"})
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(mark)) + f".{int(mark % 1 * 1e6):06d}Z"
+        changed = {p["name"] for p in bridgit_hook.changed_since("projects", since)}
+        assert changed == {"Old", "New"}
+        assert new["id"]
+        assert list(bridgit_hook.changed_since("projects", "2999-01-01T00:00:00Z")) == []
+
+    def test_roles_changed_since_come_from_the_activity_feed(self, bridgit_hook, bridgit):
+        project = bridgit_hook.create_entity("projects", {"name": "Feed"})
+        entity = f"projects/{project['id']}/roles"
+        first = bridgit_hook.create_entity(entity, {"name": "Kept"})
+        doomed = bridgit_hook.create_entity(entity, {"name": "Doomed"})
+        time.sleep(0.05)
+        since = time.time()
+        time.sleep(0.05)
+        bridgit_hook.update_entity(entity, first["id"], {"note": "changed"})
+        bridgit_hook.delete_entity(entity, doomed["id"])
+        since_iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since)) + f".{int(since % 1 * 1e6):06d}Z"
+        before = bridgit.stats()["accepted"]
+        changes = list(bridgit_hook.changed_since(entity, since_iso))
+        assert bridgit.stats()["accepted"] - before == 2  # one feed page + one role listing
+        assert changes == [dict(bridgit_hook.get_entity(entity, first["id"])),
+                           {"id": doomed["id"], "deleted": True}]
+
+    def test_activity_feed_pages_through_more_than_fifty(self, bridgit_hook):
+        project = bridgit_hook.create_entity("projects", {"name": "Busy"})
+        bridgit_hook.bulk_create_roles(project["id"], [{"name": f"R{i}"} for i in range(120)])
+        items = list(bridgit_hook.activities("2000-01-01T00:00:00Z", project_ids=[project["id"]]))
+        assert len(items) == 121  # project created + 120 roles
+
+
+class TestResilience:
+    def test_500_after_write_on_create_makes_no_duplicate(self, bridgit_hook, bridgit):
+        bridgit.add_fault("error_after_write", method="POST", path="/Projects")
+        project = bridgit_hook.create_entity("projects", {"name": "Exactly Once"})
+        assert bridgit.counter("projects_created") == 1
+        assert [p["id"] for p in bridgit_hook.list_entities("projects")] == [project["id"]]
+
+    def test_dropped_connection_after_write_on_person_create_makes_no_duplicate(self, bridgit_hook, bridgit):
+        bridgit.add_fault("drop_after_write", method="POST", path="/Persons")
+        person = bridgit_hook.create_entity("persons", {"email": "once@example.com", "name": "Once"})
+        assert bridgit.counter("persons_created") == 1 and person["email"] == "once@example.com"
+
+    def test_error_before_write_is_resent_once_found_absent(self, bridgit_hook, bridgit):
+        bridgit.add_fault("error", method="POST", path="/Projects")
+        bridgit_hook.create_entity("projects", {"name": "Second Try"})
+        assert bridgit.counter("projects_created") == 1 and bridgit.counter("fault_error") == 1
+
+    def test_create_without_natural_key_raises_outcome_unknown(self, bridgit_hook, bridgit):
+        project = bridgit_hook.create_entity("projects", {"name": "P"})
+        bridgit.add_fault("error_after_write", method="POST", path="/roles")
+        with pytest.raises(BridgeOutcomeUnknownError) as err:
+            bridgit_hook.create_entity(f"projects/{project['id']}/roles", {"name": "Orphan"})
+        assert err.value.sent == {"name": "Orphan"} and "/roles" in err.value.path
+
+    def test_read_timeout_on_get_is_retried(self, bridgit, monkeypatch):
+        _set_conn(monkeypatch, bridgit, extra={"account_id": 1, "rate_limits": [[200, 1]], "timeout": 0.5})
+        hook = _hook()
+        project = hook.create_entity("projects", {"name": "Slow"})
+        bridgit.add_fault("delay_after_write", method="GET", path="/Projects", seconds=1.5)
+        assert hook.get_entity("projects", project["id"])["name"] == "Slow"
+
+    def test_server_errors_on_reads_are_retried(self, bridgit_hook, bridgit):
+        bridgit.add_fault("error", method="GET", path="/Projects", count=2)
+        bridgit.add_fault("drop", method="GET", path="/Projects", count=1)
+        assert list(bridgit_hook.list_entities("projects")) == []
+        assert bridgit.counter("fault_error") == 2 and bridgit.counter("fault_drop") == 1
+
+    def test_retries_are_bounded(self, bridgit_hook, bridgit):
+        bridgit.add_fault("error", method="GET", path="/Projects", count=50)
+        with pytest.raises(BridgeAPIError) as err:
+            list(bridgit_hook.list_entities("projects"))
+        assert err.value.status_code == 500
+        assert bridgit.counter("fault_error") == bridgit_hook.config.max_retries + 1
+
+    def test_429_pauses_and_retries(self, bridgit_hook, bridgit):
+        bridgit.add_fault("status", method="GET", path="/Projects", status=429, retry_after=1)
+        started = time.monotonic()
+        assert list(bridgit_hook.list_entities("projects")) == []
+        assert time.monotonic() - started >= 0.9
+        assert bridgit_hook.limiter.paused_until() > 0
+
+    def test_retry_after_longer_than_max_retry_wait_raises_rate_limit_error(self, bridgit_hook, bridgit):
+        bridgit.add_fault("status", method="GET", path="/Projects", status=429, retry_after=3600)
+        started = time.monotonic()
+        with pytest.raises(BridgeRateLimitError, match="max_retry_wait"):
+            list(bridgit_hook.list_entities("projects"))
+        assert time.monotonic() - started < 5
+        # every other process of this account now waits too: the pause is shared
+        with pytest.raises(BridgeRateLimitError, match="pause"):
+            _hook().get_entity("projects", 1)
+
+    def test_503_with_retry_after_is_throttling(self, bridgit_hook, bridgit):
+        bridgit.add_fault("status", method="GET", path="/Projects", status=503, retry_after=1)
+        assert list(bridgit_hook.list_entities("projects")) == []
+
+
+class TestSession:
+    def test_one_sign_in_serves_many_hooks_and_calls(self, bridgit, bridgit_hook):
+        for _ in range(3):
+            _hook().create_entity("persons", {"email": f"{time.time_ns()}@example.com", "name": "N"})
+        assert bridgit.counter("signins") == 1
+
+    def test_expiring_token_is_refreshed_not_signed_in_again(self, bridgit, bridgit_hook):
+        bridgit.configure(access_token_ttl=1)
+        for _ in range(4):
+            list(bridgit_hook.list_entities("projects"))
+            time.sleep(0.5)
+        counters = bridgit.stats()["counters"]
+        assert counters["signins"] == 1 and counters.get("refreshes", 0) >= 1
+        assert counters.get("refresh_token_reused", 0) == 0
+
+    def test_revoked_session_is_recovered_with_one_new_sign_in(self, bridgit, bridgit_hook):
+        list(bridgit_hook.list_entities("projects"))
+        bridgit.action("revoke-sessions")
+        assert list(bridgit_hook.list_entities("projects")) == []
+        counters = bridgit.stats()["counters"]
+        assert counters["signins"] == 2 and counters["unauthorized_401"] == 1
+
+    def test_token_renewed_elsewhere_is_picked_up_from_the_store(self, bridgit, bridgit_hook):
+        list(bridgit_hook.list_entities("projects"))
+        other = _hook()
+        record = other.credential_store.load()
+        with other.credential_store.locked():
+            other.credential_store.save(other.auth.renew(record))  # another process refreshed
+        assert list(bridgit_hook.list_entities("projects")) == []
+        counters = bridgit.stats()["counters"]
+        assert counters["signins"] == 1 and counters["refreshes"] == 1
+        assert counters.get("unauthorized_401", 0) == 0
+
+    def test_wrong_password_is_an_auth_error_without_the_password(self, bridgit, monkeypatch):
+        _set_conn(monkeypatch, bridgit, password="not-the-password-42")
+        with pytest.raises(BridgeAuthError) as err:
+            _hook().get_entity("projects", 1)
+        assert err.value.status_code == 401 and "not-the-password-42" not in str(err.value)
+
+    def test_never_signs_out(self, bridgit, bridgit_hook):
+        list(bridgit_hook.list_entities("projects"))
+        del bridgit_hook
+        assert bridgit.counter("signouts") == 0
