@@ -47,6 +47,17 @@ class BridgeAuth(abc.ABC):
     def recover(self, refused: Any) -> None:
         """The vendor refused ``refused``: get new credentials (once) for the resend."""
 
+    def latest(self, credentials: Any) -> Any | None:
+        """
+        The freshest stored credentials, read (locally, no request) right before sending.
+
+        ``prepare`` runs before the rate-limit wait; another process may renew the shared token
+        during that wait (a single-use refresh kills the old one), or it may expire. Return
+        None when the credentials expired meanwhile: the request path then prepares again and
+        takes a new slot, rather than send a request it knows will be refused.
+        """
+        return credentials
+
 
 class SharedTokenAuth(BridgeAuth):
     """
@@ -81,6 +92,13 @@ class SharedTokenAuth(BridgeAuth):
     def apply(self, credentials: Any, headers: dict[str, str], params: dict[str, Any]) -> None:
         headers["Authorization"] = f"Bearer {credentials['access_token']}"
 
+    def latest(self, credentials: Any) -> Any | None:
+        record = self.store.load() or credentials
+        expires_at = record.get("expires_at")
+        if expires_at and time.time() > float(expires_at) - min(1.0, self._margin(record) / 2):
+            return None
+        return record
+
     def prepare(self) -> dict[str, Any]:
         record = self.store.load()
         if record is not None and not self._due(record):
@@ -100,13 +118,14 @@ class SharedTokenAuth(BridgeAuth):
             self._replace(record, reason="refused by the vendor")
 
     # -- internals -------------------------------------------------------------------------
+    def _margin(self, record: dict[str, Any]) -> float:
+        expires_at = float(record.get("expires_at") or 0)
+        lifetime = max(1.0, expires_at - float(record.get("issued_at") or expires_at))
+        return min(self.refresh_margin, lifetime / 5)
+
     def _due(self, record: dict[str, Any]) -> bool:
         expires_at = record.get("expires_at")
-        if not expires_at:
-            return False
-        lifetime = max(1.0, float(expires_at) - float(record.get("issued_at") or expires_at))
-        margin = min(self.refresh_margin, lifetime / 5)
-        return time.time() >= float(expires_at) - margin
+        return bool(expires_at) and time.time() >= float(expires_at) - self._margin(record)
 
     def _replace(self, record: dict[str, Any] | None, *, reason: str) -> dict[str, Any]:
         """Renew or obtain a token; call with the store lock held. Saves before returning."""

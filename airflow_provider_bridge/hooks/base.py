@@ -458,6 +458,10 @@ class BridgeBaseHook(BaseHook):
             send_headers = dict(headers or {})
             send_params = dict(params or {})
             if credentials is not None:
+                credentials = self.auth.latest(credentials)
+                if credentials is None:
+                    log.debug("%s: credentials expired while waiting for a slot; renewing first", shown)
+                    continue
                 self.auth.apply(credentials, send_headers, send_params)
             response: requests.Response | None = None
             try:

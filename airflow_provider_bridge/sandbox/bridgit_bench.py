@@ -13,8 +13,9 @@ Bridgit Bench emulator, following ``shared/vendors/bridgit-bench*.md``.
 
 Sandbox-only settings (``POST /_sandbox/config``): ``session_cap``, ``access_token_ttl``,
 ``refresh_token_ttl``, ``session_idle_ttl``, ``service_accounts`` (username -> password),
-``accounts``, ``preconstruction_role_names``, ``rate_limits``, ``faults``. Extra control endpoint:
-``POST /_sandbox/revoke-sessions`` ends every session (the next call gets 401).
+``accounts``, ``preconstruction_role_names``, ``rate_limits``, ``faults``. Extra control endpoints:
+``POST /_sandbox/revoke-sessions`` ends every session (the next call gets 401);
+``POST /_sandbox/issued-tokens`` lists every token issued (so tests can search logs for them).
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class BridgitSandbox:
         self.app = FastAPI(title="Bridgit Bench sandbox", openapi_url=None, docs_url=None, redoc_url=None)
         self.control = SandboxControl(self.app, "bridgit_bench", DEFAULTS, on_reset=self.reset,
                                       error_body=lambda s, t, i: error_body(s, t, i),
-                                      actions={"revoke-sessions": self.revoke_sessions})
+                                      actions={"revoke-sessions": self.revoke_sessions,
+                                               "issued-tokens": lambda: {"tokens": list(self.issued)}})
         self.reset()
         self._routes()
 
@@ -112,6 +114,7 @@ class BridgitSandbox:
         self.access: dict[str, str] = {}  # access token -> session id
         self.refresh: dict[str, str] = {}  # live refresh token -> session id
         self.spent_refresh: set[str] = set()
+        self.issued: list[str] = []  # every token ever issued (sandbox only: lets tests hunt for leaks)
         self.projects: dict[int, dict[str, Any]] = {}
         self.persons: dict[int, dict[str, Any]] = {}
         self.roles: dict[int, dict[str, Any]] = {}  # role id -> role (with _projectId, _type)
@@ -129,6 +132,7 @@ class BridgitSandbox:
             access_expires=now + float(self.config["access_token_ttl"]),
             refresh_expires=now + float(self.config["refresh_token_ttl"]), last_activity=now,
         )
+        self.issued += [session["access_token"], session["refresh_token"]]
         self.access[session["access_token"]] = session_id
         self.refresh[session["refresh_token"]] = session_id
         return {"access_token": session["access_token"], "token_type": "Bearer",

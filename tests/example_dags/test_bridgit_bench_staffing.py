@@ -1,0 +1,31 @@
+"""The Bridgit example DAG in real Airflow against the sandbox: green, and green again without duplicates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.airflow_runs import run_dag
+
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "example_dags"
+
+
+@pytest.mark.airflow
+def test_staffing_dag_runs_twice_without_duplicates(airflow_db, bridgit, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(EXAMPLES))
+    state, first = run_dag(EXAMPLES, "bridgit_bench_staffing")
+    assert state == "success"
+    assert first["upsert_project"]["name"] == "Harbour View Tower"
+    assert len(first["create_roles"]) == 6
+    names = sorted(r["name"] for r in first["list_roles"])
+    assert "Estimator" in names and len(names) == 6  # the preconstruction role is listed too
+    assert first["wait_for_project_change"]["changes"][0]["id"] == first["upsert_project"]["id"]
+
+    state, second = run_dag(EXAMPLES, "bridgit_bench_staffing")
+    assert state == "success"
+    assert second["upsert_project"]["id"] == first["upsert_project"]["id"]
+    assert second["create_roles"] == []
+    assert len(second["list_roles"]) == 6
+    assert bridgit.counter("projects_created") == 1 and bridgit.counter("roles_created") == 6
+    assert bridgit.counter("signins") == 1

@@ -1,0 +1,48 @@
+"""The provider registers with Airflow and its metadata validates against Airflow's schema."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import jsonschema
+
+from airflow_provider_bridge.get_provider_info import get_provider_info
+
+
+def test_provider_info_validates_against_the_installed_schema():
+    import airflow
+
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    info = get_provider_info()
+    jsonschema.validate(info, schema)
+    assert info["package-name"] == "airflow-provider-bridge"
+
+
+def test_entry_point_is_registered():
+    eps = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_bridge")]
+    assert len(eps) == 1 and eps[0].load()() == get_provider_info()
+
+
+def test_declared_hooks_exist_with_the_connection_attributes():
+    for conn in get_provider_info()["connection-types"]:
+        module, _, name = conn["hook-class-name"].rpartition(".")
+        hook = getattr(importlib.import_module(module), name)
+        assert hook.conn_type == conn["connection-type"]
+        assert hook.conn_name_attr == f"{conn['connection-type']}_conn_id"
+        assert hook.default_conn_name == f"{conn['connection-type']}_default"
+        assert hook.hook_name == conn["hook-name"]
+        assert all(f.get("label") for f in conn["conn-fields"].values())
+
+
+def test_airflow_lists_the_provider_and_its_connection_type():
+    providers = subprocess.run([sys.executable, "-m", "airflow", "providers", "list", "-o", "json"],
+                               capture_output=True, text=True, check=True)
+    assert "airflow-provider-bridge" in {p["package_name"] for p in json.loads(providers.stdout)}
+    hooks = subprocess.run([sys.executable, "-m", "airflow", "providers", "hooks", "-o", "json"],
+                           capture_output=True, text=True, check=True)
+    assert "bridgit_bench" in hooks.stdout
