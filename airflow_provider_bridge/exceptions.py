@@ -48,7 +48,7 @@ class BridgeAPIError(BridgeError):
         request_id: str | None = None,
     ) -> None:
         self.summary = message
-        self.status_code = status_code
+        self.status_code = status_code  # type: ignore[assignment]  # AirflowException types it HTTPStatus
         self.method = method
         self.path = path
         self.error_code = error_code

@@ -39,20 +39,32 @@ def get_provider_info() -> dict[str, Any]:
         "ServiceBridge, Third-Party Manager and Bridgit Bench.",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": "Bridgit Bench", "external-doc-url": "https://bench.gobridgit.com",
-             "tags": ["service"]},
+            {
+                "integration-name": "Bridgit Bench",
+                "external-doc-url": "https://bench.gobridgit.com",
+                "tags": ["service"],
+            },
         ],
         "hooks": [
-            {"integration-name": "Bridgit Bench",
-             "python-modules": ["airflow_provider_bridge.hooks.bridgit_bench"]},
+            {
+                "integration-name": "Bridgit Bench",
+                "python-modules": ["airflow_provider_bridge.hooks.bridgit_bench"],
+            },
         ],
         "operators": [
-            {"integration-name": "Bridgit Bench",
-             "python-modules": ["airflow_provider_bridge.operators.entity",
-                                "airflow_provider_bridge.operators.bridgit_bench"]},
+            {
+                "integration-name": "Bridgit Bench",
+                "python-modules": [
+                    "airflow_provider_bridge.operators.entity",
+                    "airflow_provider_bridge.operators.bridgit_bench",
+                ],
+            },
         ],
         "sensors": [
-            {"integration-name": "Bridgit Bench", "python-modules": ["airflow_provider_bridge.sensors.entity"]},
+            {
+                "integration-name": "Bridgit Bench",
+                "python-modules": ["airflow_provider_bridge.sensors.entity"],
+            },
         ],
         "connection-types": [
             {
@@ -70,10 +82,15 @@ def get_provider_info() -> dict[str, Any]:
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port"],
-                    "relabeling": {"host": "Base URL", "login": "Service account unique identifier",
-                                   "password": "Service account password"},
-                    "placeholders": {"host": "https://bench.gobridgit.com",
-                                     "login": "00000000-0000-0000-0000-000000000000"},
+                    "relabeling": {
+                        "host": "Base URL",
+                        "login": "Service account unique identifier",
+                        "password": "Service account password",
+                    },
+                    "placeholders": {
+                        "host": "https://bench.gobridgit.com",
+                        "login": "00000000-0000-0000-0000-000000000000",
+                    },
                 },
             },
         ],

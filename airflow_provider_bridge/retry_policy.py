@@ -121,6 +121,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if when.tzinfo is None:  # RFC 850/asctime forms carry no zone; HTTP dates are GMT
         import datetime as _dt
 
-        when = when.replace(tzinfo=_dt.timezone.utc)
+        when = when.replace(tzinfo=_dt.UTC)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)

@@ -25,8 +25,8 @@ def parse_timestamp(value: str) -> dt.datetime:
     text = _FRACTION.sub(r"\1", text)
     parsed = dt.datetime.fromisoformat(text)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
 
 
 def coerce_since(value: object, *, field: str = "since") -> dt.datetime:
@@ -36,7 +36,7 @@ def coerce_since(value: object, *, field: str = "since") -> dt.datetime:
     :raises BridgeConfigError: naming ``field`` when the value is not a point in time.
     """
     if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
     if isinstance(value, str) and value.strip():
         try:
             return parse_timestamp(value)
@@ -49,4 +49,4 @@ def coerce_since(value: object, *, field: str = "since") -> dt.datetime:
 
 def isoformat_z(value: dt.datetime) -> str:
     """Format an aware datetime as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC."""
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -29,22 +29,34 @@ from airflow_provider_bridge.sensors import EntityChangeSensor
 CONN_ID = "bridgit_bench_default"
 
 ROLE_TEMPLATE = [
-    {"name": "Project Manager", "startDate": "2027-01-04", "endDate": "2028-06-30",
-     "allocations": [{"startDate": "2027-01-04", "endDate": "2028-06-30", "allocatedPercent": 100}]},
+    {
+        "name": "Project Manager",
+        "startDate": "2027-01-04",
+        "endDate": "2028-06-30",
+        "allocations": [{"startDate": "2027-01-04", "endDate": "2028-06-30", "allocatedPercent": 100}],
+    },
     {"name": "Project Engineer", "startDate": "2027-02-01", "endDate": "2028-05-31"},
-    {"name": "Project Engineer", "startDate": "2027-06-01", "endDate": "2028-05-31",
-     "note": "Second engineer for the fit-out"},
+    {
+        "name": "Project Engineer",
+        "startDate": "2027-06-01",
+        "endDate": "2028-05-31",
+        "note": "Second engineer for the fit-out",
+    },
     {"name": "Superintendent", "startDate": "2027-03-01", "endDate": "2028-06-30"},
     {"name": "Safety Coordinator", "startDate": "2027-03-01", "endDate": "2028-06-30"},
-    {"name": "Estimator", "startDate": "2027-01-04", "endDate": "2027-03-31",
-     "note": "Preconstruction role: hidden by Bridgit's default role listing"},
+    {
+        "name": "Estimator",
+        "startDate": "2027-01-04",
+        "endDate": "2027-03-31",
+        "note": "Preconstruction role: hidden by Bridgit's default role listing",
+    },
 ]
 
 with DAG(
     dag_id="bridgit_bench_staffing",
     description="Upsert a Bridgit project, staff it from a role template, wait for a change",
     schedule=None,
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     params={"project_name": "Harbour View Tower"},
     default_args={"retries": 3, "retry_delay": dt.timedelta(seconds=30)},

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def run_dag(folder: Path, dag_id: str, conf: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
@@ -16,7 +18,12 @@ def run_dag(folder: Path, dag_id: str, conf: dict[str, Any] | None = None) -> tu
     assert dag_id in bag.dags, bag.import_errors
     run = bag.dags[dag_id].test(run_conf=conf)
     with create_session() as session:
-        rows = session.query(XComModel).filter(XComModel.dag_id == dag_id, XComModel.run_id == run.run_id,
-                                               XComModel.key == "return_value").all()
+        rows = (
+            session.query(XComModel)
+            .filter(
+                XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
+            )
+            .all()
+        )
         values = {row.task_id: XComModel.deserialize_value(row) for row in rows}
     return str(getattr(run.state, "value", run.state)), values

@@ -15,8 +15,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 _HOME = Path(tempfile.mkdtemp(prefix="bridge-airflow-home-"))
+#: one DAGs folder for the session (Airflow keeps the first one it sees): the example DAGs and
+#: the test DAGs, linked in
+DAGS_FOLDER = _HOME / "dags"
+DAGS_FOLDER.mkdir()
+for _dag_file in [*(REPO / "example_dags").glob("*.py"), *(REPO / "tests" / "dags").glob("*.py")]:
+    (DAGS_FOLDER / _dag_file.name).symlink_to(_dag_file)
 os.environ["AIRFLOW_HOME"] = str(_HOME)
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__FERNET_KEY"] = "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="
 os.environ.pop("AIRFLOW__BRIDGE__STATE_BACKEND", None)
@@ -44,8 +50,10 @@ def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def bridgit(bridgit_sandbox, monkeypatch: pytest.MonkeyPatch):
     """The reset Bridgit sandbox with a fast rate limit, and ``bridgit_bench_default`` pointing at it."""
     bridgit_sandbox.configure(rate_limits=FAST_LIMIT)
-    monkeypatch.setenv("AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
-                       bridgit_sandbox.connection_json(rate_limits=FAST_LIMIT, max_retry_wait=10))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
+        bridgit_sandbox.connection_json(rate_limits=FAST_LIMIT, max_retry_wait=10),
+    )
     return bridgit_sandbox
 
 

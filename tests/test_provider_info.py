@@ -24,7 +24,11 @@ def test_provider_info_validates_against_the_installed_schema():
 
 
 def test_entry_point_is_registered():
-    eps = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_bridge")]
+    eps = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_bridge")
+    ]
     assert len(eps) == 1 and eps[0].load()() == get_provider_info()
 
 
@@ -40,9 +44,17 @@ def test_declared_hooks_exist_with_the_connection_attributes():
 
 
 def test_airflow_lists_the_provider_and_its_connection_type():
-    providers = subprocess.run([sys.executable, "-m", "airflow", "providers", "list", "-o", "json"],
-                               capture_output=True, text=True, check=True)
+    providers = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "list", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "airflow-provider-bridge" in {p["package_name"] for p in json.loads(providers.stdout)}
-    hooks = subprocess.run([sys.executable, "-m", "airflow", "providers", "hooks", "-o", "json"],
-                           capture_output=True, text=True, check=True)
+    hooks = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "hooks", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "bridgit_bench" in hooks.stdout

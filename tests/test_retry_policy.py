@@ -31,7 +31,9 @@ class TestParseRetryAfter:
         assert parse_retry_after(email.utils.formatdate(now - 60, usegmt=True), now=now) == 0.0
 
     def test_obsolete_rfc850_date(self):
-        assert parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now=784111777.0 - 10) == pytest.approx(10, abs=1)
+        assert parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now=784111777.0 - 10) == pytest.approx(
+            10, abs=1
+        )
 
     @pytest.mark.parametrize("value", [None, "", "soon", "nan", "inf", "Mon, 99 Foo 2020"])
     def test_absent_or_garbage_is_none(self, value):
@@ -43,8 +45,9 @@ class TestParseRetryAfter:
 
 class TestPolicyTable:
     @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
-    @pytest.mark.parametrize("outcome", [Outcome.NOT_SENT, Outcome.READ_TIMEOUT, Outcome.DROPPED,
-                                         Outcome.SERVER_ERROR])
+    @pytest.mark.parametrize(
+        "outcome", [Outcome.NOT_SENT, Outcome.READ_TIMEOUT, Outcome.DROPPED, Outcome.SERVER_ERROR]
+    )
     def test_safe_methods_retry_every_transient_failure(self, method, outcome):
         assert action_for(method, outcome) is Action.RETRY
 
@@ -62,13 +65,25 @@ class TestPolicyTable:
         assert action_for("GET", Outcome.CLIENT_ERROR) is Action.FAIL
         assert action_for("GET", Outcome.AUTH_EXPIRED) is Action.REAUTH
 
-    @pytest.mark.parametrize(("status", "retry_after", "outcome"), [
-        (200, False, Outcome.OK), (201, False, Outcome.OK), (204, False, Outcome.OK),
-        (429, False, Outcome.THROTTLED), (503, True, Outcome.THROTTLED), (503, False, Outcome.SERVER_ERROR),
-        (500, False, Outcome.SERVER_ERROR), (502, False, Outcome.SERVER_ERROR), (504, False, Outcome.SERVER_ERROR),
-        (401, False, Outcome.AUTH_EXPIRED), (403, False, Outcome.CLIENT_ERROR), (404, False, Outcome.CLIENT_ERROR),
-        (409, False, Outcome.CLIENT_ERROR), (501, False, Outcome.CLIENT_ERROR),
-    ])
+    @pytest.mark.parametrize(
+        ("status", "retry_after", "outcome"),
+        [
+            (200, False, Outcome.OK),
+            (201, False, Outcome.OK),
+            (204, False, Outcome.OK),
+            (429, False, Outcome.THROTTLED),
+            (503, True, Outcome.THROTTLED),
+            (503, False, Outcome.SERVER_ERROR),
+            (500, False, Outcome.SERVER_ERROR),
+            (502, False, Outcome.SERVER_ERROR),
+            (504, False, Outcome.SERVER_ERROR),
+            (401, False, Outcome.AUTH_EXPIRED),
+            (403, False, Outcome.CLIENT_ERROR),
+            (404, False, Outcome.CLIENT_ERROR),
+            (409, False, Outcome.CLIENT_ERROR),
+            (501, False, Outcome.CLIENT_ERROR),
+        ],
+    )
     def test_status_classification(self, status, retry_after, outcome):
         assert outcome_for_status(status, retry_after) is outcome
 
@@ -87,7 +102,8 @@ class TestClassifyException:
 
     def test_dropped_after_sending_is_ambiguous(self):
         exc = requests.exceptions.ConnectionError(
-            urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError()))
+            urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError())
+        )
         assert classify_exception(exc) is Outcome.DROPPED
         assert classify_exception(requests.exceptions.ChunkedEncodingError()) is Outcome.DROPPED
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 
 from airflow_provider_bridge.exceptions import BridgeError
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
 from tests.airflow_runs import run_dag
+from tests.conftest import DAGS_FOLDER
 
 PASSWORD = "sandbox-password"
 WRONG_PASSWORD = "wrong-but-secret-password"
@@ -64,8 +64,12 @@ def test_no_secret_in_logs_or_exceptions(bridgit, monkeypatch, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     texts = _exercise(bridgit, monkeypatch)
     captured = capsys.readouterr()
-    haystacks = {"log records": caplog.text, "stdout": captured.out, "stderr": captured.err,
-                 "exceptions": "\n".join(texts)}
+    haystacks = {
+        "log records": caplog.text,
+        "stdout": captured.out,
+        "stderr": captured.err,
+        "exceptions": "\n".join(texts),
+    }
     assert "401" in haystacks["exceptions"] and "409" in haystacks["exceptions"]
     for secret in _secrets(bridgit):
         for where, text in haystacks.items():
@@ -87,14 +91,17 @@ def test_no_secret_in_xcom_or_rendered_fields(airflow_db, bridgit, monkeypatch):
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    examples = Path(__file__).resolve().parent.parent / "example_dags"
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(examples))
     bridgit.configure(access_token_ttl=2)
-    state, _ = run_dag(examples, "bridgit_bench_staffing")
+    state, _ = run_dag(DAGS_FOLDER, "bridgit_bench_staffing")
     assert state == "success"
     with create_session() as session:
-        stored = [json.dumps(XComModel.deserialize_value(x), default=str) for x in session.query(XComModel).all()]
-        stored += [json.dumps(r.rendered_fields, default=str) for r in session.query(RenderedTaskInstanceFields).all()]
+        stored = [
+            json.dumps(XComModel.deserialize_value(x), default=str) for x in session.query(XComModel).all()
+        ]
+        stored += [
+            json.dumps(r.rendered_fields, default=str)
+            for r in session.query(RenderedTaskInstanceFields).all()
+        ]
     text = "\n".join(stored)
     assert "Harbour View Tower" in text  # we are looking at the right rows
     tokens = bridgit.action("issued-tokens")["tokens"]

@@ -93,7 +93,7 @@ class SharedTokenAuth(BridgeAuth):
         headers["Authorization"] = f"Bearer {credentials['access_token']}"
 
     def latest(self, credentials: Any) -> Any | None:
-        record = self.store.load() or credentials
+        record: dict[str, Any] = self.store.load() or credentials
         expires_at = record.get("expires_at")
         if expires_at and time.time() > float(expires_at) - min(1.0, self._margin(record) / 2):
             return None
@@ -125,7 +125,9 @@ class SharedTokenAuth(BridgeAuth):
 
     def _due(self, record: dict[str, Any]) -> bool:
         expires_at = record.get("expires_at")
-        return bool(expires_at) and time.time() >= float(expires_at) - self._margin(record)
+        if not expires_at:
+            return False  # unknown lifetime: renew only when the vendor refuses it
+        return time.time() >= float(expires_at) - self._margin(record)
 
     def _replace(self, record: dict[str, Any] | None, *, reason: str) -> dict[str, Any]:
         """Renew or obtain a token; call with the store lock held. Saves before returning."""

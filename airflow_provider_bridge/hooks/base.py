@@ -16,7 +16,6 @@ import hashlib
 import json as jsonlib
 import logging
 import re
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,8 +24,8 @@ from urllib.parse import urlsplit
 import requests
 import tenacity
 import urllib3.exceptions
-
 from airflow.providers.common.compat.sdk import BaseHook
+
 from airflow_provider_bridge import __version__
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
@@ -114,8 +113,9 @@ def _extra_value(extras: dict[str, Any], conn_type: str, name: str) -> Any:
     return None
 
 
-def _number(conn_id: str, name: str, value: Any, default: float, *, integer: bool = False,
-            minimum: float = 0) -> Any:
+def _number(
+    conn_id: str, name: str, value: Any, default: float, *, integer: bool = False, minimum: float = 0
+) -> Any:
     if value is None:
         return default
     try:
@@ -186,8 +186,15 @@ class BridgeBaseHook(BaseHook):
             raise BridgeConfigError(f"Connection {self.conn_id!r}: 'extra' is not a JSON object") from None
         return self._build_config(conn.host, conn.schema, conn.port, conn.login, conn.password, extras)
 
-    def _build_config(self, host: str | None, schema: str | None, port: int | None, login: str | None,
-                      password: str | None, extras: dict[str, Any]) -> ConnectionConfig:
+    def _build_config(
+        self,
+        host: str | None,
+        schema: str | None,
+        port: int | None,
+        login: str | None,
+        password: str | None,
+        extras: dict[str, Any],
+    ) -> ConnectionConfig:
         cid, ctype = self.conn_id, self.conn_type
         base_url = (host or self.default_host or "").strip()
         if not base_url:
@@ -205,7 +212,9 @@ class BridgeBaseHook(BaseHook):
         if self.login_label and not login:
             raise BridgeConfigError(f"Connection {cid!r}: field 'login' is required ({self.login_label})")
         if self.password_label and not password:
-            raise BridgeConfigError(f"Connection {cid!r}: field 'password' is required ({self.password_label})")
+            raise BridgeConfigError(
+                f"Connection {cid!r}: field 'password' is required ({self.password_label})"
+            )
 
         raw_limits = _extra_value(extras, ctype, "rate_limits")
         if isinstance(raw_limits, str):
@@ -237,14 +246,20 @@ class BridgeBaseHook(BaseHook):
             password=password,
             extras=extras,
             rate_limits=rate_limits,
-            rate_limit_margin=_number(cid, "rate_limit_margin", _extra_value(extras, ctype, "rate_limit_margin"),
-                                      0.05),
+            rate_limit_margin=_number(
+                cid, "rate_limit_margin", _extra_value(extras, ctype, "rate_limit_margin"), 0.05
+            ),
             timeout=_number(cid, "timeout", _extra_value(extras, ctype, "timeout"), 30.0, minimum=0.001),
             verify=verify,
-            max_retries=_number(cid, "max_retries", _extra_value(extras, ctype, "max_retries"), 5, integer=True),
-            max_retry_wait=_number(cid, "max_retry_wait", _extra_value(extras, ctype, "max_retry_wait"), 60.0),
-            page_size=None if page_size is None else _number(cid, "page_size", page_size, 0, integer=True,
-                                                             minimum=1),
+            max_retries=_number(
+                cid, "max_retries", _extra_value(extras, ctype, "max_retries"), 5, integer=True
+            ),
+            max_retry_wait=_number(
+                cid, "max_retry_wait", _extra_value(extras, ctype, "max_retry_wait"), 60.0
+            ),
+            page_size=None
+            if page_size is None
+            else _number(cid, "page_size", page_size, 0, integer=True, minimum=1),
         )
 
     def extra(self, name: str) -> Any:
@@ -267,8 +282,12 @@ class BridgeBaseHook(BaseHook):
     @cached_property
     def limiter(self) -> RateLimiter:
         """The connection's rate windows, shared by every process."""
-        return RateLimiter(self.state_backend, self.account_key, self.config.rate_limits,
-                           margin=self.config.rate_limit_margin)
+        return RateLimiter(
+            self.state_backend,
+            self.account_key,
+            self.config.rate_limits,
+            margin=self.config.rate_limit_margin,
+        )
 
     @cached_property
     def credential_store(self) -> CredentialStore:
@@ -414,15 +433,29 @@ class BridgeBaseHook(BaseHook):
         def before_sleep(retry_state: tenacity.RetryCallState) -> None:
             exc = retry_state.outcome.exception() if retry_state.outcome else None
             sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
-            log.warning("%s: %s on attempt %d; retrying in %.2fs", shown,
-                        exc.outcome.value if isinstance(exc, _RetryableAttempt) else exc,
-                        retry_state.attempt_number, sleep)
+            log.warning(
+                "%s: %s on attempt %d; retrying in %.2fs",
+                shown,
+                exc.outcome.value if isinstance(exc, _RetryableAttempt) else exc,
+                retry_state.attempt_number,
+                sleep,
+            )
 
         def attempt() -> requests.Response:
             nonlocal attempt_no
             attempt_no += 1
-            return self._attempt(method, url, shown, attempt_no, params=params, json=json, data=data,
-                                 headers=headers, authenticate=authenticate, idempotent=idempotent)
+            return self._attempt(
+                method,
+                url,
+                shown,
+                attempt_no,
+                params=params,
+                json=json,
+                data=data,
+                headers=headers,
+                authenticate=authenticate,
+                idempotent=idempotent,
+            )
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(cfg.max_retries + 1),
@@ -466,8 +499,14 @@ class BridgeBaseHook(BaseHook):
             response: requests.Response | None = None
             try:
                 response = self.session.request(
-                    method, url, params=send_params or None, json=json, data=data, headers=send_headers,
-                    timeout=cfg.timeout, verify=cfg.verify,
+                    method,
+                    url,
+                    params=send_params or None,
+                    json=json,
+                    data=data,
+                    headers=send_headers,
+                    timeout=cfg.timeout,
+                    verify=cfg.verify,
                 )
                 outcome = self.classify_response(response)
                 error: BridgeError | None = None
@@ -503,21 +542,36 @@ class BridgeBaseHook(BaseHook):
                         f"longer than max_retry_wait={cfg.max_retry_wait:g}s; retry the task later",
                         wait_seconds=pause,
                     )
-                log.warning("%s: throttled (HTTP %d); pausing every worker of this account for %.2fs",
-                            shown, response.status_code, pause)
-                raise _RetryableAttempt(outcome, wait=0.0, final=BridgeRateLimitError(
-                    f"{shown}: still throttled after {attempt_no} attempts", wait_seconds=pause))
+                log.warning(
+                    "%s: throttled (HTTP %d); pausing every worker of this account for %.2fs",
+                    shown,
+                    response.status_code,
+                    pause,
+                )
+                raise _RetryableAttempt(
+                    outcome,
+                    wait=0.0,
+                    final=BridgeRateLimitError(
+                        f"{shown}: still throttled after {attempt_no} attempts", wait_seconds=pause
+                    ),
+                )
             if action is Action.RETRY:
-                retry_after = None if response is None else parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = (
+                    None if response is None else parse_retry_after(response.headers.get("Retry-After"))
+                )
                 if retry_after is not None and retry_after > cfg.max_retry_wait:
                     raise BridgeRateLimitError(
                         f"{shown}: the vendor asked to retry in {retry_after:.0f}s, longer than "
-                        f"max_retry_wait={cfg.max_retry_wait:g}s", wait_seconds=retry_after)
+                        f"max_retry_wait={cfg.max_retry_wait:g}s",
+                        wait_seconds=retry_after,
+                    )
                 raise _RetryableAttempt(outcome, wait=retry_after, final=error)
             if action is Action.UNKNOWN:
                 raise BridgeOutcomeUnknownError(
                     f"The outcome is unknown ({outcome.value}: {error}); the request may have been applied",
-                    method=method, path=urlsplit(url).path, sent=json if json is not None else None,
+                    method=method,
+                    path=urlsplit(url).path,
+                    sent=json if json is not None else None,
                 ) from None
             raise error
 
@@ -541,7 +595,7 @@ class BridgeBaseHook(BaseHook):
             f"{self.hook_name} call failed: {status} {reason}".strip(),
             status_code=status,
             method=method,
-            path=urlsplit(response.request.url if response.request else "").path or None,
+            path=_request_path(response),
             error_code=details.code,
             vendor_message=details.message,
             field_errors=details.field_errors,
@@ -563,7 +617,7 @@ class BridgeBaseHook(BaseHook):
             f"{self.hook_name} answered with something other than {expected}: {snippet!r}",
             status_code=response.status_code,
             method=response.request.method if response.request else None,
-            path=urlsplit(response.request.url if response.request else "").path or None,
+            path=_request_path(response),
         )
 
     # ------------------------------------------------------------------------------------
@@ -572,8 +626,14 @@ class BridgeBaseHook(BaseHook):
     def _check_entity(self, entity: Any) -> str:
         if not isinstance(entity, str) or not entity.strip():
             raise BridgeConfigError(f"entity: expected a resource path such as 'projects', got {entity!r}")
-        if entity.startswith("/") or "?" in entity or "#" in entity or any(c.isspace() for c in entity) \
-                or ".." in entity.split("/") or "//" in entity:
+        if (
+            entity.startswith("/")
+            or "?" in entity
+            or "#" in entity
+            or any(c.isspace() for c in entity)
+            or ".." in entity.split("/")
+            or "//" in entity
+        ):
             raise BridgeConfigError(
                 f"entity: expected a relative resource path without query string, leading slash or spaces "
                 f"(e.g. 'projects' or 'projects/42/roles'), got {entity!r}"
@@ -581,16 +641,24 @@ class BridgeBaseHook(BaseHook):
         return entity.strip("/")
 
     def _check_id(self, entity_id: Any, name: str = "entity_id") -> str:
-        if isinstance(entity_id, bool) or not isinstance(entity_id, (str, int)) or str(entity_id).strip() == "":
+        if (
+            isinstance(entity_id, bool)
+            or not isinstance(entity_id, (str, int))
+            or str(entity_id).strip() == ""
+        ):
             raise BridgeConfigError(f"{name}: expected a record id (string or integer), got {entity_id!r}")
         text = str(entity_id).strip()
         if any(c in text for c in "/?#") or any(c.isspace() for c in text):
-            raise BridgeConfigError(f"{name}: a record id may not contain '/', '?', '#' or spaces: {entity_id!r}")
+            raise BridgeConfigError(
+                f"{name}: a record id may not contain '/', '?', '#' or spaces: {entity_id!r}"
+            )
         return text
 
     def _check_data(self, data: Any, *, allow_empty: bool = False) -> dict[str, Any]:
         if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-            raise BridgeConfigError(f"data: expected a JSON object (dict of field -> value), got {type(data).__name__}")
+            raise BridgeConfigError(
+                f"data: expected a JSON object (dict of field -> value), got {type(data).__name__}"
+            )
         if not data and not allow_empty:
             raise BridgeConfigError("data: expected at least one field, got an empty dict")
         try:
@@ -611,9 +679,12 @@ class BridgeBaseHook(BaseHook):
         """
         entity = self._check_entity(entity)
         if params is not None and not isinstance(params, dict):
-            raise BridgeConfigError(f"params: expected a dict of query parameters, got {type(params).__name__}")
-        if page_size is not None and (isinstance(page_size, bool) or not isinstance(page_size, int)
-                                      or page_size < 1):
+            raise BridgeConfigError(
+                f"params: expected a dict of query parameters, got {type(params).__name__}"
+            )
+        if page_size is not None and (
+            isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1
+        ):
             raise BridgeConfigError(f"page_size: expected a positive integer, got {page_size!r}")
         size = page_size or self.config.page_size or self.default_page_size
         merged = {**self.default_list_params(entity), **(params or {})}
@@ -653,11 +724,15 @@ class BridgeBaseHook(BaseHook):
                     raise
                 found = self.find_entities(entity, {key: key_value})
                 if found:
-                    log.warning("Create of %s had an unknown outcome; found it by %s, not creating again",
-                                entity, key)
+                    log.warning(
+                        "Create of %s had an unknown outcome; found it by %s, not creating again", entity, key
+                    )
                     return found[0]
-                log.warning("Create of %s had an unknown outcome and no record with that %s exists; "
-                            "sending it again", entity, key)
+                log.warning(
+                    "Create of %s had an unknown outcome and no record with that %s exists; sending it again",
+                    entity,
+                    key,
+                )
                 was_ambiguous = True
             except BridgeAPIError as exc:
                 if was_ambiguous and exc.status_code == 409 and key is not None:
@@ -684,8 +759,9 @@ class BridgeBaseHook(BaseHook):
         path = self.entity_path(self._check_entity(entity), self._check_id(entity_id))
         self.request("DELETE", path)
 
-    def find_entities(self, entity: str, match: dict[str, Any], params: dict[str, Any] | None = None
-                      ) -> list[dict[str, Any]]:
+    def find_entities(
+        self, entity: str, match: dict[str, Any], params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """
         Records whose fields equal every item of ``match`` (compared exactly; strings
         case-insensitively), narrowed server-side where the vendor has a filter.
@@ -700,8 +776,9 @@ class BridgeBaseHook(BaseHook):
             return bool(a == b)
 
         query = {**self.match_params(entity, match), **(params or {})}
-        return [r for r in self.list_entities(entity, query)
-                if all(same(r.get(k), v) for k, v in match.items())]
+        return [
+            r for r in self.list_entities(entity, query) if all(same(r.get(k), v) for k, v in match.items())
+        ]
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call; ``(True, message)`` when it works."""
@@ -712,6 +789,14 @@ class BridgeBaseHook(BaseHook):
         except Exception as exc:  # the UI shows this message; never let a secret through
             return False, strip_query(f"{type(exc).__name__}: {exc}")
         return True, f"Connected to {self.hook_name} at {self.config.base_url}"
+
+
+def _request_path(response: requests.Response) -> str | None:
+    """The path of the request behind ``response``, without its query string."""
+    url = response.request.url if response.request is not None else None
+    if isinstance(url, bytes):
+        url = url.decode("utf-8", "replace")
+    return urlsplit(url).path or None if url else None
 
 
 def classify_exception(exc: requests.RequestException) -> Outcome:
@@ -726,11 +811,23 @@ def classify_exception(exc: requests.RequestException) -> Outcome:
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason = exc.args[0] if exc.args else None
         inner = getattr(reason, "reason", reason)
-        if isinstance(inner, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
-                              urllib3.exceptions.NameResolutionError)):
+        if isinstance(
+            inner,
+            (
+                urllib3.exceptions.NewConnectionError,
+                urllib3.exceptions.ConnectTimeoutError,
+                urllib3.exceptions.NameResolutionError,
+            ),
+        ):
             return Outcome.NOT_SENT
         return Outcome.DROPPED
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema)):
+    if isinstance(
+        exc,
+        (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ),
+    ):
         return Outcome.CONFIG_ERROR
     return Outcome.DROPPED

@@ -51,8 +51,20 @@ API_ROOT = "/rp/api/v1"
 _ROLES = re.compile(r"^projects/(\d+)/roles$", re.IGNORECASE)
 #: fields of RoleUpdateRequest that a role read can give back (for partial updates over PUT)
 _ROLE_UPDATE_FIELDS = (
-    "name", "taskId", "startDate", "endDate", "skillSet", "note", "categoryId", "billable",
-    "allocations", "roleTagIds", "assignmentBreakdownBy", "startTime", "endTime", "workDays",
+    "name",
+    "taskId",
+    "startDate",
+    "endDate",
+    "skillSet",
+    "note",
+    "categoryId",
+    "billable",
+    "allocations",
+    "roleTagIds",
+    "assignmentBreakdownBy",
+    "startTime",
+    "endTime",
+    "workDays",
 )
 #: the activity feed's page size cap (spec: limit 1..50)
 ACTIVITY_PAGE_SIZE = 50
@@ -72,34 +84,45 @@ class BridgitSessionAuth(SharedTokenAuth):
     def obtain(self) -> dict[str, Any]:
         cfg = self.hook.config
         response = self.hook.request(
-            "POST", "/auth/signin", data={"username": cfg.login, "password": cfg.password},
-            authenticate=False, idempotent=True,  # a lost sign-in is only replaced by the next one
+            "POST",
+            "/auth/signin",
+            data={"username": cfg.login, "password": cfg.password},
+            authenticate=False,
+            idempotent=True,  # a lost sign-in is only replaced by the next one
         )
         return self._token_record(response)
 
     def renew(self, record: dict[str, Any]) -> dict[str, Any] | None:
         response = self.hook.request(
-            "POST", "/auth/token",
+            "POST",
+            "/auth/token",
             data={"grant_type": "refresh_token", "refresh_token": record["refresh_token"]},
-            authenticate=False, idempotent=False,  # single-use: never resend after an ambiguous failure
+            authenticate=False,
+            idempotent=False,  # single-use: never resend after an ambiguous failure
         )
         return self._token_record(response)
 
     def _token_record(self, response: requests.Response) -> dict[str, Any]:
         body = self.hook.json_body(response)
         if not isinstance(body, dict):
-            raise BridgeAPIError("Bridgit sign-in answer is not a JSON object", status_code=response.status_code)
+            raise BridgeAPIError(
+                "Bridgit sign-in answer is not a JSON object", status_code=response.status_code
+            )
         access, refresh = body.get("access_token"), body.get("refresh_token")
         mask(access)
         mask(refresh)
         if not isinstance(access, str) or not access:
-            raise BridgeAPIError("Bridgit sign-in answer has no access_token", status_code=response.status_code)
+            raise BridgeAPIError(
+                "Bridgit sign-in answer has no access_token", status_code=response.status_code
+            )
         expires_at: float | None = None
         if isinstance(body.get("expiry"), str):
             try:
                 expires_at = parse_timestamp(body["expiry"]).timestamp()
             except ValueError:
-                log.warning("Bridgit token expiry %r is not a timestamp; refreshing on 401 only", body["expiry"])
+                log.warning(
+                    "Bridgit token expiry %r is not a timestamp; refreshing on 401 only", body["expiry"]
+                )
         return {
             "access_token": access,
             "refresh_token": refresh if isinstance(refresh, str) and refresh else None,
@@ -188,7 +211,9 @@ class BridgitBenchHook(BridgeBaseHook):
             segments[0] = "Persons"
         elif head == "projects":
             sub = segments[2].lower() if len(segments) > 2 else None
-            segments[0] = "projects" if sub in ("roles", "allocations", "hourly-allocations", "tasks") else "Projects"
+            segments[0] = (
+                "projects" if sub in ("roles", "allocations", "hourly-allocations", "tasks") else "Projects"
+            )
             if sub == "allocations":
                 segments[2] = "Allocations"
             elif sub is not None:
@@ -233,8 +258,13 @@ class BridgitBenchHook(BridgeBaseHook):
         if not isinstance(body, dict):
             return ErrorDetails()
         errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
-        codes = sorted({str(e.get("errorType") or e.get("errorCode")) for e in errors
-                        if e.get("errorType") or e.get("errorCode")})
+        codes = sorted(
+            {
+                str(e.get("errorType") or e.get("errorCode"))
+                for e in errors
+                if e.get("errorType") or e.get("errorCode")
+            }
+        )
         return ErrorDetails(
             code=",".join(codes) or None,
             message=body.get("title"),
@@ -297,31 +327,50 @@ class BridgitBenchHook(BridgeBaseHook):
             raise BridgeConfigError(f"chunk_size: expected an integer from 1 to 1000, got {chunk_size!r}")
         path = self.entity_path(f"projects/{project}/roles") + "/bulk"
         chunks = math.ceil(len(roles) / chunk_size)
-        log.info("Creating %d role(s) on project %s in %d request(s) of up to %d", len(roles), project,
-                 chunks, chunk_size)
+        log.info(
+            "Creating %d role(s) on project %s in %d request(s) of up to %d",
+            len(roles),
+            project,
+            chunks,
+            chunk_size,
+        )
         created: list[dict[str, Any]] = []
         for start in range(0, len(roles), chunk_size):
-            chunk = roles[start:start + chunk_size]
+            chunk = roles[start : start + chunk_size]
             try:
                 result = self.records_from(self.request("POST", path, json=chunk))
             except BridgeOutcomeUnknownError as exc:
-                raise BulkCreateError(f"Bulk role create on project {project}: chunk at {start} has an unknown "
-                                      f"outcome ({exc})", created=created, remaining=roles[start:],
-                                      uncertain=chunk) from None
+                raise BulkCreateError(
+                    f"Bulk role create on project {project}: chunk at {start} has an unknown outcome ({exc})",
+                    created=created,
+                    remaining=roles[start:],
+                    uncertain=chunk,
+                ) from None
             except BridgeError as exc:
-                raise BulkCreateError(f"Bulk role create on project {project} failed at item {start}: {exc}",
-                                      created=created, remaining=roles[start:]) from exc
+                raise BulkCreateError(
+                    f"Bulk role create on project {project} failed at item {start}: {exc}",
+                    created=created,
+                    remaining=roles[start:],
+                ) from exc
             if len(result) != len(chunk):
                 raise BulkCreateError(
                     f"Bulk role create on project {project}: sent {len(chunk)} roles, the answer holds "
-                    f"{len(result)}", created=created + result, remaining=roles[start:], uncertain=chunk)
+                    f"{len(result)}",
+                    created=created + result,
+                    remaining=roles[start:],
+                    uncertain=chunk,
+                )
             created.extend(result)
         return created
 
     # -- changes ---------------------------------------------------------------------------
     def activities(
-        self, since: datetime | str, *, project_ids: list[int] | None = None,
-        person_ids: list[int] | None = None, activity_types: list[str] | None = None,
+        self,
+        since: datetime | str,
+        *,
+        project_ids: list[int] | None = None,
+        person_ids: list[int] | None = None,
+        activity_types: list[str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """
         Stream the account's activity feed from ``since`` (the cheapest way to learn what changed).
@@ -333,9 +382,14 @@ class BridgitBenchHook(BridgeBaseHook):
         """
         start = coerce_since(since)
         if project_ids and person_ids:
-            raise BridgeConfigError("project_ids, person_ids: the activity feed takes one or the other, not both")
-        for name, ids, cap in (("project_ids", project_ids, 10), ("person_ids", person_ids, 10),
-                               ("activity_types", activity_types, 25)):
+            raise BridgeConfigError(
+                "project_ids, person_ids: the activity feed takes one or the other, not both"
+            )
+        for name, ids, cap in (
+            ("project_ids", project_ids, 10),
+            ("person_ids", person_ids, 10),
+            ("activity_types", activity_types, 25),
+        ):
             if ids is not None and (not isinstance(ids, list) or len(ids) > cap):
                 raise BridgeConfigError(f"{name}: expected a list of at most {cap} items, got {ids!r}")
         predicates: dict[str, Any] = {"happenedFrom": isoformat_z(start)}
@@ -370,17 +424,19 @@ class BridgitBenchHook(BridgeBaseHook):
         roles = _ROLES.match(entity)
         if roles:
             project_id = int(roles.group(1))
-            touched = {int(a["roleId"]) for a in self.activities(start, project_ids=[project_id])
-                       if a.get("roleId") is not None}
+            touched = {
+                int(a["roleId"])
+                for a in self.activities(start, project_ids=[project_id])
+                if a.get("roleId") is not None
+            }
             if not touched:
                 return
             current = {int(r["id"]): r for r in self.list_entities(entity, params)}
             for role_id in sorted(touched):
                 yield current.get(role_id, {"id": role_id, "deleted": True})
             return
-        scanned = 0
-        for record in self.list_entities(entity, params):
-            scanned += 1
+        scanned = changed = 0
+        for scanned, record in enumerate(self.list_entities(entity, params), start=1):  # noqa: B007
             stamp = record.get("lastModifiedOn")
             if stamp is None:
                 raise BridgeNotSupportedError(
@@ -388,4 +444,12 @@ class BridgitBenchHook(BridgeBaseHook):
                     "for projects, persons and projects/<id>/roles"
                 )
             if parse_timestamp(str(stamp)) > start:
+                changed += 1
                 yield record
+        log.info(
+            "Change scan of %s since %s: %d record(s) scanned, %d changed",
+            entity,
+            isoformat_z(start),
+            scanned,
+            changed,
+        )

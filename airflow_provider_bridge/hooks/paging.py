@@ -48,8 +48,14 @@ class OffsetLimitPager(Pager):
         offset and limit (Bridgit's ``_filter`` endpoints) instead of query parameters.
     """
 
-    def __init__(self, *, offset_param: str = "offset", limit_param: str = "limit",
-                 more_header: str = "query-has-more", body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        offset_param: str = "offset",
+        limit_param: str = "limit",
+        more_header: str = "query-has-more",
+        body: dict[str, Any] | None = None,
+    ) -> None:
         self.offset_param = offset_param
         self.limit_param = limit_param
         self.more_header = more_header
@@ -64,8 +70,9 @@ class OffsetLimitPager(Pager):
             page += 1
             window = {self.offset_param: offset, self.limit_param: page_size}
             if self.body is not None:
-                response = hook.request("POST", path, params=params or None, json={**self.body, **window},
-                                        idempotent=True)
+                response = hook.request(
+                    "POST", path, params=params or None, json={**self.body, **window}, idempotent=True
+                )
             else:
                 response = hook.request("GET", path, params={**params, **window})
             records = hook.records_from(response)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
+
 from airflow_provider_bridge.exceptions import BridgeConfigError, BulkCreateError
 from airflow_provider_bridge.hooks import get_bridge_hook
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow.sdk import Context
 
 
@@ -48,8 +50,16 @@ class BulkCreateRolesOperator(BaseOperator):
     template_fields: Sequence[str] = ("conn_id", "project_id", "roles", "chunk_size", "match_on")
     ui_color = "#e8f1fb"
 
-    def __init__(self, *, conn_id: str, project_id: str | int, roles: list[dict[str, Any]],
-                 chunk_size: int = 100, match_on: list[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        project_id: str | int,
+        roles: list[dict[str, Any]],
+        chunk_size: int = 100,
+        match_on: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.project_id = project_id
@@ -60,32 +70,46 @@ class BulkCreateRolesOperator(BaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         hook = get_bridge_hook(self.conn_id)
         if not isinstance(hook, BridgitBenchHook):
-            raise BridgeConfigError(f"conn_id: {self.conn_id!r} is a {hook.conn_type} connection; "
-                                    "BulkCreateRolesOperator needs a bridgit_bench connection")
+            raise BridgeConfigError(
+                f"conn_id: {self.conn_id!r} is a {hook.conn_type} connection; "
+                "BulkCreateRolesOperator needs a bridgit_bench connection"
+            )
         roles = self.roles
         if self.match_on:
             if not isinstance(self.match_on, list) or not all(isinstance(f, str) for f in self.match_on):
-                raise BridgeConfigError(f"match_on: expected a list of role field names, got {self.match_on!r}")
+                raise BridgeConfigError(
+                    f"match_on: expected a list of role field names, got {self.match_on!r}"
+                )
             if not isinstance(roles, list) or not all(isinstance(r, dict) for r in roles):
                 raise BridgeConfigError("roles: expected a non-empty list of role objects")
-            existing = {_key(r, self.match_on) for r in
-                        hook.list_entities(f"projects/{hook._check_id(self.project_id, 'project_id')}/roles")}
+            existing = {
+                _key(r, self.match_on)
+                for r in hook.list_entities(f"projects/{hook._check_id(self.project_id, 'project_id')}/roles")
+            }
             roles = [r for r in roles if _key(r, self.match_on) not in existing]
             skipped = len(self.roles) - len(roles)
             if skipped:
-                self.log.info("Skipping %d role(s) the project already has (matched on %s)", skipped,
-                              self.match_on)
+                self.log.info(
+                    "Skipping %d role(s) the project already has (matched on %s)", skipped, self.match_on
+                )
             if not roles:
                 self.log.info("Nothing to create: every role already exists")
                 return []
-        chunk_size = int(self.chunk_size) if isinstance(self.chunk_size, str) and self.chunk_size.isdigit() \
+        chunk_size = (
+            int(self.chunk_size)
+            if isinstance(self.chunk_size, str) and self.chunk_size.isdigit()
             else self.chunk_size
+        )
         try:
             created = hook.bulk_create_roles(self.project_id, roles, chunk_size=chunk_size)
         except BulkCreateError as exc:
-            self.log.error("Bulk create stopped: %d created (ids %s), %d remaining%s", len(exc.created),
-                           [r.get("id") for r in exc.created], len(exc.remaining),
-                           "; re-running with match_on skips the created ones" if self.match_on else "")
+            self.log.error(
+                "Bulk create stopped: %d created (ids %s), %d remaining%s",
+                len(exc.created),
+                [r.get("id") for r in exc.created],
+                len(exc.remaining),
+                "; re-running with match_on skips the created ones" if self.match_on else "",
+            )
             raise
         self.log.info("Created %d role(s) on project %s", len(created), self.project_id)
         return created

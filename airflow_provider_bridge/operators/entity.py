@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
+
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeError
 from airflow_provider_bridge.hooks import get_bridge_hook
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow.sdk import Context
 
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
@@ -118,8 +120,15 @@ class ListEntitiesOperator(BridgeEntityOperator):
     template_fields: Sequence[str] = (*BridgeEntityOperator.template_fields, "query_params", "output_path")
     template_fields_renderers = {"query_params": "json"}
 
-    def __init__(self, *, query_params: dict[str, Any] | None = None, page_size: int | None = None,
-                 output_path: str | None = None, max_records: int = 10_000, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        query_params: dict[str, Any] | None = None,
+        page_size: int | None = None,
+        output_path: str | None = None,
+        max_records: int = 10_000,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.query_params = query_params
         self.page_size = page_size
@@ -154,7 +163,7 @@ def write_json_lines(path: str, records: Any) -> int:
         target = ObjectStoragePath(path)
         handle = target.open("w")
     else:
-        local = path[len("file://"):] if path.startswith("file://") else path
+        local = path[len("file://") :] if path.startswith("file://") else path
         os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
         handle = open(local, "w", encoding="utf-8")  # noqa: SIM115 - closed below
     with handle:
@@ -239,14 +248,18 @@ class UpsertEntityOperator(BridgeEntityOperator):
         found = self.hook.find_entities(self.entity, match)
         if len(found) > 1:
             ids = [r.get("id", r.get("Id")) for r in found[:10]]
-            raise BridgeError(f"Upsert of {self.entity}: {len(found)} records match {match} (ids {ids}); "
-                              "match_on must identify one record")
+            raise BridgeError(
+                f"Upsert of {self.entity}: {len(found)} records match {match} (ids {ids}); "
+                "match_on must identify one record"
+            )
         if not found:
             record = self.hook.create_entity(self.entity, self.data)
             self.log.info("Upsert: created %s record %s", self.entity, record.get("id", record.get("Id")))
             return record
         current = found[0]
         record_id = current.get("id", current.get("Id"))
+        if record_id is None:
+            raise BridgeError(f"Upsert of {self.entity}: the matching record has no id: {current!r:.200}")
         changes = {k: v for k, v in self.data.items() if current.get(k) != v}
         if not changes:
             self.log.info("Upsert: %s record %s is already up to date", self.entity, record_id)

@@ -52,16 +52,16 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _dotnet_time(value: dt.datetime) -> str:
     """Like the vendor's examples: no zone, with 7 fraction digits (.NET ticks)."""
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
 
 
 def _rfc3339_nanos(epoch: float) -> str:
-    whole = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    whole = dt.datetime.fromtimestamp(int(epoch), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{whole}.{int((epoch % 1) * 1e9):09d}Z"
 
 
@@ -81,15 +81,27 @@ class ApiError(Exception):
         self.status, self.title, self.errors = status, title, errors or []
 
 
-def error_body(status: int, title: str, instance: str, errors: list[dict[str, Any]] | None = None
-               ) -> dict[str, Any]:
-    return {"errors": errors or [], "title": title, "status": status, "instance": instance,
-            "requestUid": str(uuid.uuid4())}
+def error_body(
+    status: int, title: str, instance: str, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {
+        "errors": errors or [],
+        "title": title,
+        "status": status,
+        "instance": instance,
+        "requestUid": str(uuid.uuid4()),
+    }
 
 
 def validation(field: str, description: str, error_type: str = "ValidationError") -> dict[str, Any]:
-    return {"errorType": error_type, "description": description, "errorCode": None, "field": field,
-            "innerException": None, "hResult": -2146233088}
+    return {
+        "errorType": error_type,
+        "description": description,
+        "errorCode": None,
+        "field": field,
+        "innerException": None,
+        "hResult": -2146233088,
+    }
 
 
 class BridgitSandbox:
@@ -97,10 +109,17 @@ class BridgitSandbox:
 
     def __init__(self) -> None:
         self.app = FastAPI(title="Bridgit Bench sandbox", openapi_url=None, docs_url=None, redoc_url=None)
-        self.control = SandboxControl(self.app, "bridgit_bench", DEFAULTS, on_reset=self.reset,
-                                      error_body=lambda s, t, i: error_body(s, t, i),
-                                      actions={"revoke-sessions": self.revoke_sessions,
-                                               "issued-tokens": lambda: {"tokens": list(self.issued)}})
+        self.control = SandboxControl(
+            self.app,
+            "bridgit_bench",
+            DEFAULTS,
+            on_reset=self.reset,
+            error_body=lambda s, t, i: error_body(s, t, i),
+            actions={
+                "revoke-sessions": self.revoke_sessions,
+                "issued-tokens": lambda: {"tokens": list(self.issued)},
+            },
+        )
         self.reset()
         self._routes()
 
@@ -128,15 +147,21 @@ class BridgitSandbox:
             self.refresh.pop(token or "", None)
         now = time.time()
         session.update(
-            access_token=secrets.token_urlsafe(24), refresh_token=secrets.token_urlsafe(24),
+            access_token=secrets.token_urlsafe(24),
+            refresh_token=secrets.token_urlsafe(24),
             access_expires=now + float(self.config["access_token_ttl"]),
-            refresh_expires=now + float(self.config["refresh_token_ttl"]), last_activity=now,
+            refresh_expires=now + float(self.config["refresh_token_ttl"]),
+            last_activity=now,
         )
         self.issued += [session["access_token"], session["refresh_token"]]
         self.access[session["access_token"]] = session_id
         self.refresh[session["refresh_token"]] = session_id
-        return {"access_token": session["access_token"], "token_type": "Bearer",
-                "refresh_token": session["refresh_token"], "expiry": _rfc3339_nanos(session["access_expires"])}
+        return {
+            "access_token": session["access_token"],
+            "token_type": "Bearer",
+            "refresh_token": session["refresh_token"],
+            "expiry": _rfc3339_nanos(session["access_expires"]),
+        }
 
     def _end(self, session_id: str) -> None:
         session = self.sessions.pop(session_id, None)
@@ -150,8 +175,11 @@ class BridgitSandbox:
         session_id = self.access.get(token)
         session = self.sessions.get(session_id or "")
         now = time.time()
-        if session is None or now >= session["access_expires"] or \
-                now - session["last_activity"] > float(self.config["session_idle_ttl"]):
+        if (
+            session is None
+            or now >= session["access_expires"]
+            or now - session["last_activity"] > float(self.config["session_idle_ttl"])
+        ):
             self.control.count("unauthorized_401")
             raise ApiError(401, "Unauthorized - Authentication token is missing or invalid")
         session["last_activity"] = now
@@ -162,18 +190,36 @@ class BridgitSandbox:
         for account in self.config["accounts"]:
             if int(account["id"]) == account_id:
                 return dict(account)
-        raise ApiError(403, "Forbidden - User doesn't have permissions on this resource, or the account "
-                            "couldn't be found")
+        raise ApiError(
+            403,
+            "Forbidden - User doesn't have permissions on this resource, or the account couldn't be found",
+        )
 
     # -- activity --------------------------------------------------------------------------
-    def _record(self, kind: str, *, project_id: int | None = None, role_id: int | None = None,
-                person_id: int | None = None, payload: Any = None) -> None:
-        self.activity.append({
-            "happenedOn": _now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "triggeredByUserId": 1,
-            "triggeredByUserName": "Sandbox Service Account", "activityType": kind, "personId": person_id,
-            "projectId": project_id, "roleId": role_id, "payload": payload, "diff": None,
-            "triggeredByUserType": "ServiceAccount", "groupingIds": None,
-        })
+    def _record(
+        self,
+        kind: str,
+        *,
+        project_id: int | None = None,
+        role_id: int | None = None,
+        person_id: int | None = None,
+        payload: Any = None,
+    ) -> None:
+        self.activity.append(
+            {
+                "happenedOn": _now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "triggeredByUserId": 1,
+                "triggeredByUserName": "Sandbox Service Account",
+                "activityType": kind,
+                "personId": person_id,
+                "projectId": project_id,
+                "roleId": role_id,
+                "payload": payload,
+                "diff": None,
+                "triggeredByUserType": "ServiceAccount",
+                "groupingIds": None,
+            }
+        )
 
     # -- validation ------------------------------------------------------------------------
     def _check_project(self, body: dict[str, Any], *, partial: bool, own_id: int | None = None) -> None:
@@ -182,9 +228,15 @@ class BridgitSandbox:
             name = body.get("name")
             if not isinstance(name, str) or not name.strip():
                 errors.append(validation("Name", "The value of Name must be a non-empty string."))
-        if body.get("colour") is not None and (not isinstance(body["colour"], str) or not COLOUR.match(body["colour"])):
-            errors.append(validation("Colour", "colour must be a six-digit hexadecimal number with a '#' in "
-                                               "front of it. Ex: #00FF00"))
+        if body.get("colour") is not None and (
+            not isinstance(body["colour"], str) or not COLOUR.match(body["colour"])
+        ):
+            errors.append(
+                validation(
+                    "Colour",
+                    "colour must be a six-digit hexadecimal number with a '#' in front of it. Ex: #00FF00",
+                )
+            )
         if body.get("type") is not None and body["type"] not in PROJECT_TYPES:
             errors.append(validation("Type", f"type must be one of {', '.join(PROJECT_TYPES)}"))
         for field in ("startDate", "endDate"):
@@ -195,10 +247,20 @@ class BridgitSandbox:
         if errors:
             raise ApiError(400, "One or more validation errors occurred.", errors)
         name = body.get("name")
-        if isinstance(name, str) and any(p["name"].casefold() == name.strip().casefold() and pid != own_id
-                                         for pid, p in self.projects.items()):
-            raise ApiError(409, "Conflict", [{"errorType": "Duplicate", "description": "A project in the "
-                                              "account already exists with the requested name."}])
+        if isinstance(name, str) and any(
+            p["name"].casefold() == name.strip().casefold() and pid != own_id
+            for pid, p in self.projects.items()
+        ):
+            raise ApiError(
+                409,
+                "Conflict",
+                [
+                    {
+                        "errorType": "Duplicate",
+                        "description": "A project in the account already exists with the requested name.",
+                    }
+                ],
+            )
 
     @staticmethod
     def _project_state(project: dict[str, Any]) -> str:
@@ -216,8 +278,12 @@ class BridgitSandbox:
 
     def _project_view(self, project: dict[str, Any]) -> dict[str, Any]:
         roles = [r for r in self.roles.values() if r["_projectId"] == project["id"]]
-        return {**project, "state": self._project_state(project), "totalRoles": len(roles),
-                "unfilledRoles": sum(1 for r in roles if not r.get("isFilled"))}
+        return {
+            **project,
+            "state": self._project_state(project),
+            "totalRoles": len(roles),
+            "unfilledRoles": sum(1 for r in roles if not r.get("isFilled")),
+        }
 
     def _role_view(self, role: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in role.items() if not k.startswith("_")}
@@ -225,8 +291,11 @@ class BridgitSandbox:
     def _new_role(self, project_id: int, body: Any, index: int | None = None) -> dict[str, Any]:
         where = "" if index is None else f"[{index}]"
         if not isinstance(body, dict):
-            raise ApiError(400, "One or more validation errors occurred.",
-                           [validation(f"body{where}", "Each role must be an object")])
+            raise ApiError(
+                400,
+                "One or more validation errors occurred.",
+                [validation(f"body{where}", "Each role must be an object")],
+            )
         errors = []
         if body.get("note") is not None and (not isinstance(body["note"], str) or len(body["note"]) > 250):
             errors.append(validation(f"Note{where}", "note must be a string of at most 250 characters"))
@@ -240,14 +309,28 @@ class BridgitSandbox:
             raise ApiError(422, "Unprocessable Entity - Validation failures", errors)
         name = body.get("name")
         return {
-            "id": 0, "taskId": body.get("taskId"), "nameId": abs(hash(name)) % 1000 if name else 0,
-            "name": name, "roleCost": None, "startDate": body.get("startDate"), "endDate": body.get("endDate"),
-            "type": "Salaried", "skillSet": body.get("skillSet"), "isFilled": False,
-            "billable": bool(body.get("billable", False)), "allocations": body.get("allocations"),
-            "unfilledRanges": [], "note": body.get("note"), "categoryId": body.get("categoryId"),
-            "externalId": None, "createdBy": 1, "createdOn": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "roleTags": [], "roleTagIds": body.get("roleTagIds"),
-            "assignmentBreakdownBy": body.get("assignmentBreakdownBy"), "assignedPersonId": None,
+            "id": 0,
+            "taskId": body.get("taskId"),
+            "nameId": abs(hash(name)) % 1000 if name else 0,
+            "name": name,
+            "roleCost": None,
+            "startDate": body.get("startDate"),
+            "endDate": body.get("endDate"),
+            "type": "Salaried",
+            "skillSet": body.get("skillSet"),
+            "isFilled": False,
+            "billable": bool(body.get("billable", False)),
+            "allocations": body.get("allocations"),
+            "unfilledRanges": [],
+            "note": body.get("note"),
+            "categoryId": body.get("categoryId"),
+            "externalId": None,
+            "createdBy": 1,
+            "createdOn": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "roleTags": [],
+            "roleTagIds": body.get("roleTagIds"),
+            "assignmentBreakdownBy": body.get("assignmentBreakdownBy"),
+            "assignedPersonId": None,
             "assignedPersonName": None,
             "_projectId": project_id,
             "_type": "Preconstruction" if name in self.config["preconstruction_role_names"] else "Operations",
@@ -255,33 +338,43 @@ class BridgitSandbox:
 
     def _page(self, items: list[dict[str, Any]], offset: int, limit: int) -> Response:
         if offset < 0 or limit < 1:
-            raise ApiError(400, "One or more validation errors occurred.",
-                           [validation("offset" if offset < 0 else "limit", "out of range")])
-        page = items[offset:offset + limit]
+            raise ApiError(
+                400,
+                "One or more validation errors occurred.",
+                [validation("offset" if offset < 0 else "limit", "out of range")],
+            )
+        page = items[offset : offset + limit]
         more = offset + len(page) < len(items)
         return JSONResponse(page, headers={"query-has-more": "true" if more else "false"})
 
     def _project(self, project_id: int) -> dict[str, Any]:
         if project_id not in self.projects:
-            raise ApiError(403, "Forbidden - User doesn't have permissions on this resource, or the project "
-                                "couldn't be found.")
+            raise ApiError(
+                403,
+                "Forbidden - User doesn't have permissions on this resource, or the project "
+                "couldn't be found.",
+            )
         return self.projects[project_id]
 
     # -- routes ----------------------------------------------------------------------------
-    def _routes(self) -> None:  # noqa: C901 - one emulator, one place
+    def _routes(self) -> None:
         app = self.app
 
         @app.exception_handler(ApiError)
         async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-            return JSONResponse(error_body(exc.status, exc.title, request.url.path, exc.errors),
-                                status_code=exc.status)
+            return JSONResponse(
+                error_body(exc.status, exc.title, request.url.path, exc.errors), status_code=exc.status
+            )
 
         async def body_of(request: Request) -> Any:
             try:
                 return await request.json()
             except ValueError:
-                raise ApiError(400, "One or more validation errors occurred.",
-                               [validation("body", "The request body is not valid JSON")]) from None
+                raise ApiError(
+                    400,
+                    "One or more validation errors occurred.",
+                    [validation("body", "The request body is not valid JSON")],
+                ) from None
 
         @app.post("/auth/signin")
         async def signin(request: Request) -> JSONResponse:
@@ -289,11 +382,13 @@ class BridgitSandbox:
             username, password = form.get("username"), form.get("password")
             if not username or self.config["service_accounts"].get(str(username)) != password:
                 self.control.count("signin_refused")
-                return JSONResponse({"error": "invalid_grant", "error_description": "Invalid credentials"},
-                                    status_code=401)
+                return JSONResponse(
+                    {"error": "invalid_grant", "error_description": "Invalid credentials"}, status_code=401
+                )
             self.control.count("signins")
-            mine = sorted((s for s in self.sessions.values() if s["user"] == username),
-                          key=lambda s: s["created"])
+            mine = sorted(
+                (s for s in self.sessions.values() if s["user"] == username), key=lambda s: s["created"]
+            )
             while len(mine) >= int(self.config["session_cap"]):
                 self._end(mine.pop(0)["id"])
                 self.control.count("sessions_evicted")
@@ -309,14 +404,17 @@ class BridgitSandbox:
                 return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
             if refresh in self.spent_refresh:
                 self.control.count("refresh_token_reused")
-                return JSONResponse({"error": "invalid_grant", "error_description": "Refresh token already used"},
-                                    status_code=400)
+                return JSONResponse(
+                    {"error": "invalid_grant", "error_description": "Refresh token already used"},
+                    status_code=400,
+                )
             session_id = self.refresh.get(refresh)
             session = self.sessions.get(session_id or "")
             if session is None or time.time() >= session["refresh_expires"]:
                 self.control.count("refresh_refused")
-                return JSONResponse({"error": "invalid_grant", "error_description": "Invalid refresh token"},
-                                    status_code=400)
+                return JSONResponse(
+                    {"error": "invalid_grant", "error_description": "Invalid refresh token"}, status_code=400
+                )
             self.spent_refresh.add(refresh)
             self.control.count("refreshes")
             return JSONResponse(self._issue(session["id"]))
@@ -341,8 +439,14 @@ class BridgitSandbox:
 
         # -- projects --
         @app.get(base + "/Projects")
-        async def list_projects(request: Request, account_id: int, offset: int = 0, limit: int = 1000,
-                                name: str | None = None, projectState: str = "All") -> Response:
+        async def list_projects(
+            request: Request,
+            account_id: int,
+            offset: int = 0,
+            limit: int = 1000,
+            name: str | None = None,
+            projectState: str = "All",
+        ) -> Response:
             self._account(request, account_id)
             items = [self._project_view(p) for p in sorted(self.projects.values(), key=lambda p: p["id"])]
             if name:
@@ -361,16 +465,28 @@ class BridgitSandbox:
             self._account(request, account_id)
             body = await body_of(request)
             if not isinstance(body, dict):
-                raise ApiError(400, "One or more validation errors occurred.", [validation("body", "object expected")])
+                raise ApiError(
+                    400, "One or more validation errors occurred.", [validation("body", "object expected")]
+                )
             self._check_project(body, partial=False)
             project_id = next(self.ids)
             project = {
-                "id": project_id, "name": body["name"].strip(), "colour": body.get("colour") or "#4B6BAA",
-                "startDate": body.get("startDate"), "endDate": body.get("endDate"),
-                "startTime": body.get("startTime"), "endTime": body.get("endTime"),
-                "workDays": body.get("workDays") or [1, 2, 3, 4, 5], "type": body.get("type") or "Awarded",
-                "state": None, "winPercent": body.get("winPercent"), "description": body.get("description"),
-                "groupings": body.get("groupings"), "externalId": None, "phases": [], "currentPhases": [],
+                "id": project_id,
+                "name": body["name"].strip(),
+                "colour": body.get("colour") or "#4B6BAA",
+                "startDate": body.get("startDate"),
+                "endDate": body.get("endDate"),
+                "startTime": body.get("startTime"),
+                "endTime": body.get("endTime"),
+                "workDays": body.get("workDays") or [1, 2, 3, 4, 5],
+                "type": body.get("type") or "Awarded",
+                "state": None,
+                "winPercent": body.get("winPercent"),
+                "description": body.get("description"),
+                "groupings": body.get("groupings"),
+                "externalId": None,
+                "phases": [],
+                "currentPhases": [],
                 "lastModifiedOn": _dotnet_time(_now()),
             }
             self.projects[project_id] = project
@@ -401,14 +517,25 @@ class BridgitSandbox:
             project = self._project(project_id)
             body = await body_of(request)
             if not isinstance(body, dict):
-                raise ApiError(400, "One or more validation errors occurred.", [validation("body", "object expected")])
+                raise ApiError(
+                    400, "One or more validation errors occurred.", [validation("body", "object expected")]
+                )
             self._check_project(body, partial=True, own_id=project_id)
-            updated = {**project, **{k: v for k, v in body.items()
-                                     if k in project and k not in ("id", "lastModifiedOn")}}
+            updated = {
+                **project,
+                **{k: v for k, v in body.items() if k in project and k not in ("id", "lastModifiedOn")},
+            }
             start, end = _date(updated.get("startDate")), _date(updated.get("endDate"))
             if start and end and end < start:
-                raise ApiError(422, "Unprocessable Entity", [validation(
-                    "EndDate", "Project new end date cannot be before current project start date")])
+                raise ApiError(
+                    422,
+                    "Unprocessable Entity",
+                    [
+                        validation(
+                            "EndDate", "Project new end date cannot be before current project start date"
+                        )
+                    ],
+                )
             updated["lastModifiedOn"] = _dotnet_time(_now())
             self.projects[project_id] = updated
             self._record("ProjectUpdated", project_id=project_id, payload=sorted(body))
@@ -427,8 +554,11 @@ class BridgitSandbox:
         # -- persons --
         def person(person_id: int) -> dict[str, Any]:
             if person_id not in self.persons:
-                raise ApiError(403, "Forbidden - User doesn't have permissions on this resource, or the person "
-                                    "or account couldn't be found")
+                raise ApiError(
+                    403,
+                    "Forbidden - User doesn't have permissions on this resource, or the person "
+                    "or account couldn't be found",
+                )
             return self.persons[person_id]
 
         def check_person(body: dict[str, Any], *, partial: bool, own_id: int | None = None) -> None:
@@ -441,18 +571,35 @@ class BridgitSandbox:
             if "name" in lowered or not partial:
                 name = lowered.get("name")
                 if not isinstance(name, str) or not name.strip() or len(name) > 250:
-                    errors.append(validation("Name", "The value of Name must be a string of 1 to 250 characters."))
+                    errors.append(
+                        validation("Name", "The value of Name must be a string of 1 to 250 characters.")
+                    )
             if errors:
                 raise ApiError(400, "One or more validation errors occurred.", errors)
             email = lowered.get("email")
-            if isinstance(email, str) and any(p["email"].casefold() == email.casefold() and pid != own_id
-                                              for pid, p in self.persons.items()):
-                raise ApiError(409, "Conflict", [{"errorType": "Duplicate", "description":
-                                                  "A person with the provided email already exists on the account"}])
+            if isinstance(email, str) and any(
+                p["email"].casefold() == email.casefold() and pid != own_id for pid, p in self.persons.items()
+            ):
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    [
+                        {
+                            "errorType": "Duplicate",
+                            "description": "A person with the provided email already exists on the account",
+                        }
+                    ],
+                )
 
         @app.get(base + "/Persons")
-        async def list_persons(request: Request, account_id: int, offset: int = 0, limit: int = 1000,
-                               state: str = "Active", email: str | None = None) -> Response:
+        async def list_persons(
+            request: Request,
+            account_id: int,
+            offset: int = 0,
+            limit: int = 1000,
+            state: str = "Active",
+            email: str | None = None,
+        ) -> Response:
             self._account(request, account_id)
             items = sorted(self.persons.values(), key=lambda p: p["id"])
             if state in ("Active", "Deactivated"):
@@ -466,16 +613,28 @@ class BridgitSandbox:
             self._account(request, account_id)
             body = await body_of(request)
             if not isinstance(body, dict):
-                raise ApiError(400, "One or more validation errors occurred.", [validation("body", "object expected")])
+                raise ApiError(
+                    400, "One or more validation errors occurred.", [validation("body", "object expected")]
+                )
             check_person(body, partial=False)
             person_id = next(self.ids)
             record = {
-                "id": person_id, "email": body["email"], "externalId": None, "uniqueId": body.get("uniqueId"),
-                "name": body["name"], "type": body.get("type") or "Salaried", "title": body.get("title"),
-                "photoUrl": body.get("photoUrl"), "state": "Active", "hasConflict": False, "nextConflict": None,
-                "lastModifiedOn": _dotnet_time(_now()), "hourlyCostRate": None,
+                "id": person_id,
+                "email": body["email"],
+                "externalId": None,
+                "uniqueId": body.get("uniqueId"),
+                "name": body["name"],
+                "type": body.get("type") or "Salaried",
+                "title": body.get("title"),
+                "photoUrl": body.get("photoUrl"),
+                "state": "Active",
+                "hasConflict": False,
+                "nextConflict": None,
+                "lastModifiedOn": _dotnet_time(_now()),
+                "hourlyCostRate": None,
                 "employmentDates": {"startDate": None, "endDate": None},
-                "workDays": body.get("workDays") or [1, 2, 3, 4, 5], "groupings": body.get("groupings"),
+                "workDays": body.get("workDays") or [1, 2, 3, 4, 5],
+                "groupings": body.get("groupings"),
                 "industryStartDate": body.get("industryStartDate"),
             }
             self.persons[person_id] = record
@@ -494,11 +653,21 @@ class BridgitSandbox:
             current = person(person_id)
             body = await body_of(request)
             if not isinstance(body, dict):
-                raise ApiError(400, "One or more validation errors occurred.", [validation("body", "object expected")])
+                raise ApiError(
+                    400, "One or more validation errors occurred.", [validation("body", "object expected")]
+                )
             check_person(body, partial=True, own_id=person_id)
-            lowered = {k[0].lower() + k[1:]: v for k, v in body.items() if k}  # the spec's example is PascalCase
-            updated = {**current, **{k: v for k, v in lowered.items()
-                                     if k in current and k not in ("id", "state", "lastModifiedOn")}}
+            lowered = {
+                k[0].lower() + k[1:]: v for k, v in body.items() if k
+            }  # the spec's example is PascalCase
+            updated = {
+                **current,
+                **{
+                    k: v
+                    for k, v in lowered.items()
+                    if k in current and k not in ("id", "state", "lastModifiedOn")
+                },
+            }
             updated["lastModifiedOn"] = _dotnet_time(_now())
             self.persons[person_id] = updated
             self._record("PersonUpdated", person_id=person_id, payload=sorted(lowered))
@@ -516,20 +685,32 @@ class BridgitSandbox:
         roles_base = base + "/projects/{project_id}/roles"
 
         @app.get(roles_base)
-        async def list_roles(request: Request, account_id: int, project_id: int, type: str = "Operations",
-                             roleState: str = "All") -> JSONResponse:
+        async def list_roles(
+            request: Request,
+            account_id: int,
+            project_id: int,
+            type: str = "Operations",
+            roleState: str = "All",
+        ) -> JSONResponse:
             self._account(request, account_id)
             self._project(project_id)
-            items = [r for r in sorted(self.roles.values(), key=lambda r: r["id"]) if r["_projectId"] == project_id]
+            items = [
+                r for r in sorted(self.roles.values(), key=lambda r: r["id"]) if r["_projectId"] == project_id
+            ]
             if type in ("Operations", "Preconstruction"):
                 items = [r for r in items if r["_type"] == type]
             elif type != "All":
-                raise ApiError(400, "One or more validation errors occurred.",
-                               [validation("type", "type must be Operations, Preconstruction or All")])
+                raise ApiError(
+                    400,
+                    "One or more validation errors occurred.",
+                    [validation("type", "type must be Operations, Preconstruction or All")],
+                )
             return JSONResponse([self._role_view(r) for r in items])
 
         def add_roles(project_id: int, bodies: list[Any]) -> list[dict[str, Any]]:
-            prepared = [self._new_role(project_id, b, i if len(bodies) > 1 else None) for i, b in enumerate(bodies)]
+            prepared = [
+                self._new_role(project_id, b, i if len(bodies) > 1 else None) for i, b in enumerate(bodies)
+            ]
             for role in prepared:
                 role["id"] = next(self.ids)
                 self.roles[role["id"]] = role
@@ -549,8 +730,11 @@ class BridgitSandbox:
             self._project(project_id)
             body = await body_of(request)
             if not isinstance(body, list) or not body:
-                raise ApiError(400, "One or more validation errors occurred.",
-                               [validation("body", "A non-empty array of roles is required")])
+                raise ApiError(
+                    400,
+                    "One or more validation errors occurred.",
+                    [validation("body", "A non-empty array of roles is required")],
+                )
             return JSONResponse(add_roles(project_id, body), status_code=200)
 
         @app.delete(roles_base + "/bulk")
@@ -559,8 +743,11 @@ class BridgitSandbox:
             self._project(project_id)
             body = await body_of(request)
             if not isinstance(body, list) or not body:
-                raise ApiError(400, "One or more validation errors occurred.",
-                               [validation("body", "A non-empty array of role ids is required")])
+                raise ApiError(
+                    400,
+                    "One or more validation errors occurred.",
+                    [validation("body", "A non-empty array of role ids is required")],
+                )
             for role_id in body:
                 if self.roles.pop(int(role_id), None) is not None:
                     self._record("RoleRemoved", project_id=project_id, role_id=int(role_id))
@@ -570,8 +757,11 @@ class BridgitSandbox:
             self._project(project_id)
             found = self.roles.get(role_id)
             if found is None or found["_projectId"] != project_id:
-                raise ApiError(403, "Forbidden - User doesn't have permissions on this resource, or the role "
-                                    "couldn't be found")
+                raise ApiError(
+                    403,
+                    "Forbidden - User doesn't have permissions on this resource, or the role "
+                    "couldn't be found",
+                )
             return found
 
         @app.get(roles_base + "/{role_id}")
@@ -585,8 +775,16 @@ class BridgitSandbox:
             current = role(project_id, role_id)
             body = await body_of(request)
             replacement = self._new_role(project_id, body)  # PUT replaces the role's request fields
-            keep = ("id", "createdBy", "createdOn", "isFilled", "assignedPersonId", "assignedPersonName",
-                    "externalId", "_projectId")
+            keep = (
+                "id",
+                "createdBy",
+                "createdOn",
+                "isFilled",
+                "assignedPersonId",
+                "assignedPersonName",
+                "externalId",
+                "_projectId",
+            )
             replacement.update({k: current[k] for k in keep})
             self.roles[role_id] = replacement
             self._record("RoleUpdated", project_id=project_id, role_id=role_id, payload=sorted(body))
@@ -607,30 +805,50 @@ class BridgitSandbox:
             body = await body_of(request) or {}
             offset, limit = int(body.get("offset") or 0), int(body.get("limit") or 25)
             if not 1 <= limit <= 50:
-                raise ApiError(400, "Bad Request - Invalid filter parameters",
-                               [validation("limit", "limit must be between 1 and 50")])
+                raise ApiError(
+                    400,
+                    "Bad Request - Invalid filter parameters",
+                    [validation("limit", "limit must be between 1 and 50")],
+                )
             predicates = body.get("predicates") or {}
             project_ids, person_ids = predicates.get("projectIds"), predicates.get("personIds")
             if project_ids and person_ids:
-                raise ApiError(400, "Bad Request - Invalid filter parameters",
-                               [validation("predicates", "Either PersonIds or ProjectIds can be specified, not both")])
+                raise ApiError(
+                    400,
+                    "Bad Request - Invalid filter parameters",
+                    [validation("predicates", "Either PersonIds or ProjectIds can be specified, not both")],
+                )
             for name, ids in (("projectIds", project_ids), ("personIds", person_ids)):
                 if ids is not None and len(ids) > 10:
-                    raise ApiError(400, "Bad Request - Invalid filter parameters",
-                                   [validation(name, f"{name} takes at most 10 ids")])
+                    raise ApiError(
+                        400,
+                        "Bad Request - Invalid filter parameters",
+                        [validation(name, f"{name} takes at most 10 ids")],
+                    )
             items = self.activity
             try:
                 since = predicates.get("happenedFrom")
                 until = predicates.get("happenedTo")
                 if since:
                     start = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
-                    items = [a for a in items if dt.datetime.fromisoformat(a["happenedOn"].replace("Z", "+00:00")) >= start]
+                    items = [
+                        a
+                        for a in items
+                        if dt.datetime.fromisoformat(a["happenedOn"].replace("Z", "+00:00")) >= start
+                    ]
                 if until:
                     end = dt.datetime.fromisoformat(until.replace("Z", "+00:00"))
-                    items = [a for a in items if dt.datetime.fromisoformat(a["happenedOn"].replace("Z", "+00:00")) <= end]
+                    items = [
+                        a
+                        for a in items
+                        if dt.datetime.fromisoformat(a["happenedOn"].replace("Z", "+00:00")) <= end
+                    ]
             except (ValueError, AttributeError):
-                raise ApiError(400, "Bad Request - Invalid filter parameters",
-                               [validation("happenedFrom", "invalid date")]) from None
+                raise ApiError(
+                    400,
+                    "Bad Request - Invalid filter parameters",
+                    [validation("happenedFrom", "invalid date")],
+                ) from None
             if project_ids:
                 items = [a for a in items if a["projectId"] in set(project_ids)]
             if person_ids:

@@ -164,14 +164,20 @@ class SandboxControl:
             wait = self.windows.check(self.rate_key(scope), windows, now)
             if wait > 0:
                 self.count("throttled_429")
-                await self._json(send, 429, self.error_body(429, "Too Many Requests", path),
-                                 {"Retry-After": str(max(1, math.ceil(wait)))})
+                await self._json(
+                    send,
+                    429,
+                    self.error_body(429, "Too Many Requests", path),
+                    {"Retry-After": str(max(1, math.ceil(wait)))},
+                )
                 return
         self.arrivals.append(now)
         self.count("requests")
         self.requests.append({"t": now, "method": method, "path": path})
 
-        latency = float(faults.get("latency") or 0) + self.random.random() * float(faults.get("latency_jitter") or 0)
+        latency = float(faults.get("latency") or 0) + self.random.random() * float(
+            faults.get("latency_jitter") or 0
+        )
         if latency > 0:
             await asyncio.sleep(latency)
 
@@ -235,9 +241,14 @@ class SandboxControl:
 
     async def _drop(self, send: Send) -> None:
         """Cut the connection mid-answer: announce a body, send part of it, stop."""
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
-        await send({"type": "http.response.body", "body": b"{\"partial\":", "more_body": False})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"partial":', "more_body": False})
 
     async def _json(self, send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         raw = json.dumps(body).encode()
@@ -253,7 +264,7 @@ class SandboxControl:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        action = scope["path"][len(CONTROL_PREFIX):].strip("/")
+        action = scope["path"][len(CONTROL_PREFIX) :].strip("/")
         method = scope["method"]
         if action == "stats":
             await self._json(send, 200, self.snapshot())

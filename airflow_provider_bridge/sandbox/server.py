@@ -68,13 +68,19 @@ async def serve(vendors: list[str], host: str, port: int, config: dict[str, Any]
             deep_merge(app.config, config[vendor])
             deep_merge(app.defaults, config[vendor])
         sock = _bind(host, port + index if port else 0)
-        server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                        timeout_keep_alive=30))
+        server = _Server(
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30)
+        )
         servers.append((server, sock))
         print(f"{vendor} http://{host}:{sock.getsockname()[1]}", flush=True)
+
+    def stop_all() -> None:
+        for server, _ in servers:
+            server.should_exit = True
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: [setattr(s, "should_exit", True) for s, _ in servers])
+        loop.add_signal_handler(sig, stop_all)
     tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in servers]
     while not all(server.started for server, _ in servers):
         if any(t.done() for t in tasks):
@@ -92,13 +98,24 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m airflow_provider_bridge.sandbox",
         description="Serve local emulators of the Bridge vendors' APIs (one port each).",
     )
-    parser.add_argument("--vendor", action="append", choices=sorted(VENDOR_APPS),
-                        help="vendor to serve (repeat; default: all)")
+    parser.add_argument(
+        "--vendor",
+        action="append",
+        choices=sorted(VENDOR_APPS),
+        help="vendor to serve (repeat; default: all)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0,
-                        help="first port; vendors take consecutive ports (default 0: any free port)")
-    parser.add_argument("--config", default="{}",
-                        help='JSON {vendor: settings}, e.g. \'{"bridgit_bench": {"rate_limits": [[20, 1]]}}\'')
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="first port; vendors take consecutive ports (default 0: any free port)",
+    )
+    parser.add_argument(
+        "--config",
+        default="{}",
+        help='JSON {vendor: settings}, e.g. \'{"bridgit_bench": {"rate_limits": [[20, 1]]}}\'',
+    )
     args = parser.parse_args(argv)
     try:
         config = json.loads(args.config)

@@ -51,8 +51,9 @@ class VendorSandbox:
         """Merge settings (``rate_limits``, ``faults``, lifetimes...) into the running emulator."""
         return dict(self._call("POST", "config", settings))
 
-    def add_fault(self, kind: str, *, method: str | None = None, path: str | None = None, count: int = 1,
-                  **extra: Any) -> None:
+    def add_fault(
+        self, kind: str, *, method: str | None = None, path: str | None = None, count: int = 1, **extra: Any
+    ) -> None:
         """Queue a one-shot fault (see :mod:`airflow_provider_bridge.sandbox.faults`)."""
         rules = list((self._call("GET", "config").get("faults") or {}).get("rules") or [])
         rules.append({"kind": kind, "method": method, "path": path, "count": count, **extra})
@@ -95,8 +96,13 @@ class SandboxProcess:
     :param startup_timeout: seconds to wait for the servers.
     """
 
-    def __init__(self, vendors: list[str] | None = None, *, config: dict[str, Any] | None = None,
-                 startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        vendors: list[str] | None = None,
+        *,
+        config: dict[str, Any] | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
         self.vendors = vendors
         self.config = config or {}
         self.startup_timeout = startup_timeout
@@ -110,7 +116,9 @@ class SandboxProcess:
         for vendor in self.vendors or []:
             cmd += ["--vendor", vendor]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.process = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
         assert self.process.stdout is not None
         deadline = time.monotonic() + self.startup_timeout
         ready = threading.Event()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
+
 from airflow_provider_bridge.exceptions import BridgeConfigError
 from airflow_provider_bridge.hooks import get_bridge_hook
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z, parse_timestamp
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow.sdk import Context
 
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
@@ -32,10 +35,8 @@ def change_cursor(records: list[dict[str, Any]], poll_started: dt.datetime) -> d
         for field in TIMESTAMP_FIELDS:
             value = record.get(field) or (record.get("Metadata") or {}).get(field)
             if isinstance(value, str):
-                try:
+                with contextlib.suppress(ValueError):
                     stamps.append(parse_timestamp(value))
-                except ValueError:
-                    pass
                 break
     return max(stamps) if stamps and len(stamps) == len(records) else poll_started
 
@@ -111,14 +112,17 @@ class EntityChangeSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         since = self.resolve_since(context)
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         changes = list(self.hook.changed_since(self.entity, since, self.query_params))
         self.log.info("Poll of %s since %s: %d change(s)", self.entity, isoformat_z(since), len(changes))
         if not changes:
             return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value={
-            "changes": changes[: self.max_records],
-            "count": len(changes),
-            "truncated": len(changes) > self.max_records,
-            "cursor": isoformat_z(change_cursor(changes, started)),
-        })
+        return PokeReturnValue(
+            is_done=True,
+            xcom_value={
+                "changes": changes[: self.max_records],
+                "count": len(changes),
+                "truncated": len(changes) > self.max_records,
+                "cursor": isoformat_z(change_cursor(changes, started)),
+            },
+        )

@@ -13,13 +13,13 @@ and raise :class:`BridgeRateLimitError`, rather than sleep ``max_retry_wait`` fi
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
 
 from filelock import Timeout
-
 from pyrate_limiter import Rate, RateItem
 
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeRateLimitError
@@ -81,7 +81,7 @@ def normalize_windows(raw: object, *, field: str = "rate_limits") -> list[tuple[
         while kept and kept[-1][0] >= limit:
             kept.pop()  # a longer window with no more requests makes the shorter one redundant
         kept.append((limit, seconds))
-    for (l1, s1), (l2, s2) in zip(kept, kept[1:], strict=False):
+    for (l1, s1), (l2, s2) in itertools.pairwise(kept):
         if l2 / s2 > l1 / s1:
             raise BridgeConfigError(
                 f"{field}: windows {[l1, s1]} and {[l2, s2]} cannot be enforced together: the longer "

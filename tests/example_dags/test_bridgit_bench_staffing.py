@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.airflow_runs import run_dag
-
-EXAMPLES = Path(__file__).resolve().parent.parent.parent / "example_dags"
+from tests.conftest import DAGS_FOLDER
 
 
 @pytest.mark.airflow
 def test_staffing_dag_runs_twice_without_duplicates(airflow_db, bridgit, monkeypatch):
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(EXAMPLES))
-    state, first = run_dag(EXAMPLES, "bridgit_bench_staffing")
+    state, first = run_dag(DAGS_FOLDER, "bridgit_bench_staffing")
     assert state == "success"
     assert first["upsert_project"]["name"] == "Harbour View Tower"
     assert len(first["create_roles"]) == 6
@@ -22,7 +18,7 @@ def test_staffing_dag_runs_twice_without_duplicates(airflow_db, bridgit, monkeyp
     assert "Estimator" in names and len(names) == 6  # the preconstruction role is listed too
     assert first["wait_for_project_change"]["changes"][0]["id"] == first["upsert_project"]["id"]
 
-    state, second = run_dag(EXAMPLES, "bridgit_bench_staffing")
+    state, second = run_dag(DAGS_FOLDER, "bridgit_bench_staffing")
     assert state == "success"
     assert second["upsert_project"]["id"] == first["upsert_project"]["id"]
     assert second["create_roles"] == []

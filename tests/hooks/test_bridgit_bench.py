@@ -36,18 +36,22 @@ def _set_conn(monkeypatch, sandbox, **overrides):
 
 
 class TestConfiguration:
-    @pytest.mark.parametrize(("override", "field"), [
-        ({"login": None}, "login"),
-        ({"password": None}, "password"),
-        ({"extra": {"account_id": "acme"}}, "account_id"),
-        ({"extra": {"account_id": 1, "rate_limits": "[[5]]"}}, "rate_limits"),
-        ({"extra": {"account_id": 1, "rate_limits": "five per second"}}, "rate_limits"),
-        ({"extra": {"account_id": 1, "timeout": "soon"}}, "timeout"),
-        ({"extra": {"account_id": 1, "max_retries": 2.5}}, "max_retries"),
-        ({"host": "ftp://example.com"}, "host"),
-    ])
-    def test_bad_connection_fails_naming_the_field_before_any_request(self, bridgit, monkeypatch,
-                                                                      override, field):
+    @pytest.mark.parametrize(
+        ("override", "field"),
+        [
+            ({"login": None}, "login"),
+            ({"password": None}, "password"),
+            ({"extra": {"account_id": "acme"}}, "account_id"),
+            ({"extra": {"account_id": 1, "rate_limits": "[[5]]"}}, "rate_limits"),
+            ({"extra": {"account_id": 1, "rate_limits": "five per second"}}, "rate_limits"),
+            ({"extra": {"account_id": 1, "timeout": "soon"}}, "timeout"),
+            ({"extra": {"account_id": 1, "max_retries": 2.5}}, "max_retries"),
+            ({"host": "ftp://example.com"}, "host"),
+        ],
+    )
+    def test_bad_connection_fails_naming_the_field_before_any_request(
+        self, bridgit, monkeypatch, override, field
+    ):
         _set_conn(monkeypatch, bridgit, **override)
         with pytest.raises(BridgeConfigError, match=field):
             _hook().get_entity("projects", 1)
@@ -66,12 +70,15 @@ class TestConfiguration:
     def test_account_id_is_required_when_several_accounts(self, bridgit, monkeypatch):
         bridgit.configure(accounts=[{"id": 1, "name": "A"}, {"id": 2, "name": "B"}])
         _set_conn(monkeypatch, bridgit, extra={"rate_limits": [[200, 1]]})
-        with pytest.raises(BridgeConfigError, match="account_id.*2 accounts"):
-            _hook().list_entities("projects").__next__()
+        with pytest.raises(BridgeConfigError, match=r"account_id.*2 accounts"):
+            next(_hook().list_entities("projects"))
 
     def test_ui_prefixed_extras_are_read(self, bridgit, monkeypatch):
-        _set_conn(monkeypatch, bridgit, extra={"extra__bridgit_bench__account_id": "1",
-                                               "extra__bridgit_bench__page_size": 7})
+        _set_conn(
+            monkeypatch,
+            bridgit,
+            extra={"extra__bridgit_bench__account_id": "1", "extra__bridgit_bench__page_size": 7},
+        )
         hook = _hook()
         assert hook.account_id == 1 and hook.config.page_size == 7
 
@@ -86,8 +93,10 @@ class TestConfiguration:
 class TestEntities:
     def test_project_crud(self, bridgit_hook):
         hook = bridgit_hook
-        created = hook.create_entity("projects", {"name": "Ahrens Lofts", "colour": "#00FF00",
-                                                  "startDate": "2027-01-01", "endDate": "2027-12-31"})
+        created = hook.create_entity(
+            "projects",
+            {"name": "Ahrens Lofts", "colour": "#00FF00", "startDate": "2027-01-01", "endDate": "2027-12-31"},
+        )
         assert created["id"] and created["name"] == "Ahrens Lofts"
         assert hook.get_entity("projects", created["id"])["colour"] == "#00FF00"
         updated = hook.update_entity("projects", created["id"], {"description": "Tower"})
@@ -105,7 +114,7 @@ class TestEntities:
         assert "already exists" in str(err.value)
         with pytest.raises(BridgeAPIError) as err:
             bridgit_hook.create_entity("projects", {"name": "Colourful", "colour": "green"})
-        assert err.value.status_code == 400 and ("Colour", ) == tuple(f for f, _ in err.value.field_errors)
+        assert err.value.status_code == 400 and tuple(f for f, _ in err.value.field_errors) == ("Colour",)
 
     def test_not_found_is_reported_as_the_vendor_does(self, bridgit_hook):
         with pytest.raises(BridgeAuthError) as err:
@@ -135,27 +144,39 @@ class TestEntities:
         bridgit_hook.create_entity(f"projects/{project['id']}/roles", {"name": "Estimator"})
         bridgit_hook.create_entity(f"projects/{project['id']}/roles", {"name": "Project Engineer"})
         assert len(list(bridgit_hook.list_entities(f"projects/{project['id']}/roles"))) == 2
-        default_view = list(bridgit_hook.list_entities(f"projects/{project['id']}/roles", {"type": "Operations"}))
+        default_view = list(
+            bridgit_hook.list_entities(f"projects/{project['id']}/roles", {"type": "Operations"})
+        )
         assert [r["name"] for r in default_view] == ["Project Engineer"]
 
     def test_role_update_changes_only_the_given_fields(self, bridgit_hook):
         project = bridgit_hook.create_entity("projects", {"name": "Partial"})
         entity = f"projects/{project['id']}/roles"
-        role = bridgit_hook.create_entity(entity, {"name": "Superintendent", "startDate": "2027-01-01",
-                                                   "endDate": "2027-06-30", "note": "night shift"})
+        role = bridgit_hook.create_entity(
+            entity,
+            {
+                "name": "Superintendent",
+                "startDate": "2027-01-01",
+                "endDate": "2027-06-30",
+                "note": "night shift",
+            },
+        )
         updated = bridgit_hook.update_entity(entity, role["id"], {"endDate": "2027-09-30"})
         assert updated["endDate"] == "2027-09-30"
         assert updated["note"] == "night shift" and updated["startDate"] == "2027-01-01"
 
-    @pytest.mark.parametrize(("call", "field"), [
-        (lambda h: h.get_entity("/projects", 1), "entity"),
-        (lambda h: h.get_entity("projects?x=1", 1), "entity"),
-        (lambda h: h.get_entity("projects", "1/roles"), "entity_id"),
-        (lambda h: h.create_entity("projects", ["name"]), "data"),
-        (lambda h: h.update_entity("projects", 1, {}), "data"),
-        (lambda h: list(h.list_entities("projects", page_size=0)), "page_size"),
-        (lambda h: list(h.changed_since("projects", "yesterday")), "since"),
-    ])
+    @pytest.mark.parametrize(
+        ("call", "field"),
+        [
+            (lambda h: h.get_entity("/projects", 1), "entity"),
+            (lambda h: h.get_entity("projects?x=1", 1), "entity"),
+            (lambda h: h.get_entity("projects", "1/roles"), "entity_id"),
+            (lambda h: h.create_entity("projects", ["name"]), "data"),
+            (lambda h: h.update_entity("projects", 1, {}), "data"),
+            (lambda h: list(h.list_entities("projects", page_size=0)), "page_size"),
+            (lambda h: list(h.changed_since("projects", "yesterday")), "since"),
+        ],
+    )
     def test_bad_arguments_fail_before_any_request(self, bridgit_hook, bridgit, call, field):
         with pytest.raises(BridgeConfigError, match=field):
             call(bridgit_hook)
@@ -186,10 +207,14 @@ class TestBulkCreateRoles:
         project = bridgit_hook.create_entity("projects", {"name": "Half"})
         roles = [{"name": f"R{i}"} for i in range(5)]
         # the first bulk request passes, the second is refused by the vendor
-        bridgit.configure(faults={"rules": [
-            {"kind": "pass", "method": "POST", "path": "/roles/bulk", "count": 1},
-            {"kind": "status", "status": 422, "method": "POST", "path": "/roles/bulk", "count": 1},
-        ]})
+        bridgit.configure(
+            faults={
+                "rules": [
+                    {"kind": "pass", "method": "POST", "path": "/roles/bulk", "count": 1},
+                    {"kind": "status", "status": 422, "method": "POST", "path": "/roles/bulk", "count": 1},
+                ]
+            }
+        )
         with pytest.raises(BulkCreateError) as err:
             bridgit_hook.bulk_create_roles(project["id"], roles, chunk_size=2)
         assert [r["name"] for r in err.value.created] == ["R0", "R1"]
@@ -234,8 +259,10 @@ class TestChanges:
         before = bridgit.stats()["accepted"]
         changes = list(bridgit_hook.changed_since(entity, since_iso))
         assert bridgit.stats()["accepted"] - before == 2  # one feed page + one role listing
-        assert changes == [dict(bridgit_hook.get_entity(entity, first["id"])),
-                           {"id": doomed["id"], "deleted": True}]
+        assert changes == [
+            dict(bridgit_hook.get_entity(entity, first["id"])),
+            {"id": doomed["id"], "deleted": True},
+        ]
 
     def test_activity_feed_pages_through_more_than_fifty(self, bridgit_hook):
         project = bridgit_hook.create_entity("projects", {"name": "Busy"})

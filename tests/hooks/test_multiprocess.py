@@ -19,7 +19,9 @@ def _worker(worker: int, operations: int, results) -> None:
     try:
         for i in range(operations):
             if i % 4 == 0:
-                hook.create_entity("persons", {"email": f"w{worker}-{i}@example.com", "name": f"W{worker} {i}"})
+                hook.create_entity(
+                    "persons", {"email": f"w{worker}-{i}@example.com", "name": f"W{worker} {i}"}
+                )
             else:
                 next(iter(hook.list_entities("persons", page_size=5)), None)
             done += 1
@@ -31,8 +33,9 @@ def _worker(worker: int, operations: int, results) -> None:
 @pytest.mark.multiprocess
 def test_four_processes_share_one_session_and_one_rate_window(bridgit, monkeypatch):
     bridgit.configure(rate_limits=LIMIT, access_token_ttl=2)
-    monkeypatch.setenv("AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
-                       bridgit.connection_json(rate_limits=LIMIT, max_retry_wait=30))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT", bridgit.connection_json(rate_limits=LIMIT, max_retry_wait=30)
+    )
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     workers = [ctx.Process(target=_worker, args=(w, 40, results)) for w in range(4)]

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from tests.airflow_runs import run_dag
-
-DAGS = Path(__file__).resolve().parent.parent / "dags"
+from tests.conftest import DAGS_FOLDER
 
 
 @pytest.mark.airflow
 def test_every_operator_in_a_real_dag_run(airflow_db, bridgit, monkeypatch, tmp_path):
     out = tmp_path / "roles.jsonl"
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS))
     monkeypatch.setenv("BRIDGE_TEST_OUTPUT", str(out))
-    state, xcom = run_dag(DAGS, "bridge_operator_matrix")
+    state, xcom = run_dag(DAGS_FOLDER, "bridge_operator_matrix")
     assert state == "success", xcom
     project = xcom["create_project"]
     assert project["name"] == "Matrix one" and project["colour"] == "#123456"

@@ -22,8 +22,22 @@ class TestNormalizeWindows:
     def test_same_duration_keeps_the_stricter(self):
         assert normalize_windows([[10, 1], [6, 1]]) == [(6, 1.0)]
 
-    @pytest.mark.parametrize("raw", [None, [], "50/1", [[50]], [[50, 0]], [[0, 1]], [["50", 1]],
-                                     [[True, 1]], [[50, -1]], [[1.5, 1]], [50, 1]])
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            None,
+            [],
+            "50/1",
+            [[50]],
+            [[50, 0]],
+            [[0, 1]],
+            [["50", 1]],
+            [[True, 1]],
+            [[50, -1]],
+            [[1.5, 1]],
+            [50, 1],
+        ],
+    )
     def test_malformed_values_name_the_field(self, raw):
         with pytest.raises(BridgeConfigError, match="rate_limits"):
             normalize_windows(raw)

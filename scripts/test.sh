@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: set up .venv if needed, then lint, format check, type check, and every test
+# (unit, integration over real HTTP against the sandbox, multi-process, real Airflow on SQLite).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+echo "== ruff check";  .venv/bin/ruff check .
+echo "== ruff format"; .venv/bin/ruff format --check .
+echo "== mypy";        .venv/bin/mypy
+echo "== pytest";      .venv/bin/python -m pytest -p no:cacheprovider "$@"

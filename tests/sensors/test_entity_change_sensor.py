@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+
+from airflow_provider_bridge.exceptions import BridgeConfigError
+from airflow_provider_bridge.sensors.entity import EntityChangeSensor, change_cursor
+
+UTC = dt.UTC
+
+
+def _sensor(**kw) -> EntityChangeSensor:
+    return EntityChangeSensor(task_id="s", conn_id="bridgit_bench_default", entity="projects", **kw)
+
+
+def test_since_defaults_to_the_data_interval_start():
+    start = dt.datetime(2026, 5, 1, tzinfo=UTC)
+    assert _sensor().resolve_since({"data_interval_start": start}) == start
+
+
+def test_since_falls_back_to_the_run_start_for_manual_runs():
+    started = dt.datetime(2026, 5, 2, 3, 4, tzinfo=UTC)
+    context = {
+        "data_interval_start": None,
+        "logical_date": None,
+        "dag_run": SimpleNamespace(start_date=started),
+    }
+    assert _sensor().resolve_since(context) == started
+
+
+def test_since_accepts_iso_strings_and_rejects_garbage():
+    assert _sensor(since="2026-05-01T00:00:00Z").resolve_since({}) == dt.datetime(2026, 5, 1, tzinfo=UTC)
+    with pytest.raises(BridgeConfigError, match="since"):
+        _sensor(since="last tuesday").resolve_since({})
+
+
+def test_cursor_is_the_newest_vendor_timestamp_when_every_record_has_one():
+    started = dt.datetime(2030, 1, 1, tzinfo=UTC)
+    records = [{"lastModifiedOn": "2026-01-01T00:00:00.1234567"}, {"lastModifiedOn": "2026-01-02T00:00:00"}]
+    assert change_cursor(records, started) == dt.datetime(2026, 1, 2, tzinfo=UTC)
+    assert change_cursor([{"id": 1, "deleted": True}], started) == started
+
+
+def test_poke_returns_changes_capped_with_the_cursor(bridgit_hook):
+    for i in range(3):
+        bridgit_hook.create_entity("projects", {"name": f"P{i}"})
+    sensor = _sensor(since="2000-01-01T00:00:00Z", max_records=2)
+    result = sensor.poke({})
+    assert result.is_done
+    value = result.xcom_value
+    assert value["count"] == 3 and value["truncated"] and len(value["changes"]) == 2 and value["cursor"]
+    assert not _sensor(since=value["cursor"]).poke({}).is_done
+
+
+def test_deferrable_waits_without_holding_a_worker_slot():
+    assert _sensor(deferrable=True).mode == "reschedule"
+    assert _sensor(deferrable=False).mode == "poke"
