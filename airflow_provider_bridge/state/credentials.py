@@ -42,18 +42,28 @@ def mask(value: Any) -> None:
     mask_secret(value)
 
 
+_warned_plaintext = False
+
+
 def _fernet() -> Any | None:
     """Airflow's Fernet when a valid ``[core] fernet_key`` is configured, else None."""
     try:
         from airflow.sdk.crypto import get_fernet
     except ImportError:  # pragma: no cover - older SDKs
         from airflow.models.crypto import get_fernet
+    global _warned_plaintext
     try:
         fernet = get_fernet()
     except Exception as exc:
-        log.warning("Credentials are stored unencrypted (owner-only file): %s", type(exc).__name__)
-        return None
-    return fernet if getattr(fernet, "is_encrypted", False) else None
+        fernet, reason = None, f"the Fernet key is unusable ({type(exc).__name__})"
+    else:
+        reason = "no [core] fernet_key is configured"
+    if fernet is not None and getattr(fernet, "is_encrypted", False):
+        return fernet
+    if not _warned_plaintext:
+        log.warning("Shared credentials are stored unencrypted in the owner-only state file: %s", reason)
+        _warned_plaintext = True
+    return None
 
 
 def _encode(record: dict[str, Any]) -> str:
