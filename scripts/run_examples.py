@@ -36,19 +36,20 @@ def prepare_airflow_home(home: Path) -> None:
     )
 
 
-def run_dag(dag_id: str, **conf: object) -> str:
-    """Run one DAG with ``dag.test()`` in this process; return the run's final state."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(EXAMPLES))
-    if dag_id not in bag.dags:
-        raise SystemExit(f"{dag_id} not found in {EXAMPLES}: {bag.import_errors}")
-    run = bag.dags[dag_id].test(run_conf=conf or None)
-    return str(getattr(run.state, "value", run.state))
+def describe(value: object) -> str:
+    """A one-line summary of a task's return value."""
+    if isinstance(value, list):
+        names = [str(v.get("name", v.get("id"))) if isinstance(v, dict) else str(v) for v in value]
+        return f"{len(value)} record(s)" + (f": {', '.join(names[:8])}" if names else "")
+    if isinstance(value, dict) and "changes" in value:
+        return f"{value['count']} change(s) (cursor {value['cursor']})"
+    if isinstance(value, dict):
+        return f"record id={value.get('id', value.get('Id'))} name={value.get('name')!r}"
+    return repr(value)
 
 
 def main() -> int:
-    from airflow_provider_bridge.sandbox.testing import SandboxProcess
+    from airflow_provider_bridge.sandbox.testing import SandboxProcess, run_dag
 
     prepare_airflow_home(REPO / ".airflow-demo")
     vendors = sorted({v for needed in EXAMPLE_DAGS.values() for v in needed})
@@ -60,9 +61,13 @@ def main() -> int:
             print(f"sandbox: {vendor} at {sandbox.urls[vendor]} (connection {vendor}_default)")
         for dag_id in EXAMPLE_DAGS:
             for attempt in (1, 2):
-                state = run_dag(dag_id)
-                summary = {v: sandbox.vendor(v).stats()["counters"] for v in EXAMPLE_DAGS[dag_id]}
-                print(f"== {dag_id} run {attempt}: {state}; sandbox counters: {json.dumps(summary)}")
+                state, returned = run_dag(EXAMPLES, dag_id)
+                print(f"\n== {dag_id}, run {attempt}: {state}")
+                for task_id, value in returned.items():
+                    print(f"   {task_id:<26} returned {describe(value)}")
+                for vendor in EXAMPLE_DAGS[dag_id]:
+                    counters = json.dumps(sandbox.vendor(vendor).stats()["counters"])
+                    print(f"   {vendor} sandbox counters so far: {counters}")
                 failures += state != "success"
     print("all example DAGs succeeded" if not failures else f"{failures} example run(s) failed")
     return 1 if failures else 0

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_bridge.exceptions import BridgeError
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
-from tests.airflow_runs import run_dag
+from airflow_provider_bridge.sandbox.testing import run_dag
 from tests.conftest import DAGS_FOLDER
 
 PASSWORD = "sandbox-password"

@@ -19,9 +19,12 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: the sandbox's built-in credentials per vendor (sandbox data, not real secrets)
 SANDBOX_CREDENTIALS: dict[str, dict[str, Any]] = {
@@ -159,3 +162,34 @@ class SandboxProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def run_dag(
+    folder: str | Path, dag_id: str, conf: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """
+    Run a DAG with ``dag.test()`` in this process and read back what its tasks returned.
+
+    Needs a migrated metadata database (``airflow db migrate``) and ``folder`` as the
+    configured DAGs folder (``AIRFLOW__CORE__DAGS_FOLDER``).
+
+    :return: the run's final state and ``{task_id: XCom return value}``.
+    """
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    bag = DagBag(dag_folder=str(folder))
+    if dag_id not in bag.dags:
+        raise LookupError(f"{dag_id} not found in {folder}: {bag.import_errors}")
+    run = bag.dags[dag_id].test(run_conf=conf)
+    with create_session() as session:
+        rows = (
+            session.query(XComModel)
+            .filter(
+                XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
+            )
+            .all()
+        )
+        values = {row.task_id: XComModel.deserialize_value(row) for row in rows}
+    return str(getattr(run.state, "value", run.state)), values

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.airflow_runs import run_dag
+from airflow_provider_bridge.sandbox.testing import run_dag
 from tests.conftest import DAGS_FOLDER
 
 
