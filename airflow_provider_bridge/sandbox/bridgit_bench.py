@@ -376,6 +376,24 @@ class BridgitSandbox:
                     [validation("body", "The request body is not valid JSON")],
                 ) from None
 
+        async def object_body(request: Request) -> dict[str, Any]:
+            body = await body_of(request)
+            if not isinstance(body, dict):
+                raise ApiError(
+                    400, "One or more validation errors occurred.", [validation("body", "object expected")]
+                )
+            return body
+
+        async def array_body(request: Request, what: str) -> list[Any]:
+            body = await body_of(request)
+            if not isinstance(body, list) or not body:
+                raise ApiError(
+                    400,
+                    "One or more validation errors occurred.",
+                    [validation("body", f"{what} is required")],
+                )
+            return body
+
         @app.post("/auth/signin")
         async def signin(request: Request) -> JSONResponse:
             form = await request.form()
@@ -463,11 +481,7 @@ class BridgitSandbox:
         @app.post(base + "/Projects")
         async def create_project(request: Request, account_id: int) -> JSONResponse:
             self._account(request, account_id)
-            body = await body_of(request)
-            if not isinstance(body, dict):
-                raise ApiError(
-                    400, "One or more validation errors occurred.", [validation("body", "object expected")]
-                )
+            body = await object_body(request)
             self._check_project(body, partial=False)
             project_id = next(self.ids)
             project = {
@@ -515,11 +529,7 @@ class BridgitSandbox:
         async def patch_project(request: Request, account_id: int, project_id: int) -> JSONResponse:
             self._account(request, account_id)
             project = self._project(project_id)
-            body = await body_of(request)
-            if not isinstance(body, dict):
-                raise ApiError(
-                    400, "One or more validation errors occurred.", [validation("body", "object expected")]
-                )
+            body = await object_body(request)
             self._check_project(body, partial=True, own_id=project_id)
             updated = {
                 **project,
@@ -611,11 +621,7 @@ class BridgitSandbox:
         @app.post(base + "/Persons")
         async def create_person(request: Request, account_id: int) -> JSONResponse:
             self._account(request, account_id)
-            body = await body_of(request)
-            if not isinstance(body, dict):
-                raise ApiError(
-                    400, "One or more validation errors occurred.", [validation("body", "object expected")]
-                )
+            body = await object_body(request)
             check_person(body, partial=False)
             person_id = next(self.ids)
             record = {
@@ -651,11 +657,7 @@ class BridgitSandbox:
         async def patch_person(request: Request, account_id: int, person_id: int) -> JSONResponse:
             self._account(request, account_id)
             current = person(person_id)
-            body = await body_of(request)
-            if not isinstance(body, dict):
-                raise ApiError(
-                    400, "One or more validation errors occurred.", [validation("body", "object expected")]
-                )
+            body = await object_body(request)
             check_person(body, partial=True, own_id=person_id)
             lowered = {
                 k[0].lower() + k[1:]: v for k, v in body.items() if k
@@ -728,26 +730,14 @@ class BridgitSandbox:
         async def bulk_roles(request: Request, account_id: int, project_id: int) -> JSONResponse:
             self._account(request, account_id)
             self._project(project_id)
-            body = await body_of(request)
-            if not isinstance(body, list) or not body:
-                raise ApiError(
-                    400,
-                    "One or more validation errors occurred.",
-                    [validation("body", "A non-empty array of roles is required")],
-                )
+            body = await array_body(request, "A non-empty array of roles")
             return JSONResponse(add_roles(project_id, body), status_code=200)
 
         @app.delete(roles_base + "/bulk")
         async def bulk_delete_roles(request: Request, account_id: int, project_id: int) -> Response:
             self._account(request, account_id)
             self._project(project_id)
-            body = await body_of(request)
-            if not isinstance(body, list) or not body:
-                raise ApiError(
-                    400,
-                    "One or more validation errors occurred.",
-                    [validation("body", "A non-empty array of role ids is required")],
-                )
+            body = await array_body(request, "A non-empty array of role ids")
             for role_id in body:
                 if self.roles.pop(int(role_id), None) is not None:
                     self._record("RoleRemoved", project_id=project_id, role_id=int(role_id))
