@@ -40,12 +40,21 @@ def get_provider_info() -> dict[str, Any]:
         "versions": [__version__],
         "integrations": [
             {
+                "integration-name": "ServiceBridge",
+                "external-doc-url": "https://cloud.servicebridge.com",
+                "tags": ["service"],
+            },
+            {
                 "integration-name": "Bridgit Bench",
                 "external-doc-url": "https://bench.gobridgit.com",
                 "tags": ["service"],
             },
         ],
         "hooks": [
+            {
+                "integration-name": "ServiceBridge",
+                "python-modules": ["airflow_provider_bridge.hooks.servicebridge"],
+            },
             {
                 "integration-name": "Bridgit Bench",
                 "python-modules": ["airflow_provider_bridge.hooks.bridgit_bench"],
@@ -67,6 +76,52 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "connection-types": [
+            {
+                "connection-type": "servicebridge",
+                "hook-class-name": "airflow_provider_bridge.hooks.servicebridge.ServiceBridgeHook",
+                "hook-name": "ServiceBridge",
+                "conn-fields": {
+                    "auth_type": {
+                        "label": "Authentication",
+                        "description": "session: API User + sessionKey (Login once, shared); "
+                        "basic: HTTP Basic on every call; oauth: OAuth App with a refresh token.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["session", "basic", "oauth", None],
+                            "default": "session",
+                        },
+                    },
+                    "api_version": {
+                        "label": "API version",
+                        "description": "The version segment, e.g. v1, v1.1, v2 (Locations/Contacts), v4.5.",
+                        "schema": {"type": ["string", "null"], "default": "v1"},
+                    },
+                    "token_url": {"label": "OAuth token URL", "schema": {"type": ["string", "null"]}},
+                    "authorize_url": {"label": "OAuth authorize URL", "schema": {"type": ["string", "null"]}},
+                    "scope": {"label": "OAuth scope", "schema": {"type": ["string", "null"]}},
+                    "refresh_token": {
+                        "label": "OAuth refresh token",
+                        "description": "From: python -m airflow_provider_bridge.servicebridge authorize "
+                        "--conn-id <id>",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "change_overlap": {
+                        "label": "Change overlap (s)",
+                        "description": "How far before 'since' the changeTime filter asks (default 300).",
+                        "schema": {"type": ["number", "null"], "default": 300},
+                    },
+                    **_COMMON_FIELDS,
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "Base URL",
+                        "login": "API User Id / OAuth App Id",
+                        "password": "Password / OAuth App secret",
+                    },
+                    "placeholders": {"host": "https://cloud.servicebridge.com"},
+                },
+            },
             {
                 "connection-type": "bridgit_bench",
                 "hook-class-name": "airflow_provider_bridge.hooks.bridgit_bench.BridgitBenchHook",

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 #: conn_type -> hook class path; adding a vendor means adding a line here.
 HOOKS_BY_CONN_TYPE: dict[str, str] = {
     "bridgit_bench": "airflow_provider_bridge.hooks.bridgit_bench.BridgitBenchHook",
+    "servicebridge": "airflow_provider_bridge.hooks.servicebridge.ServiceBridgeHook",
 }
 
 

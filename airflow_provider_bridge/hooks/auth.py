@@ -25,8 +25,10 @@ from airflow_provider_bridge.exceptions import (
     BridgeConnectionError,
     BridgeOutcomeUnknownError,
 )
+from airflow_provider_bridge.state.credentials import mask
 
 if TYPE_CHECKING:
+    from airflow_provider_bridge.hooks.base import BridgeBaseHook
     from airflow_provider_bridge.state.credentials import CredentialStore
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 
 class BridgeAuth(abc.ABC):
     """How one vendor authenticates a request."""
+
+    #: False when nothing can be renewed (e.g. Basic auth): a refusal is final at once
+    can_recover: bool = True
 
     @abc.abstractmethod
     def prepare(self) -> Any:
@@ -59,6 +64,33 @@ class BridgeAuth(abc.ABC):
         return credentials
 
 
+class BasicAuth(BridgeAuth):
+    """
+    HTTP Basic authentication with the connection's login and password on every request.
+
+    :param username: the user id.
+    :param password: the password.
+    """
+
+    can_recover = False
+
+    def __init__(self, username: str, password: str) -> None:
+        import base64
+
+        self._header = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        mask(self._header)
+        mask(self._header[len("Basic ") :])
+
+    def prepare(self) -> str:
+        return self._header
+
+    def apply(self, credentials: Any, headers: dict[str, str], params: dict[str, Any]) -> None:
+        headers["Authorization"] = credentials
+
+    def recover(self, refused: Any) -> None:  # pragma: no cover - can_recover is False
+        raise NotImplementedError
+
+
 class SharedTokenAuth(BridgeAuth):
     """
     A bearer token shared by every process using one account.
@@ -74,6 +106,8 @@ class SharedTokenAuth(BridgeAuth):
 
     #: what to call a first token in logs ("signed in", "got a token")
     obtain_verb = "signed in"
+    #: the record field that the vendor checks (compared to tell a stale record from a renewed one)
+    secret_field = "access_token"
 
     def __init__(self, store: CredentialStore, *, refresh_margin: float = 300.0) -> None:
         self.store = store
@@ -112,7 +146,7 @@ class SharedTokenAuth(BridgeAuth):
     def recover(self, refused: Any) -> None:
         with self.store.locked():
             record = self.store.load()
-            if record is not None and record.get("access_token") != refused.get("access_token"):
+            if record is not None and record.get(self.secret_field) != refused.get(self.secret_field):
                 log.info("Credentials were renewed by another process; using the new ones")
                 return
             self._replace(record, reason="refused by the vendor")
@@ -152,3 +186,132 @@ class SharedTokenAuth(BridgeAuth):
         self.store.save(fresh)
         log.info("%s: new shared credentials stored (%s)", self.obtain_verb.capitalize(), reason)
         return fresh
+
+
+class OAuthTokenAuth(SharedTokenAuth):
+    """
+    An OAuth 2.0 bearer token from a token endpoint, shared by every process of the account.
+
+    :param hook: the hook whose request path sends the token requests (rate-limited, retried).
+    :param token_url: the token endpoint (absolute URL).
+    :param client_id: the OAuth client id.
+    :param client_secret: the OAuth client secret.
+    :param scope: optional scope.
+    :param client_auth: ``body`` (client id and secret in the form) or ``basic`` (HTTP Basic).
+    :param default_lifetime: seconds a token lives when the answer has no ``expires_in``.
+    """
+
+    obtain_verb = "got an access token"
+
+    def __init__(
+        self,
+        hook: BridgeBaseHook,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        scope: str | None = None,
+        client_auth: str = "body",
+        default_lifetime: float = 3600,
+    ) -> None:
+        super().__init__(hook.credential_store)
+        self.hook = hook
+        self.token_url = token_url
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.scope = scope
+        self.client_auth = client_auth
+        self.default_lifetime = default_lifetime
+
+    def token_request(self, form: dict[str, str], *, idempotent: bool) -> dict[str, Any]:
+        """POST ``form`` to the token endpoint and return a token record (secrets masked)."""
+        import base64
+
+        data = dict(form)
+        headers = {"Accept": "application/json"}
+        if self.scope:
+            data.setdefault("scope", self.scope)
+        if self.client_auth == "basic":
+            headers["Authorization"] = (
+                "Basic " + base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            )
+            mask(headers["Authorization"][6:])
+        else:
+            data.update(client_id=self.client_id, client_secret=self.client_secret)
+        response = self.hook.request(
+            "POST", self.token_url, data=data, headers=headers, authenticate=False, idempotent=idempotent
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+            raise BridgeAPIError(
+                "The token endpoint's answer has no access_token", status_code=response.status_code
+            )
+        mask(body["access_token"])
+        mask(body.get("refresh_token"))
+        try:
+            lifetime = float(body.get("expires_in") or self.default_lifetime)
+        except (TypeError, ValueError):
+            lifetime = self.default_lifetime
+        now = time.time()
+        return {
+            "access_token": body["access_token"],
+            "refresh_token": body.get("refresh_token") or form.get("refresh_token"),
+            "expires_at": now + lifetime,
+            "issued_at": now,
+        }
+
+
+class OAuthRefreshTokenAuth(OAuthTokenAuth):
+    """
+    OAuth 2.0 with a long-lived refresh token (authorization-code apps).
+
+    The first access token comes from the refresh token in the connection; every later one from
+    the (possibly rotated) refresh token kept in the shared store. Refresh tokens may be
+    single-use, so a refresh is never resent after an ambiguous failure.
+
+    :param refresh_token: the refresh token stored in the connection.
+    :param authorize_hint: what to tell the user when the refresh token is refused.
+    """
+
+    def __init__(
+        self, hook: BridgeBaseHook, *, refresh_token: str, authorize_hint: str = "", **kwargs: Any
+    ) -> None:
+        super().__init__(hook, **kwargs)
+        self.initial_refresh_token = refresh_token
+        self.authorize_hint = authorize_hint
+        mask(refresh_token)
+
+    def obtain(self) -> dict[str, Any]:
+        try:
+            return self.token_request(
+                {"grant_type": "refresh_token", "refresh_token": self.initial_refresh_token}, idempotent=False
+            )
+        except BridgeAPIError as exc:
+            if exc.status_code is not None and 400 <= exc.status_code < 500:
+                raise BridgeAuthError(
+                    "The refresh token in the connection was refused (expired, revoked, or already used). "
+                    + self.authorize_hint,
+                    status_code=exc.status_code,
+                    method="POST",
+                    path=exc.path,
+                    error_code=exc.error_code,
+                    vendor_message=exc.vendor_message,
+                ) from None
+            raise
+
+    def renew(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        return self.token_request(
+            {"grant_type": "refresh_token", "refresh_token": record["refresh_token"]}, idempotent=False
+        )
+
+
+class OAuthClientCredentialsAuth(OAuthTokenAuth):
+    """OAuth 2.0 client credentials: a new token whenever the shared one is due or refused."""
+
+    def obtain(self) -> dict[str, Any]:
+        record = self.token_request({"grant_type": "client_credentials"}, idempotent=True)
+        record["refresh_token"] = None  # nothing to refresh with: obtain again instead
+        return record

@@ -65,6 +65,26 @@ def strip_query(text: str) -> str:
     return _QUERY_RE.sub("?<query hidden>", text)
 
 
+class _QueryStringFilter(logging.Filter):
+    """Strips query strings from urllib3's request lines (``GET /x?sessionKey=... HTTP/1.1``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "?" in message:
+            record.msg, record.args = strip_query(message), None
+        return True
+
+
+def _hide_query_strings_in_urllib3_logs() -> None:
+    """urllib3 logs every request URL at DEBUG; a vendor may carry a session key in it."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _QueryStringFilter) for f in logger.filters):
+        logger.addFilter(_QueryStringFilter())
+
+
+_hide_query_strings_in_urllib3_logs()
+
+
 @dataclass(frozen=True)
 class ErrorDetails:
     """What a vendor said about a failed call, in its own words."""
@@ -349,6 +369,15 @@ class BridgeBaseHook(BaseHook):
             raise self._unexpected(response, "a JSON object")
         return body
 
+    def written_record(self, response: requests.Response) -> dict[str, Any] | None:
+        """The record in a write's answer, or None when the answer carries none (e.g. 204)."""
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return self.record_from(response)
+        except BridgeAPIError:
+            return None
+
     def write_body(self, entity: str, data: dict[str, Any]) -> Any:
         """The JSON body sent for a create or update of ``data``."""
         return data
@@ -358,7 +387,30 @@ class BridgeBaseHook(BaseHook):
         return "PATCH"
 
     def natural_key(self, entity: str) -> str | None:
-        """The field that identifies a record of ``entity`` uniquely at the vendor, if any."""
+        """
+        The field that identifies a record of ``entity`` at the vendor, used to reconcile a create
+        whose outcome is unknown: the connection's ``natural_keys`` extra (``{entity: field}``)
+        first, then the vendor's own (:meth:`vendor_natural_key`).
+        """
+        configured = self.extra("natural_keys")
+        if isinstance(configured, str):
+            try:
+                configured = jsonlib.loads(configured)
+            except ValueError:
+                configured = None
+        if configured is not None and not (
+            isinstance(configured, dict) and all(isinstance(v, str) for v in configured.values())
+        ):
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra 'natural_keys' must be a JSON object "
+                f'{{"<entity>": "<field>"}}, got {configured!r}'
+            )
+        if configured and entity in configured:
+            return str(configured[entity])
+        return self.vendor_natural_key(entity)
+
+    def vendor_natural_key(self, entity: str) -> str | None:
+        """The field the vendor keeps unique for ``entity`` (e.g. Bridgit project name), if any."""
         return None
 
     def match_params(self, entity: str, match: dict[str, Any]) -> dict[str, Any]:
@@ -377,6 +429,10 @@ class BridgeBaseHook(BaseHook):
         """A cheap authenticated GET for :meth:`test_connection`."""
         raise NotImplementedError
 
+    def test_params(self) -> dict[str, Any]:
+        """Query parameters that keep the :meth:`test_connection` call cheap."""
+        return {}
+
     def changed_since(
         self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
@@ -387,7 +443,9 @@ class BridgeBaseHook(BaseHook):
     # the request path
     # ------------------------------------------------------------------------------------
     def url_for(self, path: str) -> str:
-        """Absolute URL of a path below the connection's host."""
+        """Absolute URL of a path below the connection's host (absolute URLs pass unchanged)."""
+        if path.startswith(("https://", "http://")):
+            return path
         return f"{self.config.base_url}/{path.lstrip('/')}"
 
     def request(
@@ -523,7 +581,7 @@ class BridgeBaseHook(BaseHook):
                 error = self.error_from_response(response, method)
             assert error is not None
             if action is Action.REAUTH:
-                if authenticate and not reauthenticated:
+                if authenticate and not reauthenticated and self.auth.can_recover:
                     log.info("%s: credentials refused (%s); renewing them once", shown, outcome.value)
                     self.auth.recover(credentials)
                     reauthenticated = True
@@ -751,8 +809,7 @@ class BridgeBaseHook(BaseHook):
         path = self.entity_path(entity, self._check_id(entity_id))
         data = self._check_data(data)
         response = self.request(self.update_method(entity), path, json=self.write_body(entity, data))
-        body = self.json_body(response)
-        return body if isinstance(body, dict) else self.get_entity(entity, entity_id)
+        return self.written_record(response) or self.get_entity(entity, entity_id)
 
     def delete_entity(self, entity: str, entity_id: str | int) -> None:
         """Delete (or, where the vendor only deactivates, deactivate) a record."""
@@ -783,7 +840,7 @@ class BridgeBaseHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call; ``(True, message)`` when it works."""
         try:
-            self.request("GET", self.test_path())
+            self.request("GET", self.test_path(), params=self.test_params() or None)
         except BridgeError as exc:
             return False, str(exc)
         except Exception as exc:  # the UI shows this message; never let a secret through

@@ -240,7 +240,7 @@ class BridgitBenchHook(BridgeBaseHook):
     def update_method(self, entity: str) -> str:
         return "PUT" if entity.lower().split("/")[-1] == "roles" else "PATCH"
 
-    def natural_key(self, entity: str) -> str | None:
+    def vendor_natural_key(self, entity: str) -> str | None:
         return {"projects": "name", "persons": "email"}.get(entity.lower())
 
     def match_params(self, entity: str, match: dict[str, Any]) -> dict[str, Any]:
@@ -294,8 +294,9 @@ class BridgitBenchHook(BridgeBaseHook):
         merged = {k: current[k] for k in _ROLE_UPDATE_FIELDS if k in current}
         merged.update(data)
         path = self.entity_path(entity, self._check_id(entity_id))
-        body = self.json_body(self.request("PUT", path, json=merged))
-        return body if isinstance(body, dict) else self.get_entity(entity, entity_id)
+        return self.written_record(self.request("PUT", path, json=merged)) or self.get_entity(
+            entity, entity_id
+        )
 
     def bulk_create_roles(
         self, project_id: str | int, roles: list[dict[str, Any]], *, chunk_size: int = 100

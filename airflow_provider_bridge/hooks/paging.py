@@ -12,7 +12,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+
+    import requests
 
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
 
@@ -82,3 +84,44 @@ class OffsetLimitPager(Pager):
             if not more or not records:
                 return
             offset += len(records)
+
+
+class PageNumberPager(Pager):
+    """
+    ``page``/``pageSize`` paging (1-based) with an optional total in the answer.
+
+    Stops when the records read reach the total, or on a short or empty page.
+
+    :param total: reads the total count from a response (None when absent).
+    """
+
+    def __init__(
+        self,
+        *,
+        page_param: str = "page",
+        size_param: str = "pageSize",
+        first_page: int = 1,
+        total: Callable[[requests.Response], int | None] | None = None,
+    ) -> None:
+        self.page_param = page_param
+        self.size_param = size_param
+        self.first_page = first_page
+        self.total = total
+
+    def pages(
+        self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        page = int(params.pop(self.page_param, self.first_page) or self.first_page)
+        seen = 0
+        while True:
+            response = hook.request(
+                "GET", path, params={**params, self.page_param: page, self.size_param: page_size}
+            )
+            records = hook.records_from(response)
+            total = self.total(response) if self.total else None
+            seen += len(records)
+            log.debug("Page %d of %s: %d records (%s of %s)", page, path, len(records), seen, total)
+            yield records
+            if len(records) < page_size or (total is not None and seen >= total):
+                return
+            page += 1

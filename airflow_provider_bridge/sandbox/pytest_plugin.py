@@ -3,6 +3,7 @@ pytest fixtures for testing DAGs against the sandbox (registered through the ``p
 
 * ``bridge_sandbox``: one sandbox process for the whole session (all vendors).
 * ``bridgit_sandbox``: the Bridgit emulator, reset before the test.
+* ``servicebridge_sandbox``: the ServiceBridge emulator, reset before the test.
 """
 
 from __future__ import annotations
@@ -28,5 +29,13 @@ def bridge_sandbox() -> Iterator[SandboxProcess]:
 def bridgit_sandbox(bridge_sandbox: SandboxProcess) -> VendorSandbox:
     """The Bridgit Bench emulator, reset to its defaults."""
     vendor = bridge_sandbox.vendor("bridgit_bench")
+    vendor.reset()
+    return vendor
+
+
+@pytest.fixture
+def servicebridge_sandbox(bridge_sandbox: SandboxProcess) -> VendorSandbox:
+    """The ServiceBridge emulator, reset to its defaults."""
+    vendor = bridge_sandbox.vendor("servicebridge")
     vendor.reset()
     return vendor

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 #: vendor -> factory of its ASGI app; adding a vendor means adding a line here.
 VENDOR_APPS: dict[str, str] = {
     "bridgit_bench": "airflow_provider_bridge.sandbox.bridgit_bench:create_app",
+    "servicebridge": "airflow_provider_bridge.sandbox.servicebridge:create_app",
 }
 
 

@@ -34,7 +34,15 @@ SANDBOX_CREDENTIALS: dict[str, dict[str, Any]] = {
         "password": "sandbox-password",
         "extra": {"account_id": 1},
     },
+    "servicebridge": {
+        "conn_type": "servicebridge",
+        "login": "sandbox-api-user",
+        "password": "sandbox-password",
+        "extra": {},
+    },
 }
+#: the ServiceBridge sandbox's OAuth app
+SERVICEBRIDGE_OAUTH_APP = {"login": "sandbox-app-id", "password": "sandbox-app-secret"}
 
 
 class VendorSandbox:
@@ -84,6 +92,18 @@ class VendorSandbox:
         conn["host"] = self.url
         conn["extra"].update(extra)
         return dict(conn)
+
+    def oauth_connection(self, refresh_token: str, **extra: Any) -> dict[str, Any]:
+        """A ServiceBridge ``auth_type=oauth`` connection to this emulator's OAuth app."""
+        conn = self.connection(
+            auth_type="oauth",
+            token_url=f"{self.url}/oauth/token",
+            authorize_url=f"{self.url}/oauth/authorize",
+            refresh_token=refresh_token,
+            **extra,
+        )
+        conn.update(SERVICEBRIDGE_OAUTH_APP)
+        return conn
 
     def connection_json(self, **extra: Any) -> str:
         """The same, as the JSON an ``AIRFLOW_CONN_<ID>`` environment variable takes."""

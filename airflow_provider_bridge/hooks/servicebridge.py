@@ -1,0 +1,357 @@
+"""
+ServiceBridge: field-service management (customers, work orders, locations, contacts, ...).
+
+What is particular to this vendor (see ``shared/vendors/servicebridge.md``):
+
+* Any entity path under ``/api/{api_version}/``, sent exactly as written (``customers``,
+  ``WorkOrders``, ``Locations/12/Contacts``); ``api_version`` per connection (default ``v1``) and
+  per hook (:meth:`ServiceBridgeHook.for_api_version`).
+* Every answer is an envelope ``{"Data", "Success", "Error"}``: a call failed when the status is
+  not 2xx **or** ``Success`` is false; lists add ``TotalCount``.
+* ``page``/``pageSize`` paging (default 500), stopping at ``TotalCount`` or a short page.
+* Updates are PUT with only the given fields (the API supports partial updates).
+* Three authentications (``auth_type``): ``session`` (Login once, ``sessionKey`` query
+  parameter, 30-minute sliding expiry, shared by every process), ``basic``, ``oauth``
+  (refresh-token flow; first refresh token from ``python -m airflow_provider_bridge.servicebridge
+  authorize``).
+* Limits are per IP address: 50/s and 60,000/h by default, shared by every process.
+* Changes: ``changeTime`` filter with an overlap window (which field it compares is not
+  published), de-duplicated on ``(Id, Metadata.Version)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeConfigError
+from airflow_provider_bridge.hooks.auth import (
+    BasicAuth,
+    BridgeAuth,
+    OAuthRefreshTokenAuth,
+    SharedTokenAuth,
+)
+from airflow_provider_bridge.hooks.base import BridgeBaseHook, ErrorDetails
+from airflow_provider_bridge.hooks.paging import PageNumberPager, Pager
+from airflow_provider_bridge.retry_policy import Outcome
+from airflow_provider_bridge.state.credentials import mask
+from airflow_provider_bridge.timestamps import coerce_since, parse_timestamp
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    import requests
+
+log = logging.getLogger(__name__)
+
+AUTH_TYPES = ("session", "basic", "oauth")
+API_VERSION = re.compile(r"^v\d+(\.\d+)?$")
+#: an unsuccessful envelope whose error reads like this means "your session is gone"
+AUTH_ERROR = re.compile(
+    r"session|log ?in|authenticat|authori[sz]|expired|sessionkey|credential", re.IGNORECASE
+)
+ACTIVITY_NAMESPACE = "session_activity"
+AUTHORIZE_HINT = (
+    "Get a new one with: python -m airflow_provider_bridge.servicebridge authorize --conn-id <conn id>"
+)
+
+
+def envelope(response: requests.Response) -> dict[str, Any] | None:
+    """The ``{Data, Success, Error}`` envelope of an answer (parsed once), or None when not one."""
+    if hasattr(response, "_bridge_envelope"):
+        cached: dict[str, Any] | None = response._bridge_envelope
+        return cached
+    try:
+        body = response.json() if response.content else None
+    except ValueError:
+        body = None
+    value = body if isinstance(body, dict) and ("Success" in body or "Data" in body) else None
+    response._bridge_envelope = value  # type: ignore[attr-defined]
+    return value
+
+
+class ServiceBridgeSessionAuth(SharedTokenAuth):
+    """
+    ServiceBridge's API-user session: Login once, ``?sessionKey=`` on every call.
+
+    The key has a 30-minute sliding expiry: every use moves it on. Processes record when they
+    last used it (a small shared marker), so a key idle for longer is replaced before a call
+    is wasted on it; a key refused anyway is replaced once (re-read store, then Login).
+
+    :param hook: the ServiceBridge hook.
+    :param idle_timeout: the sliding expiry in seconds (extra ``session_idle_timeout``).
+    """
+
+    obtain_verb = "logged in"
+    secret_field = "session_key"
+
+    def __init__(self, hook: ServiceBridgeHook, *, idle_timeout: float) -> None:
+        super().__init__(hook.credential_store)
+        self.hook = hook
+        self.idle_timeout = idle_timeout
+        self._marked: tuple[str, float] = ("", 0.0)
+
+    def obtain(self) -> dict[str, Any]:
+        cfg = self.hook.config
+        response = self.hook.request(
+            "POST",
+            self.hook.versioned_path("Login"),
+            json={"UserId": cfg.login, "Password": cfg.password},
+            authenticate=False,
+            idempotent=True,  # a lost Login only leaves an unused session behind
+        )
+        body = envelope(response) or {}
+        key = body.get("Data")
+        if not isinstance(key, str) or not key:
+            raise BridgeAPIError(
+                "ServiceBridge Login answered without a session key", status_code=response.status_code
+            )
+        mask(key)
+        now = time.time()
+        self._mark(key, force=True)
+        return {"session_key": key, "expires_at": None, "issued_at": now}
+
+    def apply(self, credentials: Any, headers: dict[str, str], params: dict[str, Any]) -> None:
+        params["sessionKey"] = credentials["session_key"]
+        self._mark(credentials["session_key"])
+
+    def _due(self, record: dict[str, Any]) -> bool:
+        raw = self.store.backend.get(ACTIVITY_NAMESPACE, self.store.key)
+        last = float(raw) if raw else float(record.get("issued_at") or 0)
+        # renew a minute early: the marker is written at most every 30 s per process
+        return time.time() - last > self.idle_timeout - 60
+
+    def _mark(self, key: str, *, force: bool = False) -> None:
+        """Record that the session was used now (at most every 30 s per process)."""
+        now = time.time()
+        if force or self._marked[0] != key or now - self._marked[1] > 30:
+            self.store.backend.set(ACTIVITY_NAMESPACE, self.store.key, repr(now))
+            self._marked = (key, now)
+
+
+class ServiceBridgeHook(BridgeBaseHook):
+    """
+    Hook for the ServiceBridge Public API.
+
+    Connection: ``host`` (default ``https://cloud.servicebridge.com``), ``login``/``password`` =
+    the API User Id and password (``auth_type`` ``session``, default, or ``basic``) or the OAuth
+    App Id and secret (``oauth``). Extras: ``auth_type``, ``api_version`` (default ``v1``),
+    ``token_url``, ``authorize_url``, ``scope``, ``refresh_token`` (oauth), ``rate_limits``
+    (default ``[[50, 1], [60000, 3600]]``, per IP address), ``page_size`` (default 500),
+    ``change_overlap`` (seconds, default 300), ``session_idle_timeout`` (default 1800), and the
+    common ``timeout``, ``verify``, ``max_retries``, ``max_retry_wait``, ``natural_keys``.
+
+    .. code-block:: python
+
+        hook = ServiceBridgeHook(servicebridge_conn_id="servicebridge_default")
+        for customer in hook.changed_since("Customers", "2026-11-01T00:00:00Z"):
+            ...
+        hook.update_entity("Customers", 15, {"Notes": "VIP"})  # only Notes changes
+        contacts = list(hook.for_api_version("v2").list_entities("Locations/12/Contacts"))
+
+    :param servicebridge_conn_id: the Airflow connection id.
+    :param api_version: overrides the connection's ``api_version`` for this hook.
+    """
+
+    conn_type = "servicebridge"
+    conn_name_attr = "servicebridge_conn_id"
+    default_conn_name = "servicebridge_default"
+    hook_name = "ServiceBridge"
+
+    default_host = "https://cloud.servicebridge.com"
+    default_rate_limits = [[50, 1], [60000, 3600]]
+    default_page_size = 500
+    login_label = "the API User Id (auth_type session/basic) or the OAuth App Id (oauth)"
+    password_label = "the API User password or the OAuth App secret"
+
+    def __init__(
+        self, servicebridge_conn_id: str = default_conn_name, *, api_version: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(servicebridge_conn_id, **kwargs)
+        self._api_version_override = api_version
+
+    # -- configuration ----------------------------------------------------------------------
+    @cached_property
+    def auth_type(self) -> str:
+        """``session`` (default), ``basic`` or ``oauth``."""
+        value = str(self.extra("auth_type") or "session").strip().lower()
+        if value not in AUTH_TYPES:
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra 'auth_type' must be one of {', '.join(AUTH_TYPES)}, "
+                f"got {self.extra('auth_type')!r}"
+            )
+        return value
+
+    @cached_property
+    def api_version(self) -> str:
+        """The API version segment, e.g. ``v1`` or ``v4.5``."""
+        source = "api_version" if self._api_version_override else "extra 'api_version'"
+        value = str(self._api_version_override or self.extra("api_version") or "v1").strip()
+        if not API_VERSION.match(value):
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: {source} must look like v1, v2 or v4.5, got {value!r}"
+            )
+        return value
+
+    def for_api_version(self, api_version: str) -> ServiceBridgeHook:
+        """The same connection at another API version (e.g. ``v2`` for the Locations/Contacts model)."""
+        hook = type(self)(self.conn_id, api_version=api_version, state_backend=self._state_backend)
+        hook.api_version  # noqa: B018 - validate now
+        return hook
+
+    def versioned_path(self, path: str) -> str:
+        """``/api/{api_version}/{path}``."""
+        return f"/api/{self.api_version}/{path.lstrip('/')}"
+
+    def _number_extra(self, name: str, default: float) -> float:
+        value = self.extra(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = -1
+        if isinstance(value, bool) or number <= 0:
+            raise BridgeConfigError(f"Connection {self.conn_id!r}: extra {name!r} must be a positive number")
+        return number
+
+    def build_auth(self) -> BridgeAuth:
+        """The auth object for ``auth_type``."""
+        self.api_version  # noqa: B018 - validate before any request
+        cfg = self.config
+        if self.auth_type == "basic":
+            return BasicAuth(cfg.login or "", cfg.password or "")
+        if self.auth_type == "session":
+            return ServiceBridgeSessionAuth(
+                self, idle_timeout=self._number_extra("session_idle_timeout", 1800)
+            )
+        token_url, refresh_token = self.extra("token_url"), self.extra("refresh_token")
+        missing = [n for n, v in (("token_url", token_url), ("refresh_token", refresh_token)) if not v]
+        if missing:
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: auth_type 'oauth' needs the extra(s) {', '.join(missing)}"
+                + (f" ({AUTHORIZE_HINT})" if "refresh_token" in missing else "")
+            )
+        if not str(token_url).startswith(("https://", "http://")):
+            raise BridgeConfigError(f"Connection {self.conn_id!r}: extra 'token_url' must be an absolute URL")
+        return OAuthRefreshTokenAuth(
+            self,
+            token_url=str(token_url),
+            client_id=cfg.login or "",
+            client_secret=cfg.password or "",
+            scope=self.extra("scope"),
+            refresh_token=str(refresh_token),
+            authorize_hint=AUTHORIZE_HINT,
+        )
+
+    # -- where entities live and how answers look -------------------------------------------
+    def entity_path(self, entity: str, entity_id: str | int | None = None) -> str:
+        path = self.versioned_path(entity)
+        return path if entity_id is None else f"{path}/{entity_id}"
+
+    def pager_for(self, entity: str) -> Pager:
+        def total(response: requests.Response) -> int | None:
+            value = (envelope(response) or {}).get("TotalCount")
+            return value if isinstance(value, int) else None
+
+        return PageNumberPager(page_param="page", size_param="pageSize", first_page=1, total=total)
+
+    def records_from(self, response: requests.Response) -> list[dict[str, Any]]:
+        data = self._data(response)
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            raise self._unexpected(response, "an envelope whose Data is a list")
+        return data
+
+    def record_from(self, response: requests.Response) -> dict[str, Any]:
+        data = self._data(response)
+        if not isinstance(data, dict):
+            raise self._unexpected(response, "an envelope whose Data is an object")
+        return data
+
+    def _data(self, response: requests.Response) -> Any:
+        body = envelope(response)
+        if body is None:
+            raise self._unexpected(response, "a {Data, Success, Error} envelope")
+        return body.get("Data")
+
+    def update_method(self, entity: str) -> str:
+        return "PUT"
+
+    def classify_response(self, response: requests.Response) -> Outcome:
+        outcome = super().classify_response(response)
+        if outcome is Outcome.OK:
+            body = envelope(response)
+            if body is not None and body.get("Success") is False:
+                details = self.parse_error(response)
+                text = f"{details.code or ''} {details.message or ''}"
+                return Outcome.AUTH_EXPIRED if AUTH_ERROR.search(text) else Outcome.CLIENT_ERROR
+        elif outcome is Outcome.CLIENT_ERROR and response.status_code == 403 and self.auth_type == "session":
+            return Outcome.AUTH_EXPIRED  # a dead session key may answer 403: log in again once
+        return outcome
+
+    def parse_error(self, response: requests.Response) -> ErrorDetails:
+        body = envelope(response)
+        error = (body or {}).get("Error")
+        if isinstance(error, dict):
+            code = next(
+                (error[k] for k in ("Code", "ErrorCode", "code", "Id") if error.get(k) is not None), None
+            )
+            message = next((error[k] for k in ("Message", "ErrorMessage", "message") if error.get(k)), None)
+            return ErrorDetails(code=None if code is None else str(code), message=message)
+        if isinstance(error, str):
+            return ErrorDetails(message=error)
+        return ErrorDetails(message=(response.text or "")[:200] or None)
+
+    def test_path(self) -> str:
+        return self.versioned_path("Customers")
+
+    def test_params(self) -> dict[str, Any]:
+        return {"page": 1, "pageSize": 1}
+
+    # -- changes ---------------------------------------------------------------------------
+    def changed_since(
+        self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """
+        Records of ``entity`` changed after ``since``, through the ``changeTime`` filter.
+
+        The filter is asked from ``since`` minus ``change_overlap`` seconds (which field it
+        compares is not published); records whose ``Metadata.UpdatedOn`` is at or before
+        ``since`` are dropped, and each ``(Id, Metadata.Version)`` is returned once.
+        """
+        entity = self._check_entity(entity)
+        start = coerce_since(since)
+        overlap = self._number_extra("change_overlap", 300)
+        query_from = start - dt.timedelta(seconds=overlap)
+        query = {**(params or {}), "changeTime": query_from.strftime("%Y-%m-%dT%H:%M:%S")}
+        seen: set[tuple[Any, Any]] = set()
+        scanned = 0
+        for scanned, record in enumerate(self.list_entities(entity, query), start=1):  # noqa: B007
+            metadata = record.get("Metadata") or {}
+            updated = metadata.get("UpdatedOn")
+            if isinstance(updated, str):
+                try:
+                    if parse_timestamp(updated) <= start:
+                        continue
+                except ValueError:
+                    pass
+            key = (record.get("Id"), metadata.get("Version"))
+            if key in seen:
+                continue
+            seen.add(key)
+            yield record
+        log.info(
+            "Change poll of %s since %s (changeTime from %s): %d record(s) scanned, %d changed",
+            entity,
+            start.isoformat(),
+            query["changeTime"],
+            scanned,
+            len(seen),
+        )
