@@ -65,3 +65,14 @@ def bridgit_hook(bridgit):
     # Fast backoff so fault tests do not sleep for seconds.
     hook.backoff_base = 0.01  # type: ignore[misc]
     return hook
+
+
+@pytest.fixture
+def servicebridge(servicebridge_sandbox, monkeypatch: pytest.MonkeyPatch):
+    """The reset ServiceBridge sandbox with a fast limit, and ``servicebridge_default`` (session auth)."""
+    servicebridge_sandbox.configure(rate_limits=FAST_LIMIT)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SERVICEBRIDGE_DEFAULT",
+        servicebridge_sandbox.connection_json(rate_limits=FAST_LIMIT, max_retry_wait=10),
+    )
+    return servicebridge_sandbox

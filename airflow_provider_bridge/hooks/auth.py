@@ -188,11 +188,11 @@ class SharedTokenAuth(BridgeAuth):
         return fresh
 
 
-class OAuthTokenAuth(SharedTokenAuth):
+class OAuthTokenEndpoint:
     """
-    An OAuth 2.0 bearer token from a token endpoint, shared by every process of the account.
+    An OAuth 2.0 token endpoint, called through the hook's request path (rate-limited, retried).
 
-    :param hook: the hook whose request path sends the token requests (rate-limited, retried).
+    :param hook: the hook whose request path sends the token requests.
     :param token_url: the token endpoint (absolute URL).
     :param client_id: the OAuth client id.
     :param client_secret: the OAuth client secret.
@@ -200,8 +200,6 @@ class OAuthTokenAuth(SharedTokenAuth):
     :param client_auth: ``body`` (client id and secret in the form) or ``basic`` (HTTP Basic).
     :param default_lifetime: seconds a token lives when the answer has no ``expires_in``.
     """
-
-    obtain_verb = "got an access token"
 
     def __init__(
         self,
@@ -214,7 +212,6 @@ class OAuthTokenAuth(SharedTokenAuth):
         client_auth: str = "body",
         default_lifetime: float = 3600,
     ) -> None:
-        super().__init__(hook.credential_store)
         self.hook = hook
         self.token_url = token_url
         self.client_id = client_id
@@ -223,8 +220,8 @@ class OAuthTokenAuth(SharedTokenAuth):
         self.client_auth = client_auth
         self.default_lifetime = default_lifetime
 
-    def token_request(self, form: dict[str, str], *, idempotent: bool) -> dict[str, Any]:
-        """POST ``form`` to the token endpoint and return a token record (secrets masked)."""
+    def token(self, form: dict[str, str], *, idempotent: bool) -> dict[str, Any]:
+        """POST ``form`` to the endpoint and return a token record (secrets masked)."""
         import base64
 
         data = dict(form)
@@ -232,10 +229,9 @@ class OAuthTokenAuth(SharedTokenAuth):
         if self.scope:
             data.setdefault("scope", self.scope)
         if self.client_auth == "basic":
-            headers["Authorization"] = (
-                "Basic " + base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
-            )
-            mask(headers["Authorization"][6:])
+            basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            mask(basic)
+            headers["Authorization"] = "Basic " + basic
         else:
             data.update(client_id=self.client_id, client_secret=self.client_secret)
         response = self.hook.request(
@@ -264,6 +260,21 @@ class OAuthTokenAuth(SharedTokenAuth):
         }
 
 
+class OAuthTokenAuth(SharedTokenAuth):
+    """
+    An OAuth 2.0 bearer token from a token endpoint, shared by every process of the account.
+
+    :param hook: the hook whose request path sends the token requests.
+    :param kwargs: the :class:`OAuthTokenEndpoint` settings (token_url, client_id, ...).
+    """
+
+    obtain_verb = "got an access token"
+
+    def __init__(self, hook: BridgeBaseHook, **kwargs: Any) -> None:
+        super().__init__(hook.credential_store)
+        self.endpoint = OAuthTokenEndpoint(hook, **kwargs)
+
+
 class OAuthRefreshTokenAuth(OAuthTokenAuth):
     """
     OAuth 2.0 with a long-lived refresh token (authorization-code apps).
@@ -286,7 +297,7 @@ class OAuthRefreshTokenAuth(OAuthTokenAuth):
 
     def obtain(self) -> dict[str, Any]:
         try:
-            return self.token_request(
+            return self.endpoint.token(
                 {"grant_type": "refresh_token", "refresh_token": self.initial_refresh_token}, idempotent=False
             )
         except BridgeAPIError as exc:
@@ -303,7 +314,7 @@ class OAuthRefreshTokenAuth(OAuthTokenAuth):
             raise
 
     def renew(self, record: dict[str, Any]) -> dict[str, Any] | None:
-        return self.token_request(
+        return self.endpoint.token(
             {"grant_type": "refresh_token", "refresh_token": record["refresh_token"]}, idempotent=False
         )
 
@@ -312,6 +323,6 @@ class OAuthClientCredentialsAuth(OAuthTokenAuth):
     """OAuth 2.0 client credentials: a new token whenever the shared one is due or refused."""
 
     def obtain(self) -> dict[str, Any]:
-        record = self.token_request({"grant_type": "client_credentials"}, idempotent=True)
+        record = self.endpoint.token({"grant_type": "client_credentials"}, idempotent=True)
         record["refresh_token"] = None  # nothing to refresh with: obtain again instead
         return record

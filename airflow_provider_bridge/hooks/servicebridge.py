@@ -95,6 +95,7 @@ class ServiceBridgeSessionAuth(SharedTokenAuth):
         self.hook = hook
         self.idle_timeout = idle_timeout
         self._marked: tuple[str, float] = ("", 0.0)
+        self._mark_every = min(30.0, idle_timeout / 20)
 
     def obtain(self) -> dict[str, Any]:
         cfg = self.hook.config
@@ -123,13 +124,13 @@ class ServiceBridgeSessionAuth(SharedTokenAuth):
     def _due(self, record: dict[str, Any]) -> bool:
         raw = self.store.backend.get(ACTIVITY_NAMESPACE, self.store.key)
         last = float(raw) if raw else float(record.get("issued_at") or 0)
-        # renew a minute early: the marker is written at most every 30 s per process
-        return time.time() - last > self.idle_timeout - 60
+        # renew a little early: the marker is written at most every MARK_EVERY seconds per process
+        return time.time() - last > self.idle_timeout - 2 * self._mark_every
 
     def _mark(self, key: str, *, force: bool = False) -> None:
-        """Record that the session was used now (at most every 30 s per process)."""
+        """Record that the session was used now (at most every ``_mark_every`` s per process)."""
         now = time.time()
-        if force or self._marked[0] != key or now - self._marked[1] > 30:
+        if force or self._marked[0] != key or now - self._marked[1] > self._mark_every:
             self.store.backend.set(ACTIVITY_NAMESPACE, self.store.key, repr(now))
             self._marked = (key, now)
 

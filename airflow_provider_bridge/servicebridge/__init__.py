@@ -1,0 +1,1 @@
+"""ServiceBridge command-line tools (``python -m airflow_provider_bridge.servicebridge``)."""
