@@ -18,7 +18,28 @@ EXAMPLES = REPO / "example_dags"
 #: example DAG id -> the sandbox vendors it needs
 EXAMPLE_DAGS = {
     "bridgit_bench_staffing": ["bridgit_bench"],
+    "servicebridge_to_bridgit": ["servicebridge", "bridgit_bench"],
 }
+
+
+def seed_servicebridge(attempt: int) -> None:
+    """Customers for the sync example: 3 before the first run; 1 changed and 1 new before the second."""
+    from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
+
+    hook = ServiceBridgeHook()
+    if attempt == 1:
+        for name in ("Northwind Mechanical", "Contoso Electric", "Fabrikam Plumbing"):
+            hook.create_entity("Customers", {"Name": name, "Email": f"ops@{name.split()[0].lower()}.example"})
+        print("seeded ServiceBridge with 3 customers")
+    else:
+        first = next(hook.list_entities("Customers"))
+        hook.update_entity("Customers", first["Id"], {"Notes": "Renewed service contract"})
+        hook.create_entity("Customers", {"Name": "Tailspin HVAC", "Email": "ops@tailspin.example"})
+        print("changed 1 ServiceBridge customer and added 1")
+
+
+#: example DAG id -> what to do in the sandbox before each run (the "outside world" changing)
+BEFORE_RUN = {"servicebridge_to_bridgit": seed_servicebridge}
 
 
 def prepare_airflow_home(home: Path) -> None:
@@ -39,7 +60,9 @@ def prepare_airflow_home(home: Path) -> None:
 def describe(value: object) -> str:
     """A one-line summary of a task's return value."""
     if isinstance(value, list):
-        names = [str(v.get("name", v.get("id"))) if isinstance(v, dict) else str(v) for v in value]
+        names = [
+            str(v.get("name", v.get("Name", v.get("id")))) if isinstance(v, dict) else str(v) for v in value
+        ]
         return f"{len(value)} record(s)" + (f": {', '.join(names[:8])}" if names else "")
     if isinstance(value, dict) and "changes" in value:
         return f"{value['count']} change(s) (cursor {value['cursor']})"
@@ -61,6 +84,8 @@ def main() -> int:
             print(f"sandbox: {vendor} at {sandbox.urls[vendor]} (connection {vendor}_default)")
         for dag_id in EXAMPLE_DAGS:
             for attempt in (1, 2):
+                if dag_id in BEFORE_RUN:
+                    BEFORE_RUN[dag_id](attempt)
                 state, returned = run_dag(EXAMPLES, dag_id)
                 print(f"\n== {dag_id}, run {attempt}: {state}")
                 for task_id, value in returned.items():

@@ -193,7 +193,8 @@ def run_dag(
     Needs a migrated metadata database (``airflow db migrate``) and ``folder`` as the
     configured DAGs folder (``AIRFLOW__CORE__DAGS_FOLDER``).
 
-    :return: the run's final state and ``{task_id: XCom return value}``.
+    :return: the run's final state and ``{task_id: XCom return value}`` (for a mapped task, the
+        list of its values in map-index order).
     """
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.xcom import XComModel
@@ -211,5 +212,11 @@ def run_dag(
             )
             .all()
         )
-        values = {row.task_id: XComModel.deserialize_value(row) for row in rows}
+        values: dict[str, Any] = {}
+        for row in sorted(rows, key=lambda r: (r.task_id, r.map_index)):
+            value = XComModel.deserialize_value(row)
+            if row.map_index >= 0:  # a mapped task: one value per map index, in order
+                values.setdefault(row.task_id, []).append(value)
+            else:
+                values[row.task_id] = value
     return str(getattr(run.state, "value", run.state)), values
