@@ -12,30 +12,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import platform
 import sys
-import tempfile
-import time
+
+from harness import private_home, rate_report, run_processes
 
 
-def _create(worker: int, count: int, results) -> None:
+def create_persons(worker: int, count: int) -> None:
     from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
 
     hook = BridgitBenchHook()
-    try:
-        for i in range(count):
-            hook.create_entity(
-                "persons", {"email": f"bench-{worker}-{i}@example.com", "name": f"Bench {worker} {i}"}
-            )
-        results.put((worker, count, None))
-    except Exception as exc:
-        results.put((worker, 0, repr(exc)))
+    for i in range(count):
+        hook.create_entity(
+            "persons", {"email": f"bench-{worker}-{i}@example.com", "name": f"Bench {worker} {i}"}
+        )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser = argparse.ArgumentParser(description="N processes creating Bridgit records at a rate limit")
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--records", type=int, default=500)
     parser.add_argument("--limit", type=int, default=20, help="requests per second (client and sandbox)")
@@ -43,10 +37,7 @@ def main() -> int:
         "--token-ttl", type=float, default=10, help="access token lifetime in the sandbox (s)"
     )
     args = parser.parse_args()
-
-    home = tempfile.mkdtemp(prefix="bridge-bench-")
-    os.environ["AIRFLOW_HOME"] = home
-    os.environ["AIRFLOW__BRIDGE__STATE_BACKEND"] = f"sqlite:///{home}/bridge_state.sqlite"
+    private_home()
     from airflow_provider_bridge.sandbox.testing import SandboxProcess
 
     limit = [[args.limit, 1]]
@@ -56,45 +47,23 @@ def main() -> int:
         os.environ["AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT"] = bridgit.connection_json(
             rate_limits=limit, max_retry_wait=120
         )
-        shares = [
-            args.records // args.processes + (1 if w < args.records % args.processes else 0)
-            for w in range(args.processes)
-        ]
-        ctx = multiprocessing.get_context("spawn")
-        results = ctx.Queue()
-        procs = [ctx.Process(target=_create, args=(w, n, results)) for w, n in enumerate(shares)]
-        started = time.monotonic()
-        for p in procs:
-            p.start()
-        outcomes = [results.get(timeout=3600) for _ in procs]
-        wall = time.monotonic() - started
-        for p in procs:
-            p.join()
+        wall, errors = run_processes(create_persons, args.processes, args.records)
         stats = bridgit.stats()
-
-    errors = [e for _, _, e in outcomes if e]
     counters = stats["counters"]
-    span = (stats["last_arrival"] - stats["first_arrival"]) if stats["accepted"] > 1 else 0
-    rate = (stats["accepted"] - 1) / span if span else 0.0
     report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        **rate_report(stats, args.limit),
         "processes": args.processes,
         "records_created": counters.get("persons_created", 0),
         "requests_seen_by_vendor": stats["accepted"],
         "wall_seconds": round(wall, 1),
         "limit_per_second": args.limit,
-        "achieved_requests_per_second": round(rate, 2),
-        "achieved_over_limit": round(rate / args.limit, 3),
-        "busiest_1s_window": stats["max_in_window"][f"{args.limit}/1s"],
-        "http_429": counters.get("throttled_429", 0),
         "signins": counters.get("signins", 0),
         "refreshes": counters.get("refreshes", 0),
         "refresh_token_reused": counters.get("refresh_token_reused", 0),
         "errors": errors,
     }
     print(json.dumps(report, indent=2))
-    ok = not errors and report["records_created"] == args.records and report["http_429"] == 0
-    return 0 if ok else 1
+    return 0 if not errors and report["records_created"] == args.records and report["http_429"] == 0 else 1
 
 
 if __name__ == "__main__":
