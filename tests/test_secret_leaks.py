@@ -86,14 +86,18 @@ def test_runtime_tokens_are_registered_with_the_secrets_masker(bridgit, bridgit_
 
 
 @pytest.mark.airflow
-def test_no_secret_in_xcom_or_rendered_fields(airflow_db, bridgit, monkeypatch):
+def test_no_secret_in_xcom_or_rendered_fields(airflow_db, bridgit, servicebridge):
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
+    from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
+
     bridgit.configure(access_token_ttl=2)
-    state, _ = run_dag(DAGS_FOLDER, "bridgit_bench_staffing")
-    assert state == "success"
+    ServiceBridgeHook().create_entity("Customers", {"Name": "Secretive Ltd"})
+    for dag_id in ("bridgit_bench_staffing", "servicebridge_to_bridgit"):
+        state, _ = run_dag(DAGS_FOLDER, dag_id)
+        assert state == "success"
     with create_session() as session:
         stored = [
             json.dumps(XComModel.deserialize_value(x), default=str) for x in session.query(XComModel).all()
@@ -103,8 +107,9 @@ def test_no_secret_in_xcom_or_rendered_fields(airflow_db, bridgit, monkeypatch):
             for r in session.query(RenderedTaskInstanceFields).all()
         ]
     text = "\n".join(stored)
-    assert "Harbour View Tower" in text  # we are looking at the right rows
+    assert "Harbour View Tower" in text and "Secretive Ltd" in text  # we are looking at the right rows
     tokens = bridgit.action("issued-tokens")["tokens"]
-    assert tokens
-    for secret in [PASSWORD, *tokens]:
+    session_keys = servicebridge.action("issued-secrets")["secrets"]
+    assert tokens and session_keys
+    for secret in [PASSWORD, *tokens, *session_keys]:
         assert secret not in text

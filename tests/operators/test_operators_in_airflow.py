@@ -30,3 +30,24 @@ def test_every_operator_in_a_real_dag_run(airflow_db, bridgit, monkeypatch, tmp_
     assert change["count"] == 1 and change["changes"][0]["id"] == project["id"] and change["cursor"]
     assert "delete_project" not in xcom
     assert bridgit.counter("projects_created") == 1 and bridgit.counter("signins") == 1
+
+
+@pytest.mark.airflow
+def test_operators_on_a_servicebridge_connection(airflow_db, servicebridge, monkeypatch, tmp_path):
+    out = tmp_path / "customers.jsonl"
+    monkeypatch.setenv("BRIDGE_TEST_OUTPUT", str(out))
+    state, xcom = run_dag(DAGS_FOLDER, "servicebridge_operator_matrix")
+    assert state == "success", xcom
+    customer = xcom["create_customer"]
+    assert xcom["get_customer"]["Id"] == customer["Id"]
+    updated = xcom["update_customer"]
+    assert updated["Notes"].startswith("manual__") and updated["Email"] == "m@x.test"
+    assert updated["Metadata"]["Version"] == 2
+    assert xcom["upsert_work_order"]["Number"] == "WO-1"
+    assert [c["Name"] for c in xcom["list_customers"]] == ["Matrix"]
+    assert json.loads(out.read_text())["Name"] == "Matrix"
+    change = xcom["wait_for_customer_change"]
+    assert change["count"] == 1 and change["changes"][0]["Id"] == customer["Id"]
+    requests_seen = servicebridge.stats()["requests"]
+    assert any(r["method"] == "DELETE" for r in requests_seen)
+    assert servicebridge.counter("logins") == 1
