@@ -40,6 +40,11 @@ def get_provider_info() -> dict[str, Any]:
         "versions": [__version__],
         "integrations": [
             {
+                "integration-name": "Third-Party Manager",
+                "external-doc-url": "https://jsonapi.org/format/1.0/",
+                "tags": ["service"],
+            },
+            {
                 "integration-name": "ServiceBridge",
                 "external-doc-url": "https://cloud.servicebridge.com",
                 "tags": ["service"],
@@ -51,6 +56,10 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "hooks": [
+            {
+                "integration-name": "Third-Party Manager",
+                "python-modules": ["airflow_provider_bridge.hooks.third_party_manager"],
+            },
             {
                 "integration-name": "ServiceBridge",
                 "python-modules": ["airflow_provider_bridge.hooks.servicebridge"],
@@ -76,6 +85,64 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "connection-types": [
+            {
+                "connection-type": "third_party_manager",
+                "hook-class-name": "airflow_provider_bridge.hooks.third_party_manager.ThirdPartyManagerHook",
+                "hook-name": "Third-Party Manager",
+                "conn-fields": {
+                    "token_url": {
+                        "label": "OAuth token URL",
+                        "description": "Required: the tenant's OAuth 2.0 token endpoint "
+                        "(client credentials).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "scope": {"label": "OAuth scope", "schema": {"type": ["string", "null"]}},
+                    "client_auth": {
+                        "label": "Client authentication",
+                        "description": "body: client id and secret in the token request form; "
+                        "basic: HTTP Basic.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["body", "basic", None],
+                            "default": "body",
+                        },
+                    },
+                    "path_prefix": {
+                        "label": "Path prefix",
+                        "schema": {"type": ["string", "null"], "default": "/rest"},
+                    },
+                    "paging": {
+                        "label": "Paging",
+                        "description": "page: page/perPage; jsonapi: page[number]/page[size]. "
+                        "links.next is followed.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["page", "jsonapi", None],
+                            "default": "page",
+                        },
+                    },
+                    "extra_headers": {
+                        "label": "Extra headers",
+                        "description": "JSON object of headers sent with every API call.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "change_filter": {
+                        "label": "Modified-since filter parameter",
+                        "description": "Where the tenant has one; else changes are found by fingerprints.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    **_COMMON_FIELDS,
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "Tenant base URL",
+                        "login": "Client ID",
+                        "password": "Client secret",
+                    },
+                    "placeholders": {"host": "https://<tenant>.example.com"},
+                },
+            },
             {
                 "connection-type": "servicebridge",
                 "hook-class-name": "airflow_provider_bridge.hooks.servicebridge.ServiceBridgeHook",

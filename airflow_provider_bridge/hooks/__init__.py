@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 HOOKS_BY_CONN_TYPE: dict[str, str] = {
     "bridgit_bench": "airflow_provider_bridge.hooks.bridgit_bench.BridgitBenchHook",
     "servicebridge": "airflow_provider_bridge.hooks.servicebridge.ServiceBridgeHook",
+    "third_party_manager": "airflow_provider_bridge.hooks.third_party_manager.ThirdPartyManagerHook",
 }
 
 

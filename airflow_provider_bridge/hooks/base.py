@@ -378,6 +378,28 @@ class BridgeBaseHook(BaseHook):
         except BridgeAPIError:
             return None
 
+    def default_headers(self) -> dict[str, str]:
+        """Headers every authenticated API call carries (e.g. a vendor's media type)."""
+        return {}
+
+    def announce_requests(self, count: int, what: str) -> None:
+        """
+        Log how many requests an operation expects to need and how much of the longest rate
+        window that is, so a task that will span hours says so up front.
+        """
+        limit, seconds = self.config.rate_limits[-1]
+        share = count / limit
+        at_limit = max(count / (n / s) for n, s in self.config.rate_limits)
+        log.info(
+            "%s needs about %d request(s): %.0f%% of the %d per %s budget; at the limit that takes %s",
+            what[:1].upper() + what[1:],
+            count,
+            share * 100,
+            limit,
+            f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds:g} s",
+            f"{at_limit / 60:.1f} min" if at_limit >= 120 else f"{at_limit:.0f} s",
+        )
+
     def write_body(self, entity: str, data: dict[str, Any]) -> Any:
         """The JSON body sent for a create or update of ``data``."""
         return data
@@ -546,7 +568,7 @@ class BridgeBaseHook(BaseHook):
         while True:
             credentials = self.auth.prepare() if authenticate else None
             self.limiter.acquire(cfg.max_retry_wait)
-            send_headers = dict(headers or {})
+            send_headers = {**(self.default_headers() if authenticate else {}), **(headers or {})}
             send_params = dict(params or {})
             if credentials is not None:
                 credentials = self.auth.latest(credentials)

@@ -125,3 +125,48 @@ class PageNumberPager(Pager):
             if len(records) < page_size or (total is not None and seen >= total):
                 return
             page += 1
+
+
+class JsonApiPager(Pager):
+    """
+    JSON:API listings: ``page``/``perPage`` (Third-Party Manager's default) or the JSON:API
+    ``page[number]``/``page[size]`` style, following ``links.next`` whenever the server gives links.
+
+    Stops on an empty or short page, or when a response that has ``links`` has no ``next``.
+    After the first page, when ``meta`` gives a total, the hook announces how many requests the
+    listing will need (and how much of the rate budget that is).
+
+    :param style: ``page`` or ``jsonapi``.
+    """
+
+    def __init__(self, style: str = "page") -> None:
+        self.number_param, self.size_param = (
+            ("page", "perPage") if style == "page" else ("page[number]", "page[size]")
+        )
+
+    def pages(
+        self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        from airflow_provider_bridge import jsonapi
+
+        url: str = path
+        query: dict[str, Any] | None = {**params, self.number_param: 1, self.size_param: page_size}
+        page = 1
+        while True:
+            response = hook.request("GET", url, params=query)
+            doc = jsonapi.Document(hook.json_body(response))
+            records = doc.records
+            if page == 1 and doc.total is not None and doc.total > len(records):
+                hook.announce_requests(-(-doc.total // page_size), f"listing {doc.total} records of {path}")
+            log.debug("Page %d of %s: %d records", page, path, len(records))
+            yield records
+            next_link = doc.next_link
+            if doc.links is not None:
+                if not next_link or not records:
+                    return
+                url, query = next_link, None  # the link carries its own query
+            elif len(records) < page_size or not records:
+                return
+            else:
+                query = {**params, self.number_param: page + 1, self.size_param: page_size}
+            page += 1

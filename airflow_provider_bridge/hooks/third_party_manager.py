@@ -1,0 +1,318 @@
+"""
+Third-Party Manager: third-party risk and due diligence (profiles, engagements, cases).
+
+What is particular to this vendor (see ``shared/vendors/third-party-manager.md``):
+
+* OAuth 2.0 client credentials at the connection's ``token_url`` (client authentication in the
+  form body, or HTTP Basic); one token shared by every process until shortly before it expires;
+  on a 401, one new token and one retry.
+* JSON:API documents (:mod:`airflow_provider_bridge.jsonapi`): records are flattened to
+  ``{"id", "type", **attributes}``, writes take plain attribute dicts.
+* GET, POST and PUT only: a delete is refused before any request.
+* The tightest budget of the three: 6 per second and 600 per hour by default, shared by every
+  process; a call that would wait longer than ``max_retry_wait`` raises
+  ``BridgeRateLimitError`` so Airflow retries the task later instead of sleeping in a slot.
+* API access needs the caller's public IPv4 address on an allow-list: "Invalid IP address" is a
+  configuration error, never retried.
+* No modified-since filter is known: ``changed_since`` uses a tenant's filter parameter when the
+  connection names one (``change_filter``), else fingerprints of full scans.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_bridge import jsonapi
+from airflow_provider_bridge.changes import FingerprintTracker
+from airflow_provider_bridge.exceptions import (
+    BridgeAPIError,
+    BridgeAuthError,
+    BridgeConfigError,
+    BridgeNotSupportedError,
+)
+from airflow_provider_bridge.hooks.auth import OAuthClientCredentialsAuth
+from airflow_provider_bridge.hooks.base import BridgeBaseHook, ErrorDetails, _request_path
+from airflow_provider_bridge.hooks.paging import JsonApiPager, Pager
+from airflow_provider_bridge.retry_policy import Outcome
+from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    import requests
+
+log = logging.getLogger(__name__)
+
+INVALID_IP = re.compile(r"invalid ip address", re.IGNORECASE)
+IP_ALLOW_LIST_HELP = (
+    'Third-Party Manager refused this machine\'s address ("Invalid IP address"): API access is only '
+    "allowed from public static IPv4 addresses on the tenant's allow-list. Ask a System Administrator "
+    "to add the public IPv4 address your workers leave from; retrying will not help."
+)
+#: attribute names that may carry a modification time (used for the first fingerprint scan)
+TIMESTAMP_FIELDS = ("updatedAt", "lastModified", "lastModifiedDate", "modifiedAt", "updatedOn")
+
+
+class ThirdPartyManagerHook(BridgeBaseHook):
+    """
+    Hook for the Third-Party Manager REST API (JSON:API).
+
+    Connection: ``host`` = the tenant's base URL (required), ``login``/``password`` = the OAuth
+    client id and secret. Extras: ``token_url`` (required), ``scope``, ``client_auth`` (``body``
+    default, or ``basic``), ``path_prefix`` (default ``/rest``), ``paging`` (``page`` default:
+    ``page``/``perPage``; or ``jsonapi``: ``page[number]``/``page[size]``), ``extra_headers``,
+    ``resource_types`` (``{entity: JSON:API type}`` for writes), ``change_filter`` (a tenant's
+    modified-since query parameter), ``rate_limits`` (default ``[[6, 1], [600, 3600]]``),
+    ``page_size`` (default 100), and the common ``timeout``, ``verify``, ``max_retries``,
+    ``max_retry_wait``.
+
+    .. code-block:: python
+
+        hook = ThirdPartyManagerHook(third_party_manager_conn_id="third_party_manager_default")
+        profile = hook.create_entity("thirdparty/profile", {"officialName": "Acme", "recordType": "Entity"})
+        hook.update_entity("thirdparty/profile", profile["id"], {"approvalStatus": "Approved"})
+        doc = hook.get_document("engagements", params={"include": "thirdParty"})
+        third_party = doc.resolve(doc.records[0], "thirdParty")
+
+    :param third_party_manager_conn_id: the Airflow connection id.
+    """
+
+    conn_type = "third_party_manager"
+    conn_name_attr = "third_party_manager_conn_id"
+    default_conn_name = "third_party_manager_default"
+    hook_name = "Third-Party Manager"
+
+    default_host = None
+    default_rate_limits = [[6, 1], [600, 3600]]
+    default_page_size = 100
+    default_throttle_wait = 60.0
+    login_label = "the OAuth client id"
+    password_label = "the OAuth client secret"
+
+    def __init__(self, third_party_manager_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(third_party_manager_conn_id, **kwargs)
+
+    # -- configuration ----------------------------------------------------------------------
+    def _choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = str(self.extra(name) or choices[0]).strip().lower()
+        if value not in choices:
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra {name!r} must be one of {', '.join(choices)}, "
+                f"got {self.extra(name)!r}"
+            )
+        return value
+
+    def _json_extra(self, name: str) -> dict[str, str]:
+        value = self.extra(name)
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = None
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra {name!r} must be a JSON object of strings, got {value!r}"
+            )
+        return {str(k): v for k, v in value.items()}
+
+    @cached_property
+    def path_prefix(self) -> str:
+        """The API root below the host, default ``/rest``."""
+        prefix = str(self.extra("path_prefix") or "/rest").rstrip("/")
+        if not prefix.startswith("/") or "?" in prefix:
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra 'path_prefix' must start with '/', got {prefix!r}"
+            )
+        return prefix
+
+    @cached_property
+    def token_url(self) -> str:
+        """The OAuth token endpoint (required)."""
+        url = self.extra("token_url")
+        if not url:
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra 'token_url' is required (the tenant's OAuth 2.0 token "
+                "endpoint, e.g. https://<tenant>/oauth/token)"
+            )
+        if not str(url).startswith(("https://", "http://")):
+            url = self.url_for(str(url))
+        return str(url)
+
+    def build_auth(self) -> OAuthClientCredentialsAuth:
+        """Client credentials, validated before any request."""
+        self.path_prefix  # noqa: B018
+        self._choice("paging", ("page", "jsonapi"))
+        self._json_extra("extra_headers")
+        self._json_extra("resource_types")
+        cfg = self.config
+        return OAuthClientCredentialsAuth(
+            self,
+            token_url=self.token_url,
+            client_id=cfg.login or "",
+            client_secret=cfg.password or "",
+            scope=self.extra("scope"),
+            client_auth=self._choice("client_auth", ("body", "basic")),
+            default_lifetime=3000,  # 50 minutes when the answer has no expires_in
+        )
+
+    def default_headers(self) -> dict[str, str]:
+        return {
+            "Accept": jsonapi.MEDIA_TYPE,
+            "Content-Type": jsonapi.MEDIA_TYPE,
+            **self._json_extra("extra_headers"),
+        }
+
+    def resource_type(self, entity: str) -> str:
+        """The JSON:API ``type`` written for ``entity``: ``resource_types`` extra, else its last word."""
+        configured = self._json_extra("resource_types")
+        if entity in configured:
+            return configured[entity]
+        word = entity.rstrip("/").split("/")[-1]
+        return word[:-1] if word.endswith("s") and len(word) > 3 else word
+
+    # -- where entities live and how answers look -------------------------------------------
+    def entity_path(self, entity: str, entity_id: str | int | None = None) -> str:
+        path = f"{self.path_prefix}/{entity}"
+        return path if entity_id is None else f"{path}/{entity_id}"
+
+    def pager_for(self, entity: str) -> Pager:
+        return JsonApiPager(self._choice("paging", ("page", "jsonapi")))
+
+    def document(self, response: requests.Response) -> jsonapi.Document:
+        """The JSON:API document of an answer, or a clear error naming what came instead."""
+        body = self.json_body(response)
+        try:
+            return jsonapi.Document(body)
+        except jsonapi.NotJsonApiError as exc:
+            raise BridgeAPIError(
+                f"Third-Party Manager answered with something other than a JSON:API document ({exc})",
+                status_code=response.status_code,
+                method=response.request.method if response.request else None,
+                path=_request_path(response),
+            ) from None
+
+    def records_from(self, response: requests.Response) -> list[dict[str, Any]]:
+        return self.document(response).records
+
+    def record_from(self, response: requests.Response) -> dict[str, Any]:
+        doc = self.document(response)
+        if not doc.records:
+            raise self._unexpected(response, "a JSON:API document with one resource")
+        return doc.records[0]
+
+    def get_document(
+        self, entity: str, entity_id: str | int | None = None, params: dict[str, Any] | None = None
+    ) -> jsonapi.Document:
+        """
+        One JSON:API document as the vendor sent it (one page), e.g. with ``include`` so that
+        related resources can be resolved with :meth:`jsonapi.Document.resolve`.
+        """
+        entity = self._check_entity(entity)
+        path = self.entity_path(entity, None if entity_id is None else self._check_id(entity_id))
+        return self.document(self.request("GET", path, params=params))
+
+    def write_body(self, entity: str, data: dict[str, Any]) -> Any:
+        return jsonapi.document(self.resource_type(entity), data)
+
+    def update_method(self, entity: str) -> str:
+        return "PUT"
+
+    def update_entity(self, entity: str, entity_id: str | int, data: dict[str, Any]) -> dict[str, Any]:
+        """Change the given attributes of a record (PUT with a JSON:API document carrying its id)."""
+        entity = self._check_entity(entity)
+        record_id = self._check_id(entity_id)
+        data = self._check_data(data)
+        body = jsonapi.document(self.resource_type(entity), data, record_id)
+        response = self.request("PUT", self.entity_path(entity, record_id), json=body)
+        return self.written_record(response) or self.get_entity(entity, record_id)
+
+    def delete_entity(self, entity: str, entity_id: str | int) -> None:
+        """Third-Party Manager has no DELETE: refused before any request."""
+        raise BridgeNotSupportedError(
+            f"Third-Party Manager offers no delete (GET, POST and PUT only): cannot delete "
+            f"{entity}/{entity_id}. Change the record's status with update_entity instead."
+        )
+
+    def classify_response(self, response: requests.Response) -> Outcome:
+        if response.status_code in (401, 403) and INVALID_IP.search(response.text or ""):
+            return Outcome.CONFIG_ERROR  # an allow-list problem: a new token or a retry cannot help
+        return super().classify_response(response)
+
+    def error_from_response(self, response: requests.Response, method: str) -> BridgeAPIError:
+        error = super().error_from_response(response, method)
+        if INVALID_IP.search(response.text or ""):
+            return BridgeAuthError(
+                IP_ALLOW_LIST_HELP,
+                status_code=error.status_code,
+                method=error.method,
+                path=error.path,
+                error_code=error.error_code,
+                vendor_message=error.vendor_message,
+            )
+        return error
+
+    def parse_error(self, response: requests.Response) -> ErrorDetails:
+        try:
+            body = response.json()
+        except ValueError:
+            snippet = re.sub(r"\s+", " ", response.text or "")[:200]
+            return ErrorDetails(message=f"not a JSON:API error document: {snippet}" if snippet else None)
+        found = jsonapi.errors(body)
+        if not found:
+            return ErrorDetails(message=str(body)[:200])
+        codes = ",".join(sorted({str(e["code"]) for e in found if e["code"]})) or None
+        return ErrorDetails(
+            code=codes,
+            message=found[0]["title"] or found[0]["detail"],
+            field_errors=[
+                (
+                    e["pointer"],
+                    " ".join(str(p) for p in (e["status"], e["code"], e["title"], e["detail"]) if p),
+                )
+                for e in found
+            ],
+        )
+
+    def test_path(self) -> str:
+        return f"{self.path_prefix}/countries"
+
+    def test_params(self) -> dict[str, Any]:
+        return {"page": 1, "perPage": 1}
+
+    # -- changes ---------------------------------------------------------------------------
+    def changed_since(
+        self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """
+        Records of ``entity`` changed after ``since``.
+
+        With the ``change_filter`` extra (the tenant's modified-since parameter), the vendor
+        filters. Otherwise every record is scanned and compared with the fingerprints of earlier
+        scans, kept in the shared state backend (see :mod:`airflow_provider_bridge.changes`): a
+        change is reported once detected, a record gone since is ``{"id": ..., "deleted": True}``,
+        and the first scan of a listing only sets the baseline.
+        """
+        entity = self._check_entity(entity)
+        start = coerce_since(since)
+        change_filter = self.extra("change_filter")
+        if change_filter:
+            yield from self.list_entities(entity, {**(params or {}), str(change_filter): isoformat_z(start)})
+            return
+        key = f"{self.account_key}|{entity}|{json.dumps(params or {}, sort_keys=True, default=str)}"
+        tracker = FingerprintTracker(self.state_backend, key, timestamp_fields=TIMESTAMP_FIELDS)
+        changed, scanned = tracker.scan(self.list_entities(entity, params), start)
+        log.info(
+            "Fingerprint poll of %s since %s: %d record(s) scanned, %d changed",
+            entity,
+            isoformat_z(start),
+            scanned,
+            len(changed),
+        )
+        yield from changed
