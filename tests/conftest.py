@@ -76,3 +76,14 @@ def servicebridge(servicebridge_sandbox, monkeypatch: pytest.MonkeyPatch):
         servicebridge_sandbox.connection_json(rate_limits=FAST_LIMIT, max_retry_wait=10),
     )
     return servicebridge_sandbox
+
+
+@pytest.fixture
+def tpm(third_party_manager_sandbox, monkeypatch: pytest.MonkeyPatch):
+    """The reset Third-Party Manager sandbox with a fast limit, and ``third_party_manager_default``."""
+    third_party_manager_sandbox.configure(rate_limits=FAST_LIMIT)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_THIRD_PARTY_MANAGER_DEFAULT",
+        third_party_manager_sandbox.connection_json(rate_limits=FAST_LIMIT, max_retry_wait=10),
+    )
+    return third_party_manager_sandbox

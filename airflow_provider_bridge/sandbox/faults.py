@@ -14,8 +14,9 @@ Faults (``POST /_sandbox/config`` with ``{"faults": {...}}``):
   ``kind`` is ``error`` (500, not processed), ``drop`` (cut, not processed),
   ``error_after_write`` (processed, then answered 500), ``drop_after_write`` (processed, then
   the connection is cut), ``delay_after_write`` (processed, answered after ``seconds``),
-  ``status`` (answered ``status`` with ``retry_after`` if given, not processed), or ``pass``
-  (served normally: put it first to hit the n-th matching call).
+  ``status`` (answered ``status`` with ``retry_after`` if given, not processed), ``html`` (an
+  HTML error page with ``status``, like a proxy's), ``truncated`` (HTTP 200 with a cut-off JSON
+  body), or ``pass`` (served normally: put it first to hit the n-th matching call).
 
 Control endpoints (never rate limited or faulted): ``GET /_sandbox/stats``,
 ``GET|POST /_sandbox/config``, ``POST /_sandbox/reset``.
@@ -204,6 +205,39 @@ class SandboxControl:
         if kind == "drop":
             self.count("fault_drop")
             await self._drop(send)
+            return
+        if kind == "html":
+            self.count("fault_html")
+            status = int(rule.get("status", 502)) if rule else 502
+            page = (
+                b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", b"text/html"),
+                        (b"content-length", str(len(page)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": page})
+            return
+        if kind == "truncated":
+            self.count("fault_truncated")
+            cut = b'{"data": [{"type": "profile", "id": "ZP3P-0'
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(cut)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": cut})
             return
         if kind in ("error_after_write", "drop_after_write", "delay_after_write"):
             captured: list[Message] = []

@@ -4,6 +4,7 @@ pytest fixtures for testing DAGs against the sandbox (registered through the ``p
 * ``bridge_sandbox``: one sandbox process for the whole session (all vendors).
 * ``bridgit_sandbox``: the Bridgit emulator, reset before the test.
 * ``servicebridge_sandbox``: the ServiceBridge emulator, reset before the test.
+* ``third_party_manager_sandbox``: the Third-Party Manager emulator, reset before the test.
 """
 
 from __future__ import annotations
@@ -37,5 +38,13 @@ def bridgit_sandbox(bridge_sandbox: SandboxProcess) -> VendorSandbox:
 def servicebridge_sandbox(bridge_sandbox: SandboxProcess) -> VendorSandbox:
     """The ServiceBridge emulator, reset to its defaults."""
     vendor = bridge_sandbox.vendor("servicebridge")
+    vendor.reset()
+    return vendor
+
+
+@pytest.fixture
+def third_party_manager_sandbox(bridge_sandbox: SandboxProcess) -> VendorSandbox:
+    """The Third-Party Manager emulator, reset to its defaults."""
+    vendor = bridge_sandbox.vendor("third_party_manager")
     vendor.reset()
     return vendor

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 VENDOR_APPS: dict[str, str] = {
     "bridgit_bench": "airflow_provider_bridge.sandbox.bridgit_bench:create_app",
     "servicebridge": "airflow_provider_bridge.sandbox.servicebridge:create_app",
+    "third_party_manager": "airflow_provider_bridge.sandbox.third_party_manager:create_app",
 }
 
 

@@ -41,6 +41,12 @@ SANDBOX_CREDENTIALS: dict[str, dict[str, Any]] = {
         "extra": {},
     },
 }
+SANDBOX_CREDENTIALS["third_party_manager"] = {
+    "conn_type": "third_party_manager",
+    "login": "sandbox-client-id",
+    "password": "sandbox-client-secret",
+    "extra": {},  # token_url is added from the running sandbox's address
+}
 #: the ServiceBridge sandbox's OAuth app
 SERVICEBRIDGE_OAUTH_APP = {"login": "sandbox-app-id", "password": "sandbox-app-secret"}
 
@@ -90,6 +96,8 @@ class VendorSandbox:
         """An Airflow connection (dict) pointing at this emulator with its sandbox credentials."""
         conn = json.loads(json.dumps(SANDBOX_CREDENTIALS[self.vendor]))
         conn["host"] = self.url
+        if self.vendor == "third_party_manager":
+            conn["extra"]["token_url"] = f"{self.url}/oauth/token"
         conn["extra"].update(extra)
         return dict(conn)
 
