@@ -115,10 +115,20 @@ class Document:
 def document(
     resource_type: str, attributes: dict[str, Any], resource_id: str | None = None
 ) -> dict[str, Any]:
-    """A JSON:API document for a create (no id) or an update (with id) of ``attributes``."""
-    data: dict[str, Any] = {"type": resource_type, "attributes": attributes}
+    """
+    A JSON:API document for a create (no id) or an update (with id) of a flat record.
+
+    ``attributes`` is a plain dict; a ``relationships`` key in it, shaped as :func:`flatten`
+    returns it (name -> ``{"type", "id"}`` or a list of them), becomes the resource's
+    relationships, so a record read can be written back as it came.
+    """
+    attrs = {k: v for k, v in attributes.items() if k not in ("relationships", "id", "type")}
+    data: dict[str, Any] = {"type": resource_type, "attributes": attrs}
     if resource_id is not None:
         data["id"] = resource_id
+    relationships = attributes.get("relationships")
+    if isinstance(relationships, dict) and relationships:
+        data["relationships"] = {name: {"data": linkage} for name, linkage in relationships.items()}
     return {"data": data}
 
 
