@@ -19,7 +19,10 @@ EXAMPLES = REPO / "example_dags"
 EXAMPLE_DAGS = {
     "bridgit_bench_staffing": ["bridgit_bench"],
     "servicebridge_to_bridgit": ["servicebridge", "bridgit_bench"],
+    "third_party_onboarding": ["third_party_manager", "bridgit_bench"],
 }
+#: sandbox settings for the demo: profiles get approved 3 s after they are created
+SANDBOX_CONFIG = {"third_party_manager": {"approve_after": 3}}
 
 
 def seed_servicebridge(attempt: int) -> None:
@@ -67,7 +70,8 @@ def describe(value: object) -> str:
     if isinstance(value, dict) and "changes" in value:
         return f"{value['count']} change(s) (cursor {value['cursor']})"
     if isinstance(value, dict):
-        return f"record id={value.get('id', value.get('Id'))} name={value.get('name')!r}"
+        name = value.get("name", value.get("officialName", value.get("Name")))
+        return f"record id={value.get('id', value.get('Id'))} name={name!r}"
     return repr(value)
 
 
@@ -77,7 +81,7 @@ def main() -> int:
     prepare_airflow_home(REPO / ".airflow-demo")
     vendors = sorted({v for needed in EXAMPLE_DAGS.values() for v in needed})
     failures = 0
-    with SandboxProcess(vendors) as sandbox:
+    with SandboxProcess(vendors, config=SANDBOX_CONFIG) as sandbox:
         for vendor in vendors:
             env = f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"
             os.environ[env] = sandbox.vendor(vendor).connection_json()

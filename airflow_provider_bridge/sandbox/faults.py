@@ -174,7 +174,14 @@ class SandboxControl:
                 return
         self.arrivals.append(now)
         self.count("requests")
-        self.requests.append({"t": now, "method": method, "path": path})
+        self.requests.append(
+            {
+                "t": now,
+                "method": method,
+                "path": path,
+                "query": scope.get("query_string", b"").decode("latin-1"),
+            }
+        )
 
         latency = float(faults.get("latency") or 0) + self.random.random() * float(
             faults.get("latency_jitter") or 0
