@@ -86,7 +86,7 @@ def test_runtime_tokens_are_registered_with_the_secrets_masker(bridgit, bridgit_
 
 
 @pytest.mark.airflow
-def test_no_secret_in_xcom_or_rendered_fields(airflow_db, bridgit, servicebridge):
+def test_no_secret_in_xcom_or_rendered_fields(airflow_db, bridgit, servicebridge, tpm):
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -95,7 +95,8 @@ def test_no_secret_in_xcom_or_rendered_fields(airflow_db, bridgit, servicebridge
 
     bridgit.configure(access_token_ttl=2)
     ServiceBridgeHook().create_entity("Customers", {"Name": "Secretive Ltd"})
-    for dag_id in ("bridgit_bench_staffing", "servicebridge_to_bridgit"):
+    tpm.configure(approve_after=0.5)
+    for dag_id in ("bridgit_bench_staffing", "servicebridge_to_bridgit", "third_party_onboarding"):
         state, _ = run_dag(DAGS_FOLDER, dag_id)
         assert state == "success"
     with create_session() as session:
@@ -110,6 +111,7 @@ def test_no_secret_in_xcom_or_rendered_fields(airflow_db, bridgit, servicebridge
     assert "Harbour View Tower" in text and "Secretive Ltd" in text  # we are looking at the right rows
     tokens = bridgit.action("issued-tokens")["tokens"]
     session_keys = servicebridge.action("issued-secrets")["secrets"]
-    assert tokens and session_keys
-    for secret in [PASSWORD, *tokens, *session_keys]:
+    tpm_tokens = tpm.action("issued-secrets")["secrets"]
+    assert tokens and session_keys and tpm_tokens
+    for secret in [PASSWORD, "sandbox-client-secret", *tokens, *session_keys, *tpm_tokens]:
         assert secret not in text
