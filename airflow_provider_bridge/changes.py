@@ -15,25 +15,64 @@ they carry a modification timestamp (``timestamp_fields``).
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
-    import datetime as dt
     from collections.abc import Iterable, Sequence
 
     from airflow_provider_bridge.state.backend import StateBackend
 
 log = logging.getLogger(__name__)
 
+#: record fields that carry a vendor's modification time, tried in order for a cursor
+TIMESTAMP_FIELDS = ("lastModifiedOn", "updatedAt", "UpdatedOn")
+
 NAMESPACE = "fingerprints"
 #: tombstones older than this are forgotten
 TOMBSTONE_SECONDS = 7 * 24 * 3600
+
+
+@dataclass
+class ChangeBatch:
+    """
+    One poll for changes.
+
+    :param records: the changed records.
+    :param cursor: where the next poll should start (``since`` for the next call).
+    :param requests: HTTP requests the poll sent.
+    :param scanned: records the poll read.
+    """
+
+    records: list[dict[str, Any]]
+    cursor: dt.datetime
+    requests: int = 0
+    scanned: int = 0
+
+
+def change_cursor(records: list[dict[str, Any]], poll_started: dt.datetime) -> dt.datetime:
+    """
+    Where the next poll should start: the newest vendor timestamp among ``records`` when every
+    one carries one (exact, no clock skew), else the time this poll started (changes made while
+    it ran may be seen twice, never missed).
+    """
+    stamps = []
+    for record in records:
+        for field in TIMESTAMP_FIELDS:
+            value = record.get(field) or (record.get("Metadata") or {}).get(field)
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    stamps.append(parse_timestamp(value))
+                break
+    return max(stamps) if stamps and len(stamps) == len(records) else poll_started
 
 
 def fingerprint(record: dict[str, Any]) -> str:
@@ -67,9 +106,10 @@ class FingerprintTracker:
 
     def scan(
         self, records: Iterable[dict[str, Any]], since: dt.datetime, *, id_field: str = "id"
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[dict[str, Any]], int, dt.datetime]:
         """
-        Record a full scan; return the records changed after ``since`` and how many were scanned.
+        Record a full scan; return the records changed after ``since``, how many were scanned, and
+        the scan's time (the next poll's cursor: every later change is stamped after it).
 
         Records without an id are fingerprinted as a whole (no tombstones for them).
         """
@@ -101,4 +141,4 @@ class FingerprintTracker:
         ]
         if baseline:
             log.info("First scan of this listing: %d record(s) recorded as the baseline", len(seen))
-        return changed, len(seen)
+        return changed, len(seen), dt.datetime.fromtimestamp(now, dt.UTC)

@@ -84,6 +84,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_bridge.sensors.entity"],
             },
         ],
+        "triggers": [
+            {
+                "integration-name": "Bridgit Bench",
+                "python-modules": ["airflow_provider_bridge.triggers.entity"],
+            },
+        ],
         "connection-types": [
             {
                 "connection-type": "third_party_manager",

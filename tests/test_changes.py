@@ -18,7 +18,7 @@ def _now() -> dt.datetime:
 def test_first_scan_is_a_baseline_unless_records_carry_a_time():
     tracker = FingerprintTracker(MemoryStateBackend(), "k", timestamp_fields=("updatedAt",))
     recent = (_now() - dt.timedelta(minutes=1)).isoformat()
-    changed, scanned = tracker.scan(
+    changed, scanned, _ = tracker.scan(
         [{"id": 1}, {"id": 2, "updatedAt": recent}], _now() - dt.timedelta(hours=1)
     )
     assert scanned == 2 and [r["id"] for r in changed] == [2]
@@ -29,7 +29,7 @@ def test_changes_new_records_and_deletions_are_reported_after_since():
     tracker.scan([{"id": 1, "v": 1}, {"id": 2, "v": 1}], EPOCH)
     cursor = _now()
     time.sleep(0.01)
-    changed, _ = tracker.scan([{"id": 1, "v": 2}, {"id": 3, "v": 1}], cursor)
+    changed, _, _ = tracker.scan([{"id": 1, "v": 2}, {"id": 3, "v": 1}], cursor)
     assert sorted(map(str, (r["id"] for r in changed))) == ["1", "2", "3"]
     assert {"id": "2", "deleted": True} in changed
     later = _now()
@@ -42,5 +42,5 @@ def test_changes_new_records_and_deletions_are_reported_after_since():
 def test_listings_are_tracked_separately():
     backend = MemoryStateBackend()
     FingerprintTracker(backend, "a").scan([{"id": 1}], EPOCH)
-    changed, _ = FingerprintTracker(backend, "b").scan([{"id": 1}], EPOCH)
+    changed, _, _ = FingerprintTracker(backend, "b").scan([{"id": 1}], EPOCH)
     assert changed == []  # b's first scan is its own baseline

@@ -6,6 +6,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
 
 #: conn_type -> hook class path; adding a vendor means adding a line here.
@@ -30,10 +32,15 @@ def hook_class_for(conn_type: str) -> type[BridgeBaseHook]:
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
-def get_bridge_hook(conn_id: str) -> BridgeBaseHook:
-    """Build the vendor hook for an Airflow connection, chosen by its conn_type."""
+def get_bridge_hook(conn_id: str, connection: Connection | None = None) -> BridgeBaseHook:
+    """
+    Build the vendor hook for an Airflow connection, chosen by its conn_type.
+
+    :param conn_id: the connection id.
+    :param connection: the connection when already read (e.g. by a trigger, asynchronously).
+    """
     from airflow.providers.common.compat.sdk import BaseHook
 
-    conn = BaseHook.get_connection(conn_id)
+    conn = connection or BaseHook.get_connection(conn_id)
     cls = hook_class_for(conn.conn_type or "")
-    return cls(conn_id)
+    return cls(conn_id, connection=conn)

@@ -12,6 +12,7 @@ envelopes and errors look, and how changes are detected. None of them sends HTTP
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json as jsonlib
 import logging
@@ -27,6 +28,7 @@ import urllib3.exceptions
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_bridge import __version__
+from airflow_provider_bridge.changes import ChangeBatch, change_cursor
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeAuthError,
@@ -47,10 +49,13 @@ from airflow_provider_bridge.retry_policy import (
 from airflow_provider_bridge.state.backend import get_state_backend
 from airflow_provider_bridge.state.credentials import CredentialStore
 from airflow_provider_bridge.state.limiter import RateLimiter, normalize_windows
+from airflow_provider_bridge.timestamps import coerce_since
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import datetime
+
+    from airflow.sdk import Connection
 
     from airflow_provider_bridge.hooks.auth import BridgeAuth
     from airflow_provider_bridge.state.backend import StateBackend
@@ -183,10 +188,22 @@ class BridgeBaseHook(BaseHook):
     backoff_base: ClassVar[float] = 0.5
     backoff_cap: ClassVar[float] = 30.0
 
-    def __init__(self, conn_id: str | None = None, *, state_backend: StateBackend | None = None) -> None:
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        *,
+        state_backend: StateBackend | None = None,
+        connection: Connection | None = None,
+    ) -> None:
         super().__init__()
         self.conn_id = conn_id or self.default_conn_name
         self._state_backend = state_backend
+        self._connection = connection  # prefetched (a trigger reads it with the async helper)
+        #: HTTP requests this hook has sent (every attempt, auth calls included)
+        self.requests_sent = 0
+        #: records the last change poll read, and the cursor it advises (set by vendors)
+        self.last_scanned = 0
+        self.last_change_cursor: datetime | None = None
 
     # ------------------------------------------------------------------------------------
     # configuration
@@ -194,7 +211,7 @@ class BridgeBaseHook(BaseHook):
     @cached_property
     def config(self) -> ConnectionConfig:
         """The validated connection (read once per hook)."""
-        conn = self.get_connection(self.conn_id)
+        conn = self._connection or self.get_connection(self.conn_id)
         if conn.conn_type and conn.conn_type != self.conn_type:
             raise BridgeConfigError(
                 f"Connection {self.conn_id!r} has conn_type {conn.conn_type!r}; {type(self).__name__} "
@@ -577,6 +594,7 @@ class BridgeBaseHook(BaseHook):
                     continue
                 self.auth.apply(credentials, send_headers, send_params)
             response: requests.Response | None = None
+            self.requests_sent += 1
             try:
                 response = self.session.request(
                     method,
@@ -858,6 +876,30 @@ class BridgeBaseHook(BaseHook):
         return [
             r for r in self.list_entities(entity, query) if all(same(r.get(k), v) for k, v in match.items())
         ]
+
+    def poll_changes(
+        self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
+    ) -> ChangeBatch:
+        """
+        One poll for changes: the records changed after ``since``, the cursor for the next poll,
+        and what the poll cost (requests sent, records read). Used by the change sensor and
+        triggers; every request goes through the shared rate limiter.
+        """
+        started = dt.datetime.now(dt.UTC)
+        before = self.requests_sent
+        self.last_scanned, self.last_change_cursor = 0, None
+        records = list(self.changed_since(entity, since, params))
+        cursor = self.last_change_cursor or change_cursor(records, started)
+        cursor = max(cursor, coerce_since(since))
+        batch = ChangeBatch(records, cursor, self.requests_sent - before, self.last_scanned or len(records))
+        log.info(
+            "Poll of %s: %d request(s), %d record(s) scanned, %d change(s)",
+            entity,
+            batch.requests,
+            batch.scanned,
+            len(records),
+        )
+        return batch
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call; ``(True, message)`` when it works."""

@@ -365,6 +365,18 @@ class BridgitBenchHook(BridgeBaseHook):
         return created
 
     # -- changes ---------------------------------------------------------------------------
+    def _activity_gate(self) -> bool:
+        """Whether to ask the activity feed before scanning (extra ``use_activity_feed``, default true)."""
+        value = self.extra("use_activity_feed")
+        return value is None or str(value).strip().lower() not in ("false", "0", "no")
+
+    def _any_activity(self, since: datetime) -> bool:
+        """One cheap request: has anything happened in the account since ``since``?"""
+        path = f"{API_ROOT}/accounts/{self.account_id}/activities/_filter"
+        body = {"offset": 0, "limit": 1, "predicates": {"happenedFrom": isoformat_z(since)}}
+        # happenedFrom is inclusive: an activity exactly at `since` only costs a scan, never a miss
+        return bool(self.records_from(self.request("POST", path, json=body, idempotent=True)))
+
     def activities(
         self,
         since: datetime | str,
@@ -436,6 +448,17 @@ class BridgitBenchHook(BridgeBaseHook):
             for role_id in sorted(touched):
                 yield current.get(role_id, {"id": role_id, "deleted": True})
             return
+        if (
+            entity.lower() in ("projects", "persons")
+            and self._activity_gate()
+            and not self._any_activity(start)
+        ):
+            log.info(
+                "Change poll of %s since %s: no activity in the account feed (1 request)",
+                entity,
+                isoformat_z(start),
+            )
+            return
         scanned = changed = 0
         for scanned, record in enumerate(self.list_entities(entity, params), start=1):  # noqa: B007
             stamp = record.get("lastModifiedOn")
@@ -447,6 +470,7 @@ class BridgitBenchHook(BridgeBaseHook):
             if parse_timestamp(str(stamp)) > start:
                 changed += 1
                 yield record
+        self.last_scanned = scanned
         log.info(
             "Change scan of %s since %s: %d record(s) scanned, %d changed",
             entity,

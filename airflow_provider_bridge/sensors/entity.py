@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_provider_bridge.exceptions import BridgeConfigError
+from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeError
 from airflow_provider_bridge.hooks import get_bridge_hook
-from airflow_provider_bridge.timestamps import coerce_since, isoformat_z, parse_timestamp
+from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
 
+    from airflow_provider_bridge.changes import ChangeBatch
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
 
-#: record fields that carry a vendor's modification time, tried in order for the cursor
-TIMESTAMP_FIELDS = ("lastModifiedOn", "updatedAt", "UpdatedOn")
 
-
-def change_cursor(records: list[dict[str, Any]], poll_started: dt.datetime) -> dt.datetime:
-    """
-    Where the next poll should start: the newest vendor timestamp among ``records`` when they
-    carry one (exact, no clock skew), else the time this poll started (changes made while it
-    ran may be seen twice, never missed).
-    """
-    stamps = []
-    for record in records:
-        for field in TIMESTAMP_FIELDS:
-            value = record.get(field) or (record.get("Metadata") or {}).get(field)
-            if isinstance(value, str):
-                with contextlib.suppress(ValueError):
-                    stamps.append(parse_timestamp(value))
-                break
-    return max(stamps) if stamps and len(stamps) == len(records) else poll_started
+def change_result(batch: ChangeBatch, max_records: int) -> dict[str, Any]:
+    """The sensor's (and trigger event's) JSON-safe summary of a poll that found changes."""
+    return {
+        "changes": batch.records[:max_records],
+        "count": len(batch.records),
+        "truncated": len(batch.records) > max_records,
+        "cursor": isoformat_z(batch.cursor),
+    }
 
 
 class EntityChangeSensor(BaseSensorOperator):
@@ -47,12 +37,17 @@ class EntityChangeSensor(BaseSensorOperator):
 
     The XCom value is ``{"changes": [...], "count": n, "truncated": bool, "cursor": iso8601}``:
     at most ``max_records`` changed records, how many there were, and the cursor to pass as the
-    next ``since``. Every poll goes through the connection's shared rate limiter.
+    next ``since``. Every poll goes through the connection's shared rate limiter and uses the
+    vendor's cheapest way to learn about changes.
+
+    With ``deferrable=True`` the sensor checks once on the worker, then waits in the triggerer
+    (:class:`~airflow_provider_bridge.triggers.EntityChangeTrigger`) holding no worker slot;
+    ``timeout``, ``soft_fail`` and ``never_fail`` behave as for any Airflow sensor.
 
     .. code-block:: python
 
         EntityChangeSensor(task_id="wait", conn_id="bridgit_bench_default", entity="projects",
-                           poke_interval=60, timeout=3600, mode="reschedule")
+                           poke_interval=60, timeout=3600, deferrable=True)
 
     :param conn_id: the vendor connection.
     :param entity: the resource path, e.g. ``projects`` or ``projects/42/roles`` (templated).
@@ -61,8 +56,7 @@ class EntityChangeSensor(BaseSensorOperator):
     :param query_params: filters for the vendor's listing (templated). Named ``query_params``
         because Airflow reserves ``params`` for DAG/task params.
     :param max_records: most records returned in XCom.
-    :param deferrable: wait in the triggerer. Deferral arrives with the change trigger; until then
-        ``deferrable=True`` waits in ``reschedule`` mode, which also holds no worker slot between polls.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     """
 
     template_fields: Sequence[str] = ("conn_id", "entity", "since", "query_params")
@@ -80,8 +74,6 @@ class EntityChangeSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        if deferrable and "mode" not in kwargs:
-            kwargs["mode"] = "reschedule"
         super().__init__(poke_interval=poke_interval, **kwargs)
         self.conn_id = conn_id
         self.entity = entity
@@ -112,17 +104,42 @@ class EntityChangeSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         since = self.resolve_since(context)
-        started = dt.datetime.now(dt.UTC)
-        changes = list(self.hook.changed_since(self.entity, since, self.query_params))
-        self.log.info("Poll of %s since %s: %d change(s)", self.entity, isoformat_z(since), len(changes))
-        if not changes:
-            return PokeReturnValue(is_done=False)
-        return PokeReturnValue(
-            is_done=True,
-            xcom_value={
-                "changes": changes[: self.max_records],
-                "count": len(changes),
-                "truncated": len(changes) > self.max_records,
-                "cursor": isoformat_z(change_cursor(changes, started)),
-            },
+        batch = self.hook.poll_changes(self.entity, since, self.query_params)
+        self.log.info(
+            "Poll of %s since %s: %d change(s)", self.entity, isoformat_z(since), len(batch.records)
         )
+        if not batch.records:
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=change_result(batch, self.max_records))
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        first = self.poke(context)  # one check on the worker: no deferral when it is already there
+        if first.is_done:
+            return first.xcom_value
+        from airflow_provider_bridge.triggers.entity import EntityChangeTrigger
+
+        since = self.resolve_since(context)
+        self.defer(
+            trigger=EntityChangeTrigger(
+                conn_id=self.conn_id,
+                entity=self.entity,
+                since=isoformat_z(since),
+                query_params=self.query_params,
+                poll_interval=float(self.poke_interval),
+                max_records=self.max_records,
+            ),
+            method_name="execute_complete",
+            timeout=dt.timedelta(seconds=float(self.timeout)) if self.timeout is not None else None,
+        )
+        return None  # pragma: no cover - defer() raises
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Turn the trigger's event into the sensor's result, or a clear error."""
+        if not isinstance(event, dict) or event.get("status") not in ("success", "error"):
+            raise BridgeError(f"{self.task_id}: unexpected event from EntityChangeTrigger: {event!r:.200}")
+        if event["status"] == "error":
+            raise BridgeError(f"{self.task_id}: watching {self.entity} failed: {event.get('message')}")
+        self.log.info("%d change(s) to %s (cursor %s)", event["count"], self.entity, event["cursor"])
+        return {k: event[k] for k in ("changes", "count", "truncated", "cursor")}

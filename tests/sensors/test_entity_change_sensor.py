@@ -5,8 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from airflow_provider_bridge.changes import change_cursor
 from airflow_provider_bridge.exceptions import BridgeConfigError
-from airflow_provider_bridge.sensors.entity import EntityChangeSensor, change_cursor
+from airflow_provider_bridge.sensors.entity import EntityChangeSensor
 
 UTC = dt.UTC
 
@@ -52,8 +53,3 @@ def test_poke_returns_changes_capped_with_the_cursor(bridgit_hook):
     value = result.xcom_value
     assert value["count"] == 3 and value["truncated"] and len(value["changes"]) == 2 and value["cursor"]
     assert not _sensor(since=value["cursor"]).poke({}).is_done
-
-
-def test_deferrable_waits_without_holding_a_worker_slot():
-    assert _sensor(deferrable=True).mode == "reschedule"
-    assert _sensor(deferrable=False).mode == "poke"
