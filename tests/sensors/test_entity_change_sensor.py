@@ -53,3 +53,57 @@ def test_poke_returns_changes_capped_with_the_cursor(bridgit_hook):
     value = result.xcom_value
     assert value["count"] == 3 and value["truncated"] and len(value["changes"]) == 2 and value["cursor"]
     assert not _sensor(since=value["cursor"]).poke({}).is_done
+
+
+@pytest.mark.airflow
+def test_deferrable_sensor_defers_and_resumes_with_the_changes(airflow_db, bridgit, capfd, caplog):
+    import threading
+    import time
+
+    from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+    from airflow_provider_bridge.sandbox.testing import run_dag
+    from tests.conftest import DAGS_FOLDER
+
+    def change_after_the_first_poll() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any("activities" in r["path"] for r in bridgit.stats()["requests"]):
+                time.sleep(1.0)
+                BridgitBenchHook().create_entity("projects", {"name": "Arrived later"})
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=change_after_the_first_poll, daemon=True).start()
+    state, xcom = run_dag(DAGS_FOLDER, "deferrable_change_sensor")
+    assert state == "success"
+    result = xcom["wait_for_project"]
+    assert result["count"] == 1 and result["changes"][0]["name"] == "Arrived later"
+    logs = caplog.text + capfd.readouterr().out
+    assert (
+        "running trigger in line" in logs and "Trigger completed" in logs
+    )  # deferred, resumed from the event
+
+
+def test_execute_complete_turns_events_into_results_or_errors():
+    from airflow_provider_bridge.exceptions import BridgeError
+
+    sensor = _sensor(deferrable=True)
+    event = {"status": "success", "changes": [{"id": 1}], "count": 1, "truncated": False, "cursor": "c"}
+    assert sensor.execute_complete({}, event) == {
+        "changes": [{"id": 1}],
+        "count": 1,
+        "truncated": False,
+        "cursor": "c",
+    }
+    with pytest.raises(BridgeError, match="watching projects failed: refused"):
+        sensor.execute_complete({}, {"status": "error", "message": "refused"})
+    with pytest.raises(BridgeError, match="unexpected event"):
+        sensor.execute_complete({}, None)
+
+
+def test_error_event_with_soft_fail_skips_like_any_sensor():
+    from airflow.providers.common.compat.sdk import AirflowSkipException
+
+    sensor = _sensor(deferrable=True, soft_fail=True)
+    with pytest.raises(AirflowSkipException):
+        sensor.resume_execution("execute_complete", {"event": {"status": "error", "message": "x"}}, {})
