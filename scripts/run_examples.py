@@ -20,6 +20,9 @@ EXAMPLE_DAGS = {
     "bridgit_bench_staffing": ["bridgit_bench"],
     "servicebridge_to_bridgit": ["servicebridge", "bridgit_bench"],
     "third_party_onboarding": ["third_party_manager", "bridgit_bench"],
+    # scheduled by an AssetWatcher in production (tests/e2e runs that with a real scheduler and
+    # triggerer); here triggered by hand with the projects to staff in the run's conf
+    "event_driven_staffing": ["bridgit_bench"],
 }
 #: sandbox settings for the demo: profiles get approved 3 s after they are created
 SANDBOX_CONFIG = {"third_party_manager": {"approve_after": 3}}
@@ -41,8 +44,17 @@ def seed_servicebridge(attempt: int) -> None:
         print("changed 1 ServiceBridge customer and added 1")
 
 
+def staffing_conf() -> dict[str, object]:
+    """Manual-run conf for event_driven_staffing: the sandbox's first two Bridgit projects."""
+    from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+
+    return {"project_ids": [p["id"] for p in BridgitBenchHook().list_entities("projects")][:2]}
+
+
 #: example DAG id -> what to do in the sandbox before each run (the "outside world" changing)
 BEFORE_RUN = {"servicebridge_to_bridgit": seed_servicebridge}
+#: example DAG id -> the run's conf
+RUN_CONF = {"event_driven_staffing": staffing_conf}
 
 
 def prepare_airflow_home(home: Path) -> None:
@@ -62,6 +74,8 @@ def prepare_airflow_home(home: Path) -> None:
 
 def describe(value: object) -> str:
     """A one-line summary of a task's return value."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return f"{len(value)} mapped result(s) of " + ", ".join(str(len(v)) for v in value) + " record(s)"
     if isinstance(value, list):
         names = [
             str(v.get("name", v.get("Name", v.get("id")))) if isinstance(v, dict) else str(v) for v in value
@@ -90,7 +104,8 @@ def main() -> int:
             for attempt in (1, 2):
                 if dag_id in BEFORE_RUN:
                     BEFORE_RUN[dag_id](attempt)
-                state, returned = run_dag(EXAMPLES, dag_id)
+                conf = RUN_CONF[dag_id]() if dag_id in RUN_CONF else None
+                state, returned = run_dag(EXAMPLES, dag_id, conf)
                 print(f"\n== {dag_id}, run {attempt}: {state}")
                 for task_id, value in returned.items():
                     print(f"   {task_id:<26} returned {describe(value)}")

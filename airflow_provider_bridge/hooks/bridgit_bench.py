@@ -445,6 +445,7 @@ class BridgitBenchHook(BridgeBaseHook):
             if not touched:
                 return
             current = {int(r["id"]): r for r in self.list_entities(entity, params)}
+            self.last_scanned = len(current)
             for role_id in sorted(touched):
                 yield current.get(role_id, {"id": role_id, "deleted": True})
             return

@@ -348,6 +348,7 @@ class ServiceBridgeHook(BridgeBaseHook):
                 continue
             seen.add(key)
             yield record
+        self.last_scanned = scanned
         log.info(
             "Change poll of %s since %s (changeTime from %s): %d record(s) scanned, %d changed",
             entity,

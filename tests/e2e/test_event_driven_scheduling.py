@@ -9,27 +9,16 @@ change, none.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+from airflow_provider_bridge.sandbox.testing import AirflowStandalone
 
 REPO = Path(__file__).resolve().parents[2]
 POLL = 1.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait(condition, timeout: float, what: str) -> None:
@@ -43,51 +32,21 @@ def _wait(condition, timeout: float, what: str) -> None:
 
 @pytest.fixture
 def airflow_standalone(bridgit, tmp_path, monkeypatch):
-    home = tmp_path / "airflow"
-    dags = home / "dags"
-    dags.mkdir(parents=True)
-    (dags / "event_driven_staffing.py").symlink_to(REPO / "example_dags" / "event_driven_staffing.py")
-    state = f"sqlite:///{home}/bridge_state.sqlite"
-    monkeypatch.setenv("AIRFLOW__BRIDGE__STATE_BACKEND", state)  # this test's hook shares the session
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__API__PORT": str(_free_port()),
-        "AIRFLOW__BRIDGE__STATE_BACKEND": state,
-        "BRIDGE_WATCH_INTERVAL": str(POLL),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    log = (tmp_path / "standalone.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow", "standalone"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    airflow = AirflowStandalone(
+        tmp_path / "airflow",
+        [REPO / "example_dags" / "event_driven_staffing.py"],
+        env={"BRIDGE_WATCH_INTERVAL": str(POLL)},
     )
-    try:
-        yield home
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-        log.close()
+    monkeypatch.setenv(
+        "AIRFLOW__BRIDGE__STATE_BACKEND", airflow.state_backend
+    )  # this test shares the session
+    with airflow:
+        yield airflow
 
 
-def _runs(home: Path) -> int:
-    try:
-        with sqlite3.connect(home / "airflow.db", timeout=30) as db:
-            row = db.execute("SELECT count(*) FROM dag_run WHERE dag_id = 'event_driven_staffing'").fetchone()
-            return int(row[0])
-    except sqlite3.OperationalError:  # not migrated yet
-        return 0
+def _runs(airflow: AirflowStandalone) -> int:
+    rows = airflow.query("SELECT count(*) FROM dag_run WHERE dag_id = 'event_driven_staffing'")
+    return int(rows[0][0]) if rows else 0
 
 
 @pytest.mark.e2e
