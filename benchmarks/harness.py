@@ -18,6 +18,11 @@ def private_home() -> str:
     home = tempfile.mkdtemp(prefix="bridge-bench-")
     os.environ["AIRFLOW_HOME"] = home
     os.environ["AIRFLOW__BRIDGE__STATE_BACKEND"] = f"sqlite:///{home}/bridge_state.sqlite"
+    # one Fernet key for every process (Airflow components started from here inherit it): a process
+    # that cannot decrypt the shared credentials would sign in again
+    from cryptography.fernet import Fernet
+
+    os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
     return home
 
 

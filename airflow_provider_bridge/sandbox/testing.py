@@ -270,6 +270,7 @@ class AirflowStandalone:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
             "AIRFLOW__BRIDGE__STATE_BACKEND": self.state_backend,
             "PATH": f"{_Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             **self.env,
