@@ -73,6 +73,14 @@ def test_each_change_schedules_exactly_one_run(airflow_standalone, bridgit):
     assert _runs(home) == 2
     assert feed_polls() > polls_before  # it kept polling, and found nothing to schedule
 
+    def succeeded() -> int:
+        rows = home.query(
+            "SELECT count(*) FROM dag_run WHERE dag_id = 'event_driven_staffing' AND state = 'success'"
+        )
+        return int(rows[0][0]) if rows else 0
+
+    _wait(lambda: succeeded() == 2, 180, "both runs to staff their project")
+    assert bridgit.counter("roles_created") == 4  # the standard roles, on each changed project
     counters = bridgit.stats()["counters"]
     assert counters["signins"] == 1, counters  # the triggerer, tasks and this test shared one session
     assert counters.get("throttled_429", 0) == 0
