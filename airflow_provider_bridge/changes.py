@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,12 @@ TIMESTAMP_FIELDS = ("lastModifiedOn", "updatedAt", "UpdatedOn")
 NAMESPACE = "fingerprints"
 #: tombstones older than this are forgotten
 TOMBSTONE_SECONDS = 7 * 24 * 3600
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _micros(moment: dt.datetime) -> int:
+    """Exact integer microseconds since the epoch (no float rounding: cursors compare exactly)."""
+    return (moment - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 @dataclass
@@ -94,15 +99,15 @@ class FingerprintTracker:
         self.key = key
         self.timestamp_fields = tuple(timestamp_fields)
 
-    def _baseline_time(self, record: dict[str, Any]) -> float:
+    def _baseline_time(self, record: dict[str, Any]) -> int:
         for field in self.timestamp_fields:
             value = record.get(field)
             if isinstance(value, str):
                 try:
-                    return parse_timestamp(value).timestamp()
+                    return _micros(parse_timestamp(value))
                 except ValueError:
                     continue
-        return 0.0
+        return 0
 
     def scan(
         self, records: Iterable[dict[str, Any]], since: dt.datetime, *, id_field: str = "id"
@@ -113,7 +118,8 @@ class FingerprintTracker:
 
         Records without an id are fingerprinted as a whole (no tombstones for them).
         """
-        now = time.time()
+        scan_time = dt.datetime.now(dt.UTC)
+        now = _micros(scan_time)
         with self.backend.lock(f"fingerprints:{self.key}", timeout=120):
             raw = self.backend.get(NAMESPACE, self.key)
             state: dict[str, Any] = json.loads(raw) if raw else {}
@@ -130,10 +136,10 @@ class FingerprintTracker:
                 if rid not in seen:
                     if not entry.get("deleted"):
                         state[rid] = {"fp": None, "at": now, "deleted": True}
-                    elif now - entry["at"] > TOMBSTONE_SECONDS:
+                    elif now - entry["at"] > TOMBSTONE_SECONDS * 1_000_000:
                         del state[rid]
             self.backend.set(NAMESPACE, self.key, json.dumps(state))
-        cutoff = since.timestamp()
+        cutoff = _micros(since)
         changed = [
             seen.get(rid, {id_field: rid, "deleted": True})
             for rid, entry in state.items()
@@ -141,4 +147,4 @@ class FingerprintTracker:
         ]
         if baseline:
             log.info("First scan of this listing: %d record(s) recorded as the baseline", len(seen))
-        return changed, len(seen), dt.datetime.fromtimestamp(now, dt.UTC)
+        return changed, len(seen), scan_time
