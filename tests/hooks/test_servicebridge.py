@@ -360,3 +360,21 @@ def test_no_session_key_or_token_leaks_on_error_paths(servicebridge, monkeypatch
     assert "500" in haystack
     for secret in [*secrets, "sandbox-password", "sandbox-app-secret"]:
         assert secret not in haystack
+
+
+@pytest.mark.multiprocess
+def test_four_processes_log_in_again_once_after_the_session_is_gone(servicebridge):
+    hook = _hook()
+    hook.create_entity("Customers", {"Name": "Target"})
+    servicebridge.action("revoke-sessions")  # every process now holds a dead key
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    workers = [ctx.Process(target=_session_worker, args=(10, results)) for _ in range(4)]
+    for process in workers:
+        process.start()
+    assert [results.get(timeout=120) for _ in workers] == [None] * 4
+    for process in workers:
+        process.join(30)
+    counters = servicebridge.stats()["counters"]
+    assert counters["logins"] == 2, counters  # the first Login, and exactly one more for all four
+    assert 1 <= counters["auth_refused"] <= 4
