@@ -15,6 +15,7 @@ they carry a modification timestamp (``timestamp_fields``).
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import datetime as dt
 import hashlib
@@ -38,12 +39,11 @@ TIMESTAMP_FIELDS = ("lastModifiedOn", "updatedAt", "UpdatedOn")
 NAMESPACE = "fingerprints"
 #: tombstones older than this are forgotten
 TOMBSTONE_SECONDS = 7 * 24 * 3600
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _micros(moment: dt.datetime) -> int:
     """Exact integer microseconds since the epoch (no float rounding: cursors compare exactly)."""
-    return (moment - _EPOCH) // dt.timedelta(microseconds=1)
+    return calendar.timegm(moment.utctimetuple()) * 1_000_000 + moment.microsecond
 
 
 @dataclass

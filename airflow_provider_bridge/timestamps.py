@@ -36,7 +36,18 @@ def coerce_since(value: object, *, field: str = "since") -> dt.datetime:
     :raises BridgeConfigError: naming ``field`` when the value is not a point in time.
     """
     if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        aware = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        # a plain datetime even from pendulum (Airflow's context): its arithmetic differs
+        return dt.datetime(
+            aware.year,
+            aware.month,
+            aware.day,
+            aware.hour,
+            aware.minute,
+            aware.second,
+            aware.microsecond,
+            tzinfo=dt.UTC,
+        )
     if isinstance(value, str) and value.strip():
         try:
             return parse_timestamp(value)

@@ -44,3 +44,14 @@ def test_listings_are_tracked_separately():
     FingerprintTracker(backend, "a").scan([{"id": 1}], EPOCH)
     changed, _, _ = FingerprintTracker(backend, "b").scan([{"id": 1}], EPOCH)
     assert changed == []  # b's first scan is its own baseline
+
+
+def test_since_may_be_a_pendulum_datetime_from_the_airflow_context():
+    import pendulum
+
+    tracker = FingerprintTracker(MemoryStateBackend(), "k")
+    tracker.scan([{"id": 1, "v": 1}], EPOCH)
+    since = pendulum.now("UTC")
+    time.sleep(0.01)
+    changed, _, _ = tracker.scan([{"id": 1, "v": 2}], since)
+    assert [r["id"] for r in changed] == [1]

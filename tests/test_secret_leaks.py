@@ -55,7 +55,7 @@ def _exercise(bridgit, monkeypatch) -> list[str]:
 
 
 def _secrets(bridgit) -> list[str]:
-    tokens = bridgit.action("issued-tokens")["tokens"]
+    tokens = bridgit.action("issued-secrets")["secrets"]
     assert len(tokens) >= 6, "the scenario must have signed in, refreshed and signed in again"
     return [PASSWORD, WRONG_PASSWORD, *tokens]
 
@@ -109,7 +109,7 @@ def test_no_secret_in_xcom_or_rendered_fields(airflow_db, bridgit, servicebridge
         ]
     text = "\n".join(stored)
     assert "Harbour View Tower" in text and "Secretive Ltd" in text  # we are looking at the right rows
-    tokens = bridgit.action("issued-tokens")["tokens"]
+    tokens = bridgit.action("issued-secrets")["secrets"]
     session_keys = servicebridge.action("issued-secrets")["secrets"]
     tpm_tokens = tpm.action("issued-secrets")["secrets"]
     assert tokens and session_keys and tpm_tokens

@@ -15,7 +15,7 @@ Sandbox-only settings (``POST /_sandbox/config``): ``session_cap``, ``access_tok
 ``refresh_token_ttl``, ``session_idle_ttl``, ``service_accounts`` (username -> password),
 ``accounts``, ``preconstruction_role_names``, ``rate_limits``, ``faults``. Extra control endpoints:
 ``POST /_sandbox/revoke-sessions`` ends every session (the next call gets 401);
-``POST /_sandbox/issued-tokens`` lists every token issued (so tests can search logs for them).
+``POST /_sandbox/issued-secrets`` lists every token issued (so tests can search logs for them).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from airflow_provider_bridge.sandbox.faults import SandboxControl
+from airflow_provider_bridge.sandbox.faults import SandboxControl, VendorEmulator
 
 DEFAULTS: dict[str, Any] = {
     "rate_limits": [[5, 1]],
@@ -104,28 +104,18 @@ def validation(field: str, description: str, error_type: str = "ValidationError"
     }
 
 
-class BridgitSandbox:
-    """The emulator's data and FastAPI app."""
+class BridgitSandbox(VendorEmulator):
+    """The emulator's data and API."""
 
-    def __init__(self) -> None:
-        self.app = FastAPI(title="Bridgit Bench sandbox", openapi_url=None, docs_url=None, redoc_url=None)
-        self.control = SandboxControl(
-            self.app,
-            "bridgit_bench",
-            DEFAULTS,
-            on_reset=self.reset,
-            error_body=lambda s, t, i: error_body(s, t, i),
-            actions={
-                "revoke-sessions": self.revoke_sessions,
-                "issued-tokens": lambda: {"tokens": list(self.issued)},
-            },
-        )
-        self.reset()
-        self._routes()
+    vendor = "bridgit_bench"
+    title = "Bridgit Bench sandbox"
+    defaults = DEFAULTS
 
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.control.config
+    def actions(self) -> dict[str, Any]:
+        return {"revoke-sessions": self.revoke_sessions}
+
+    def error_body(self, status: int, title: str, path: str) -> dict[str, Any]:
+        return error_body(status, title, path)
 
     def reset(self) -> None:
         self.ids = itertools.count(1001)
@@ -133,7 +123,6 @@ class BridgitSandbox:
         self.access: dict[str, str] = {}  # access token -> session id
         self.refresh: dict[str, str] = {}  # live refresh token -> session id
         self.spent_refresh: set[str] = set()
-        self.issued: list[str] = []  # every token ever issued (sandbox only: lets tests hunt for leaks)
         self.projects: dict[int, dict[str, Any]] = {}
         self.persons: dict[int, dict[str, Any]] = {}
         self.roles: dict[int, dict[str, Any]] = {}  # role id -> role (with _projectId, _type)
@@ -357,8 +346,7 @@ class BridgitSandbox:
         return self.projects[project_id]
 
     # -- routes ----------------------------------------------------------------------------
-    def _routes(self) -> None:
-        app = self.app
+    def routes(self, app: FastAPI) -> None:
 
         @app.exception_handler(ApiError)
         async def api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -328,3 +328,56 @@ class SandboxControl:
             await self._json(send, 200, self.actions[action]())
         else:
             await self._json(send, 404, {"error": f"unknown control endpoint {scope['path']}"})
+
+
+class VendorEmulator:
+    """
+    Base of a vendor emulator: a FastAPI app wrapped in :class:`SandboxControl`.
+
+    A vendor file subclasses it, sets ``vendor``, ``title`` and ``defaults``, and implements
+    ``reset`` (its data) and ``routes`` (its API). Every emulator records the secrets it issues in
+    ``self.issued`` (``POST /_sandbox/issued-secrets`` lists them, so tests can hunt for leaks).
+    """
+
+    vendor: str
+    title: str
+    defaults: dict[str, Any]
+
+    def __init__(self) -> None:
+        from fastapi import FastAPI
+
+        self.app = FastAPI(title=self.title, openapi_url=None, docs_url=None, redoc_url=None)
+        self.issued: list[str] = []
+        self.control = SandboxControl(
+            self.app,
+            self.vendor,
+            self.defaults,
+            on_reset=self._reset,
+            error_body=self.error_body,
+            actions={"issued-secrets": lambda: {"secrets": list(self.issued)}, **self.actions()},
+        )
+        self._reset()
+        self.routes(self.app)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The running configuration (defaults merged with ``/_sandbox/config`` updates)."""
+        return self.control.config
+
+    def _reset(self) -> None:
+        self.issued.clear()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all data."""
+
+    def routes(self, app: Any) -> None:
+        """Declare the vendor's API on ``app``."""
+
+    def actions(self) -> dict[str, Callable[[], dict[str, Any]]]:
+        """Vendor control actions, ``POST /_sandbox/<name>``."""
+        return {}
+
+    def error_body(self, status: int, title: str, path: str) -> dict[str, Any]:
+        """The vendor's error body for answers the controls make (429, injected faults)."""
+        return {"status": status, "title": title, "path": path}

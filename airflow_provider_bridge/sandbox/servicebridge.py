@@ -34,7 +34,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from airflow_provider_bridge.sandbox.faults import SandboxControl
+from airflow_provider_bridge.sandbox.faults import SandboxControl, VendorEmulator
 
 DEFAULTS: dict[str, Any] = {
     "rate_limits": [[50, 1], [60000, 3600]],
@@ -75,32 +75,18 @@ class Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class ServiceBridgeSandbox:
-    """The emulator's data and FastAPI app."""
+class ServiceBridgeSandbox(VendorEmulator):
+    """The emulator's data and API."""
 
-    def __init__(self) -> None:
-        self.app = FastAPI(title="ServiceBridge sandbox", openapi_url=None, docs_url=None, redoc_url=None)
-        self.control = SandboxControl(
-            self.app,
-            "servicebridge",
-            DEFAULTS,
-            on_reset=self.reset,
-            error_body=lambda status, title, path: {
-                "Data": None,
-                "Success": False,
-                "Error": {"Code": str(status), "Message": title},
-            },
-            actions={
-                "revoke-sessions": self.revoke_sessions,
-                "issued-secrets": lambda: {"secrets": list(self.issued)},
-            },
-        )
-        self.reset()
-        self._routes()
+    vendor = "servicebridge"
+    title = "ServiceBridge sandbox"
+    defaults = DEFAULTS
 
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.control.config
+    def actions(self) -> dict[str, Any]:
+        return {"revoke-sessions": self.revoke_sessions}
+
+    def error_body(self, status: int, title: str, path: str) -> dict[str, Any]:
+        return {"Data": None, "Success": False, "Error": {"Code": str(status), "Message": title}}
 
     def reset(self) -> None:
         self.ids = itertools.count(1)
@@ -110,7 +96,6 @@ class ServiceBridgeSandbox:
         self.refresh: dict[str, dict[str, Any]] = {}  # token -> {app, expires}
         self.spent_refresh: set[str] = set()
         self.store: dict[str, dict[int, dict[str, Any]]] = {}
-        self.issued: list[str] = []
 
     def revoke_sessions(self) -> dict[str, Any]:
         count = len(self.sessions) + len(self.access)
@@ -188,8 +173,7 @@ class ServiceBridgeSandbox:
                 raise Refused(404, "NotFound", f"'{parts[-1]}' is not an id") from None
         return "/".join(parts).lower(), None
 
-    def _routes(self) -> None:
-        app = self.app
+    def routes(self, app: FastAPI) -> None:
 
         @app.exception_handler(Refused)
         async def refused(request: Request, exc: Refused) -> JSONResponse:

@@ -31,7 +31,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from airflow_provider_bridge.sandbox.faults import SandboxControl
+from airflow_provider_bridge.sandbox.faults import SandboxControl, VendorEmulator
 
 MEDIA_TYPE = "application/vnd.api+json"
 DEFAULTS: dict[str, Any] = {
@@ -88,32 +88,19 @@ def errors_doc(*errors: dict[str, Any]) -> dict[str, Any]:
     return {"errors": list(errors), "jsonapi": {"version": "1.0"}}
 
 
-class ThirdPartyManagerSandbox:
-    """The emulator's data and FastAPI app."""
+class ThirdPartyManagerSandbox(VendorEmulator):
+    """The emulator's data and API."""
 
-    def __init__(self) -> None:
-        self.app = FastAPI(
-            title="Third-Party Manager sandbox", openapi_url=None, docs_url=None, redoc_url=None
-        )
-        self.control = SandboxControl(
-            self.app,
-            "third_party_manager",
-            DEFAULTS,
-            on_reset=self.reset,
-            error_body=lambda status, title, path: errors_doc({"status": str(status), "title": title}),
-            actions={"issued-secrets": lambda: {"secrets": list(self.issued)}},
-        )
-        self.reset()
-        self._routes()
+    vendor = "third_party_manager"
+    title = "Third-Party Manager sandbox"
+    defaults = DEFAULTS
 
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.control.config
+    def error_body(self, status: int, title: str, path: str) -> dict[str, Any]:
+        return errors_doc({"status": str(status), "title": title})
 
     def reset(self) -> None:
         self.numbers = itertools.count(1)
         self.tokens: dict[str, dict[str, Any]] = {}
-        self.issued: list[str] = []
         self.store: dict[str, dict[str, dict[str, Any]]] = {
             "profiles": {},
             "engagements": {},
@@ -177,8 +164,7 @@ class ThirdPartyManagerSandbox:
             )
         return data
 
-    def _routes(self) -> None:
-        app = self.app
+    def routes(self, app: FastAPI) -> None:
 
         @app.exception_handler(ApiError)
         async def api_error(request: Request, exc: ApiError) -> JSONResponse:
