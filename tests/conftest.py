@@ -46,15 +46,20 @@ def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+def _point_default_connection(sandbox, monkeypatch: pytest.MonkeyPatch):
+    """Give the sandbox a fast limit and point ``<vendor>_default`` at it (the same limit client-side)."""
+    sandbox.configure(rate_limits=FAST_LIMIT)
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{sandbox.vendor.upper()}_DEFAULT",
+        sandbox.connection_json(rate_limits=FAST_LIMIT, max_retry_wait=10),
+    )
+    return sandbox
+
+
 @pytest.fixture
 def bridgit(bridgit_sandbox, monkeypatch: pytest.MonkeyPatch):
-    """The reset Bridgit sandbox with a fast rate limit, and ``bridgit_bench_default`` pointing at it."""
-    bridgit_sandbox.configure(rate_limits=FAST_LIMIT)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
-        bridgit_sandbox.connection_json(rate_limits=FAST_LIMIT, max_retry_wait=10),
-    )
-    return bridgit_sandbox
+    """The reset Bridgit sandbox, and ``bridgit_bench_default`` pointing at it."""
+    return _point_default_connection(bridgit_sandbox, monkeypatch)
 
 
 @pytest.fixture
@@ -69,21 +74,11 @@ def bridgit_hook(bridgit):
 
 @pytest.fixture
 def servicebridge(servicebridge_sandbox, monkeypatch: pytest.MonkeyPatch):
-    """The reset ServiceBridge sandbox with a fast limit, and ``servicebridge_default`` (session auth)."""
-    servicebridge_sandbox.configure(rate_limits=FAST_LIMIT)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SERVICEBRIDGE_DEFAULT",
-        servicebridge_sandbox.connection_json(rate_limits=FAST_LIMIT, max_retry_wait=10),
-    )
-    return servicebridge_sandbox
+    """The reset ServiceBridge sandbox, and ``servicebridge_default`` (session auth) pointing at it."""
+    return _point_default_connection(servicebridge_sandbox, monkeypatch)
 
 
 @pytest.fixture
 def tpm(third_party_manager_sandbox, monkeypatch: pytest.MonkeyPatch):
-    """The reset Third-Party Manager sandbox with a fast limit, and ``third_party_manager_default``."""
-    third_party_manager_sandbox.configure(rate_limits=FAST_LIMIT)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_THIRD_PARTY_MANAGER_DEFAULT",
-        third_party_manager_sandbox.connection_json(rate_limits=FAST_LIMIT, max_retry_wait=10),
-    )
-    return third_party_manager_sandbox
+    """The reset Third-Party Manager sandbox, and ``third_party_manager_default`` pointing at it."""
+    return _point_default_connection(third_party_manager_sandbox, monkeypatch)

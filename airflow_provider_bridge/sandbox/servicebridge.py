@@ -183,6 +183,12 @@ class ServiceBridgeSandbox(VendorEmulator):
             if not (version.startswith("v") and version[1:].replace(".", "", 1).isdigit()):
                 raise Refused(404, "UnknownVersion", f"Unknown API version {version!r}")
 
+        def writer(version: str, request: Request) -> None:
+            """A write: a known version and a caller allowed to write."""
+            check_version(version)
+            if self._caller(request).get("read_only"):
+                raise Refused(403, "PermissionDenied", "The API user has read-only access")
+
         @app.post("/api/{version}/Login")
         async def login(version: str, request: Request) -> JSONResponse:
             check_version(version)
@@ -315,10 +321,7 @@ class ServiceBridgeSandbox(VendorEmulator):
 
         @app.post("/api/{version}/{path:path}")
         async def create(version: str, path: str, request: Request) -> JSONResponse:
-            check_version(version)
-            caller = self._caller(request)
-            if caller.get("read_only"):
-                raise Refused(403, "PermissionDenied", "The API user has read-only access")
+            writer(version, request)
             collection, record_id = self._split(path)
             if record_id is not None:
                 raise Refused(405, "MethodNotAllowed", "POST creates in a collection")
@@ -336,10 +339,7 @@ class ServiceBridgeSandbox(VendorEmulator):
 
         @app.put("/api/{version}/{path:path}")
         async def update(version: str, path: str, request: Request) -> JSONResponse:
-            check_version(version)
-            caller = self._caller(request)
-            if caller.get("read_only"):
-                raise Refused(403, "PermissionDenied", "The API user has read-only access")
+            writer(version, request)
             collection, record_id = self._split(path)
             record = self.store.get(collection, {}).get(record_id or -1)
             if record is None:
@@ -358,10 +358,7 @@ class ServiceBridgeSandbox(VendorEmulator):
 
         @app.delete("/api/{version}/{path:path}")
         async def delete(version: str, path: str, request: Request) -> JSONResponse:
-            check_version(version)
-            caller = self._caller(request)
-            if caller.get("read_only"):
-                raise Refused(403, "PermissionDenied", "The API user has read-only access")
+            writer(version, request)
             collection, record_id = self._split(path)
             if self.store.get(collection, {}).pop(record_id or -1, None) is None:
                 raise Refused(404, "NotFound", f"{path} was not found")
