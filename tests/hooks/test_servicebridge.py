@@ -177,10 +177,11 @@ class TestSessionAuth:
 
     @pytest.mark.parametrize("style", ["http_401", "success_false"])
     def test_expired_session_is_replaced_once(self, servicebridge, style):
-        servicebridge.configure(session_idle_ttl=0.5, auth_failure=style)
+        # long enough that the new session outlives the resend even on a loaded machine
+        servicebridge.configure(session_idle_ttl=1.5, auth_failure=style)
         hook = _hook()
         list(hook.list_entities("Customers"))
-        time.sleep(0.8)
+        time.sleep(1.8)
         assert list(hook.list_entities("Customers")) == []
         counters = servicebridge.stats()["counters"]
         assert counters["logins"] == 2 and counters["auth_refused"] == 1
@@ -346,8 +347,8 @@ def test_no_session_key_or_token_leaks_on_error_paths(servicebridge, monkeypatch
         hook.get_entity("Customers", 999)
     except BridgeError as exc:
         texts.append(str(exc))
-    servicebridge.configure(session_idle_ttl=0.2)
-    time.sleep(0.3)
+    servicebridge.configure(session_idle_ttl=1.5)
+    time.sleep(1.8)
     list(hook.list_entities("Customers"))  # refused key in the URL, then a new Login
     refresh_token = _authorize(servicebridge, monkeypatch)
     _set_conn(monkeypatch, servicebridge.oauth_connection(refresh_token, rate_limits=FAST))
