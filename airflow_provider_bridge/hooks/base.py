@@ -303,6 +303,38 @@ class BridgeBaseHook(BaseHook):
         """A connection extra by its bare name (or the UI's prefixed form), None when unset."""
         return _extra_value(self.config.extras, self.conn_type, name)
 
+    def choice_extra(self, name: str, choices: tuple[str, ...]) -> str:
+        """An extra that must be one of ``choices`` (case-insensitive; the first is the default)."""
+        value = str(self.extra(name) or choices[0]).strip().lower()
+        if value not in choices:
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra {name!r} must be one of {', '.join(choices)}, "
+                f"got {self.extra(name)!r}"
+            )
+        return value
+
+    def mapping_extra(self, name: str) -> dict[str, str]:
+        """An extra holding a JSON object of strings (a dict, or its JSON text); {} when unset."""
+        value = self.extra(name)
+        if isinstance(value, str):
+            try:
+                value = jsonlib.loads(value)
+            except ValueError:
+                raise BridgeConfigError(
+                    f"Connection {self.conn_id!r}: extra {name!r} is not valid JSON: {value!r}"
+                ) from None
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra {name!r} must be a JSON object of strings, got {value!r}"
+            )
+        return {str(k): v for k, v in value.items()}
+
+    def number_extra(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        """A numeric extra (``default`` when unset), at least ``minimum``."""
+        return float(_number(self.conn_id, name, self.extra(name), default, minimum=minimum))
+
     # ------------------------------------------------------------------------------------
     # shared state
     # ------------------------------------------------------------------------------------
@@ -431,19 +463,7 @@ class BridgeBaseHook(BaseHook):
         whose outcome is unknown: the connection's ``natural_keys`` extra (``{entity: field}``)
         first, then the vendor's own (:meth:`vendor_natural_key`).
         """
-        configured = self.extra("natural_keys")
-        if isinstance(configured, str):
-            try:
-                configured = jsonlib.loads(configured)
-            except ValueError:
-                configured = None
-        if configured is not None and not (
-            isinstance(configured, dict) and all(isinstance(v, str) for v in configured.values())
-        ):
-            raise BridgeConfigError(
-                f"Connection {self.conn_id!r}: extra 'natural_keys' must be a JSON object "
-                f'{{"<entity>": "<field>"}}, got {configured!r}'
-            )
+        configured = self.mapping_extra("natural_keys")
         if configured and entity in configured:
             return str(configured[entity])
         return self.vendor_natural_key(entity)

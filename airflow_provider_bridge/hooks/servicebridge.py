@@ -180,13 +180,7 @@ class ServiceBridgeHook(BridgeBaseHook):
     @cached_property
     def auth_type(self) -> str:
         """``session`` (default), ``basic`` or ``oauth``."""
-        value = str(self.extra("auth_type") or "session").strip().lower()
-        if value not in AUTH_TYPES:
-            raise BridgeConfigError(
-                f"Connection {self.conn_id!r}: extra 'auth_type' must be one of {', '.join(AUTH_TYPES)}, "
-                f"got {self.extra('auth_type')!r}"
-            )
-        return value
+        return self.choice_extra("auth_type", AUTH_TYPES)
 
     @cached_property
     def api_version(self) -> str:
@@ -209,18 +203,6 @@ class ServiceBridgeHook(BridgeBaseHook):
         """``/api/{api_version}/{path}``."""
         return f"/api/{self.api_version}/{path.lstrip('/')}"
 
-    def _number_extra(self, name: str, default: float) -> float:
-        value = self.extra(name)
-        if value is None:
-            return default
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = -1
-        if isinstance(value, bool) or number <= 0:
-            raise BridgeConfigError(f"Connection {self.conn_id!r}: extra {name!r} must be a positive number")
-        return number
-
     def build_auth(self) -> BridgeAuth:
         """The auth object for ``auth_type``."""
         self.api_version  # noqa: B018 - validate before any request
@@ -229,7 +211,7 @@ class ServiceBridgeHook(BridgeBaseHook):
             return BasicAuth(cfg.login or "", cfg.password or "")
         if self.auth_type == "session":
             return ServiceBridgeSessionAuth(
-                self, idle_timeout=self._number_extra("session_idle_timeout", 1800)
+                self, idle_timeout=self.number_extra("session_idle_timeout", 1800, minimum=0.001)
             )
         token_url, refresh_token = self.extra("token_url"), self.extra("refresh_token")
         missing = [n for n, v in (("token_url", token_url), ("refresh_token", refresh_token)) if not v]
@@ -329,7 +311,7 @@ class ServiceBridgeHook(BridgeBaseHook):
         """
         entity = self._check_entity(entity)
         start = coerce_since(since)
-        overlap = self._number_extra("change_overlap", 300)
+        overlap = self.number_extra("change_overlap", 300, minimum=0.001)
         query_from = start - dt.timedelta(seconds=overlap)
         query = {**(params or {}), "changeTime": query_from.strftime("%Y-%m-%dT%H:%M:%S")}
         seen: set[tuple[Any, Any]] = set()

@@ -98,30 +98,6 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         super().__init__(third_party_manager_conn_id, **kwargs)
 
     # -- configuration ----------------------------------------------------------------------
-    def _choice(self, name: str, choices: tuple[str, ...]) -> str:
-        value = str(self.extra(name) or choices[0]).strip().lower()
-        if value not in choices:
-            raise BridgeConfigError(
-                f"Connection {self.conn_id!r}: extra {name!r} must be one of {', '.join(choices)}, "
-                f"got {self.extra(name)!r}"
-            )
-        return value
-
-    def _json_extra(self, name: str) -> dict[str, str]:
-        value = self.extra(name)
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                value = None
-        if value is None:
-            return {}
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise BridgeConfigError(
-                f"Connection {self.conn_id!r}: extra {name!r} must be a JSON object of strings, got {value!r}"
-            )
-        return {str(k): v for k, v in value.items()}
-
     @cached_property
     def path_prefix(self) -> str:
         """The API root below the host, default ``/rest``."""
@@ -148,9 +124,9 @@ class ThirdPartyManagerHook(BridgeBaseHook):
     def build_auth(self) -> OAuthClientCredentialsAuth:
         """Client credentials, validated before any request."""
         self.path_prefix  # noqa: B018
-        self._choice("paging", ("page", "jsonapi"))
-        self._json_extra("extra_headers")
-        self._json_extra("resource_types")
+        self.choice_extra("paging", ("page", "jsonapi"))
+        self.mapping_extra("extra_headers")
+        self.mapping_extra("resource_types")
         cfg = self.config
         return OAuthClientCredentialsAuth(
             self,
@@ -158,7 +134,7 @@ class ThirdPartyManagerHook(BridgeBaseHook):
             client_id=cfg.login or "",
             client_secret=cfg.password or "",
             scope=self.extra("scope"),
-            client_auth=self._choice("client_auth", ("body", "basic")),
+            client_auth=self.choice_extra("client_auth", ("body", "basic")),
             default_lifetime=3000,  # 50 minutes when the answer has no expires_in
         )
 
@@ -166,12 +142,12 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         return {
             "Accept": jsonapi.MEDIA_TYPE,
             "Content-Type": jsonapi.MEDIA_TYPE,
-            **self._json_extra("extra_headers"),
+            **self.mapping_extra("extra_headers"),
         }
 
     def resource_type(self, entity: str) -> str:
         """The JSON:API ``type`` written for ``entity``: ``resource_types`` extra, else its last word."""
-        configured = self._json_extra("resource_types")
+        configured = self.mapping_extra("resource_types")
         if entity in configured:
             return configured[entity]
         word = entity.rstrip("/").split("/")[-1]
@@ -183,7 +159,7 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         return path if entity_id is None else f"{path}/{entity_id}"
 
     def pager_for(self, entity: str) -> Pager:
-        return JsonApiPager(self._choice("paging", ("page", "jsonapi")))
+        return JsonApiPager(self.choice_extra("paging", ("page", "jsonapi")))
 
     def document(self, response: requests.Response) -> jsonapi.Document:
         """The JSON:API document of an answer, or a clear error naming what came instead."""
