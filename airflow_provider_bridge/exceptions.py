@@ -78,6 +78,16 @@ class BridgeAuthError(BridgeAPIError):
     """Credentials were refused, permission was denied, or the caller's address is not allowed."""
 
 
+class BridgeStateError(BridgeError):
+    """
+    The shared state backend (``[bridge] state_backend``) could not be used: unreachable,
+    credentials refused, tables missing, or a shared lock not obtained in time.
+
+    Raised before any vendor request is sent, so the task fails and Airflow retries it; the
+    provider never falls back to another backend on its own.
+    """
+
+
 class BridgeConnectionError(BridgeError):
     """The vendor could not be reached (connection refused, timeout, dropped) after every retry."""
 

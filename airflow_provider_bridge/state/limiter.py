@@ -2,12 +2,12 @@
 Rate limits shared by every process that uses a connection.
 
 A :class:`RateLimiter` enforces all of a connection's windows at once (e.g. 50 per second and
-60,000 per hour) with pyrate-limiter's sliding-window-log buckets, which count atomically in
-the state backend. On top of the windows it keeps a shared *pause*: when the vendor answers
+60,000 per hour) through the state backend's atomic :meth:`~StateBackend.admit` step: exact
+sliding-window logs (pyrate-limiter buckets on one host, rings on a PostgreSQL or Redis server
+for several hosts). On top of the windows it keeps a shared *pause*: when the vendor answers
 429, the process that saw it pauses every process until ``Retry-After``.
 
-We drive the bucket's ``put``/``waiting`` ourselves instead of ``Limiter.try_acquire`` for one
-reason: when the wait for a slot is longer than ``max_retry_wait`` we want to know that at once
+When the wait for a slot (or the pause) is longer than ``max_retry_wait`` we know that at once
 and raise :class:`BridgeRateLimitError`, rather than sleep ``max_retry_wait`` first.
 """
 
@@ -17,10 +17,7 @@ import itertools
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any
-
-from filelock import Timeout
-from pyrate_limiter import Rate, RateItem
+from typing import TYPE_CHECKING
 
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeRateLimitError
 
@@ -30,12 +27,6 @@ if TYPE_CHECKING:
     from airflow_provider_bridge.state.backend import StateBackend
 
 log = logging.getLogger(__name__)
-
-PAUSE_NAMESPACE = "rate_pause"
-#: seconds to wait for the cross-process bucket lock before giving up
-LOCK_TIMEOUT = 60.0
-#: leak (delete expired entries) once per this many admitted requests in a process
-LEAK_EVERY = 200
 
 
 def normalize_windows(raw: object, *, field: str = "rate_limits") -> list[tuple[int, float]]:
@@ -91,14 +82,6 @@ def normalize_windows(raw: object, *, field: str = "rate_limits") -> list[tuple[
     return kept
 
 
-def _acquire(lock: Any, timeout: float) -> bool:
-    """Acquire a threading lock or a FileLock with a timeout; False when it timed out."""
-    try:
-        return bool(lock.acquire(timeout=timeout))
-    except Timeout:
-        return False
-
-
 class RateLimiter:
     """
     All rate windows of one scope, enforced across processes through a state backend.
@@ -122,25 +105,21 @@ class RateLimiter:
         self.scope = scope
         self.windows = list(windows)
         self.margin = margin
-        self.rates = [Rate(limit, round((seconds + margin) * 1000)) for limit, seconds in self.windows]
-        self._admitted = 0
+        #: what the backend counts: each window widened by the margin, in whole milliseconds
+        self.counted = [(limit, round((seconds + margin) * 1000) / 1000) for limit, seconds in self.windows]
 
     def describe(self) -> str:
         """The windows, e.g. ``50/1s + 60000/3600s``."""
         return " + ".join(f"{limit}/{seconds:g}s" for limit, seconds in self.windows)
 
     # -- shared pause ----------------------------------------------------------------------
-    def paused_until(self) -> float:
-        """UNIX time until which every process must hold its requests (0 when not paused)."""
-        raw = self.backend.get(PAUSE_NAMESPACE, self.scope)
-        return float(raw) if raw else 0.0
+    def paused_for(self) -> float:
+        """Seconds every process must still hold its requests (0 when not paused)."""
+        return self.backend.pause_remaining(self.scope)
 
     def pause_all(self, seconds: float) -> None:
         """Make every process sharing this scope wait ``seconds`` before its next request."""
-        until = time.time() + seconds
-        with self.backend.lock(f"pause:{self.scope}", LOCK_TIMEOUT):
-            if self.paused_until() < until:
-                self.backend.set(PAUSE_NAMESPACE, self.scope, repr(until))
+        self.backend.pause(self.scope, seconds)
 
     # -- acquire ---------------------------------------------------------------------------
     def acquire(self, max_wait: float) -> float:
@@ -151,46 +130,30 @@ class RateLimiter:
         :raises BridgeRateLimitError: at once, when the wait would exceed ``max_wait``.
         """
         waited = 0.0
-        pause = self.paused_until() - time.time()
-        if pause > 0:
-            if pause > max_wait:
-                raise BridgeRateLimitError(
-                    f"Rate limit {self.describe()}: the vendor asked every client to pause "
-                    f"{pause:.1f}s more, longer than max_retry_wait={max_wait:g}s",
-                    wait_seconds=pause,
-                )
-            log.info("Rate limit: pausing %.1fs as the vendor asked (shared by every worker)", pause)
-            time.sleep(pause)
-            waited += pause
-        bucket, lock = self.backend.rate_bucket(self.scope, self.rates)
         while True:
-            if not _acquire(lock, LOCK_TIMEOUT):
-                raise BridgeRateLimitError(
-                    f"Rate limit {self.describe()}: could not take the shared limiter lock "
-                    f"within {LOCK_TIMEOUT:g}s"
-                )
-            try:
-                item = RateItem(self.scope, bucket.now())
-                if bucket.put(item):
-                    self._admitted += 1
-                    if self._admitted % LEAK_EVERY == 0:
-                        bucket.leak(bucket.now())
-                    return waited
-                wait_ms = bucket.waiting(item)
-            finally:
-                lock.release()
-            if not isinstance(wait_ms, int) or wait_ms < 0:
-                raise BridgeConfigError(f"rate_limits: a single request can never fit {self.describe()}")
-            wait = wait_ms / 1000 + 0.002
-            if waited + wait > max_wait:
-                raise BridgeRateLimitError(
-                    f"Rate limit {self.describe()} is used up: the next slot is {wait:.1f}s away, "
-                    f"longer than max_retry_wait={max_wait:g}s; retry the task later",
-                    wait_seconds=wait,
-                )
-            if wait > 1:
-                log.info("Rate limit %s reached: waiting %.1fs for a slot", self.describe(), wait)
+            admission = self.backend.admit(self.scope, self.counted)
+            wait = admission.wait
+            if wait <= 0:
+                return waited
+            if admission.paused:
+                if waited + wait > max_wait:
+                    raise BridgeRateLimitError(
+                        f"Rate limit {self.describe()}: the vendor asked every client to pause "
+                        f"{wait:.1f}s more, longer than max_retry_wait={max_wait:g}s",
+                        wait_seconds=wait,
+                    )
+                log.info("Rate limit: pausing %.1fs as the vendor asked (shared by every worker)", wait)
             else:
-                log.debug("Rate limit %s reached: waiting %.3fs for a slot", self.describe(), wait)
+                wait += 0.002
+                if waited + wait > max_wait:
+                    raise BridgeRateLimitError(
+                        f"Rate limit {self.describe()} is used up: the next slot is {wait:.1f}s away, "
+                        f"longer than max_retry_wait={max_wait:g}s; retry the task later",
+                        wait_seconds=wait,
+                    )
+                if wait > 1:
+                    log.info("Rate limit %s reached: waiting %.1fs for a slot", self.describe(), wait)
+                else:
+                    log.debug("Rate limit %s reached: waiting %.3fs for a slot", self.describe(), wait)
             time.sleep(wait)
             waited += wait

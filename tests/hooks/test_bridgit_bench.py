@@ -320,7 +320,7 @@ class TestResilience:
         started = time.monotonic()
         assert list(bridgit_hook.list_entities("projects")) == []
         assert time.monotonic() - started >= 0.9
-        assert bridgit_hook.limiter.paused_until() > 0
+        assert bridgit_hook.limiter.paused_for() > 0
 
     def test_retry_after_longer_than_max_retry_wait_raises_rate_limit_error(self, bridgit_hook, bridgit):
         bridgit.add_fault("status", method="GET", path="/Projects", status=429, retry_after=3600)

@@ -1,0 +1,342 @@
+"""
+Shared state on a Redis server: ``[bridge] state_backend = redis://<airflow conn id>``.
+
+Every key starts with ``[bridge] state_namespace`` (default ``airflow_bridge``) and a colon, so
+several deployments can share a server (or a database number). Times are the server's ``TIME``,
+never a host's.
+
+Rate windows are exact sliding-window logs kept as **rings** (see
+:mod:`airflow_provider_bridge.state.postgres_backend`): one hash per window holding the times of
+the last N admissions. Admission to all of a scope's windows, and the check of its shared pause,
+is one Lua script, which Redis runs atomically. (pyrate-limiter's RedisBucket over-admits under
+contention: its script counts up to the caller's own timestamp.) Keys of one scope share a hash
+tag, so the script also runs on Redis Cluster.
+
+Everything expires by itself: a window's hash when no request came for W seconds, a pause when
+it ends, a lock with its lease, and any record written with a TTL.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_bridge.state.backend import Admission, WindowUsage, digest, window_key
+from airflow_provider_bridge.state.remote import RemoteStateBackend
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Connection
+
+_TIME = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+#: KEYS: pause, window hashes...; ARGV: limit1, seconds1, limit2, seconds2, ..., scope
+ADMIT = (
+    _TIME
+    + """
+local pause = tonumber(redis.call('GET', KEYS[1]) or '0')
+if pause > now then return {string.format('%.6f', pause - now), 1} end
+local wait = 0
+local nexts = {}
+for i = 2, #KEYS do
+  local limit = tonumber(ARGV[2 * i - 3])
+  local seconds = tonumber(ARGV[2 * i - 2])
+  local n = tonumber(redis.call('HGET', KEYS[i], 'n') or '0')
+  nexts[i] = n
+  if n >= limit then
+    local at = tonumber(redis.call('HGET', KEYS[i], tostring(n % limit)) or '0')
+    if at + seconds > now then wait = math.max(wait, at + seconds - now) end
+  end
+end
+if wait > 0 then return {string.format('%.6f', wait), 0} end
+local stamp = string.format('%.6f', now)
+for i = 2, #KEYS do
+  local limit = tonumber(ARGV[2 * i - 3])
+  local seconds = tonumber(ARGV[2 * i - 2])
+  redis.call('HSET', KEYS[i], 'n', nexts[i] + 1, tostring(nexts[i] % limit), stamp,
+             'lim', limit, 'sec', ARGV[2 * i - 2], 'scope', ARGV[#ARGV])
+  redis.call('PEXPIRE', KEYS[i], math.ceil(seconds * 1000) + 1000)
+end
+return {'0', 0}
+"""
+)
+
+#: KEYS: pause; ARGV: seconds
+PAUSE = (
+    _TIME
+    + """
+local untl = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < untl then
+  redis.call('SET', KEYS[1], string.format('%.6f', untl), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+end
+return 1
+"""
+)
+
+#: KEYS: record; ARGV: value, ttl ms (0: none), expected version ('' absent, '*' any)
+SET = """
+local version = redis.call('HGET', KEYS[1], 'ver')
+if ARGV[3] ~= '*' then
+  if ARGV[3] == '' then
+    if version then return -1 end
+  elseif version ~= ARGV[3] then
+    return -1
+  end
+end
+local new = redis.call('HINCRBY', KEYS[1], 'ver', 1)
+redis.call('HSET', KEYS[1], 'val', ARGV[1])
+if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) else redis.call('PERSIST', KEYS[1]) end
+return new
+"""
+
+#: KEYS: lock, fence counter; ARGV: holder, lease ms
+LOCK = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return 0
+"""
+
+#: KEYS: lock; ARGV: holder, lease ms (0: release)
+EXTEND = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if tonumber(ARGV[2]) > 0 then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return redis.call('DEL', KEYS[1])
+"""
+
+PAUSE_LEFT = (
+    _TIME
+    + """
+local untl = tonumber(redis.call('GET', KEYS[1]) or '0')
+return string.format('%.6f', math.max(0, untl - now))
+"""
+)
+
+
+class RedisStateBackend(RemoteStateBackend):
+    """
+    Shared state in Redis, for every process of every host.
+
+    :param conn_id: an Airflow connection of type ``redis``: host, port (6379), login (ACL user),
+        password, the database number in the extra ``db`` (or in ``schema``), and TLS through the
+        extras ``ssl``, ``ssl_cert_reqs``, ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``,
+        ``ssl_check_hostname``; ``socket_timeout`` (default 10) bounds each call.
+    :param namespace: the key prefix (``[bridge] state_namespace``).
+    :param lock_lease: seconds a lock outlives a holder that stopped extending it.
+    """
+
+    scheme = "redis"
+    conn_types = ("redis",)
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.namespace, *parts))
+
+    def _scope_key(self, scope: str, *parts: str) -> str:
+        # the hash tag {...} keeps a scope's keys in one cluster slot (one script touches them)
+        return self._key("{" + digest(scope) + "}", *parts)
+
+    def _connect(self, conn: Connection) -> Any:
+        try:
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+        except ImportError:
+            from airflow_provider_bridge.exceptions import BridgeConfigError
+
+            raise BridgeConfigError(
+                f"[bridge] state_backend {self.description} needs the redis client: "
+                "pip install 'airflow-provider-bridge[redis]'"
+            ) from None
+        extras = conn.extra_dejson or {}
+        db = extras.get("db", conn.schema if (conn.schema or "").isdigit() else 0)
+        timeout = float(extras.get("socket_timeout", 10))
+        kwargs: dict[str, Any] = {
+            "host": conn.host or "localhost",
+            "port": conn.port or 6379,
+            "username": conn.login or None,
+            "password": conn.password or None,
+            "db": int(db or 0),
+            "socket_timeout": timeout,
+            "socket_connect_timeout": float(extras.get("socket_connect_timeout", timeout)),
+            # one quick retry on a fresh connection; a server that is down fails the call at once
+            "retry": Retry(NoBackoff(), 1),
+            "decode_responses": True,
+        }
+        if str(extras.get("ssl", "")).lower() in ("true", "1", "yes"):
+            kwargs["ssl"] = True
+            for name in (
+                "ssl_cert_reqs",
+                "ssl_ca_certs",
+                "ssl_certfile",
+                "ssl_keyfile",
+                "ssl_check_hostname",
+            ):
+                if name in extras:
+                    kwargs[name] = extras[name]
+        client = redis.Redis(**kwargs)
+        scripts = {
+            name: client.register_script(source)
+            for name, source in (
+                ("admit", ADMIT),
+                ("pause", PAUSE),
+                ("set", SET),
+                ("lock", LOCK),
+                ("extend", EXTEND),
+                ("pause_left", PAUSE_LEFT),
+            )
+        }
+        return client, scripts
+
+    def _setup(self, client: Any) -> None:
+        client[0].ping()
+
+    def _close(self, client: Any) -> None:
+        client[0].close()
+
+    def _is_server_error(self, exc: BaseException) -> bool:
+        import redis
+
+        return isinstance(exc, redis.RedisError)
+
+    def _retryable(self, exc: BaseException) -> bool:
+        import redis
+
+        return isinstance(exc, redis.ConnectionError | redis.TimeoutError)
+
+    def _script(self, doing: str, name: str, keys: list[str], args: list[Any]) -> Any:
+        return self.run(doing, lambda client: client[1][name](keys=keys, args=args))
+
+    # -- key-value ---------------------------------------------------------------------------
+    def _record(self, namespace: str, key: str) -> str:
+        return self._key("kv", namespace, key)
+
+    def get_versioned(self, namespace: str, key: str) -> tuple[str, int] | None:
+        value, version = self.run(
+            "could not read a record", lambda c: c[0].hmget(self._record(namespace, key), "val", "ver")
+        )
+        return None if value is None or version is None else (str(value), int(version))
+
+    def _write(self, namespace: str, key: str, value: str, ttl: float | None, expected: str) -> bool:
+        ttl_ms = 0 if ttl is None else max(1, int(ttl * 1000))
+        result = self._script(
+            "could not write a record", "set", [self._record(namespace, key)], [value, ttl_ms, expected]
+        )
+        return int(result) > 0
+
+    def set(self, namespace: str, key: str, value: str, *, ttl: float | None = None) -> None:
+        self._write(namespace, key, value, ttl, "*")
+
+    def compare_and_set(
+        self, namespace: str, key: str, value: str, expected_version: int | None, *, ttl: float | None = None
+    ) -> bool:
+        expected = "" if expected_version is None else str(expected_version)
+        return self._write(namespace, key, value, ttl, expected)
+
+    def delete(self, namespace: str, key: str) -> None:
+        self.run("could not delete a record", lambda c: c[0].delete(self._record(namespace, key)))
+
+    def scan(self, namespace: str) -> dict[str, str]:
+        prefix = self._record(namespace, "")
+
+        def operation(client: Any) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for name in client[0].scan_iter(match=prefix + "*", count=500):
+                value = client[0].hget(name, "val")
+                if value is not None:
+                    found[name[len(prefix) :]] = value
+            return found
+
+        return dict(self.run("could not list records", operation))
+
+    # -- leases --------------------------------------------------------------------------------
+    def _lock_keys(self, name: str) -> list[str]:
+        return [self._key("lock", name), self._key("lock", name, "fence")]
+
+    def _try_lock(self, name: str, holder: str, lease: float) -> int | None:
+        fence = self._script(
+            "could not take a shared lock", "lock", self._lock_keys(name), [holder, int(lease * 1000)]
+        )
+        return int(fence) or None
+
+    def _extend_lock(self, name: str, holder: str, lease: float) -> bool:
+        return bool(
+            self._script(
+                "could not extend a shared lock",
+                "extend",
+                self._lock_keys(name)[:1],
+                [holder, int(lease * 1000)],
+            )
+        )
+
+    def _unlock(self, name: str, holder: str) -> None:
+        self._script("could not release a shared lock", "extend", self._lock_keys(name)[:1], [holder, 0])
+
+    # -- rate windows and pauses -----------------------------------------------------------------
+    def admit(self, scope: str, windows: Sequence[tuple[int, float]]) -> Admission:
+        keys = [self._scope_key(scope, "pause")]
+        args: list[Any] = []
+        for limit, seconds in windows:
+            keys.append(self._scope_key(scope, "rate", window_key(scope, limit, seconds)))
+            args += [int(limit), repr(float(seconds))]
+        args.append(scope)
+        wait, paused = self._script("could not take a rate-limit slot", "admit", keys, args)
+        return Admission(float(wait), paused=bool(int(paused)))
+
+    def pause(self, scope: str, seconds: float) -> None:
+        self._script("could not share a pause", "pause", [self._scope_key(scope, "pause")], [repr(seconds)])
+        # remember which scope the pause belongs to, for status output
+        self.run(
+            "could not share a pause",
+            lambda c: c[0].set(
+                self._scope_key(scope, "pause", "scope"), scope, px=int(seconds * 1000) + 1000
+            ),
+        )
+
+    def pause_remaining(self, scope: str) -> float:
+        return float(
+            self._script("could not read a pause", "pause_left", [self._scope_key(scope, "pause")], [])
+        )
+
+    def pauses(self) -> dict[str, float]:
+        def operation(client: Any) -> dict[str, float]:
+            found: dict[str, float] = {}
+            for name in client[0].scan_iter(match=self._key("*", "pause", "scope"), count=500):
+                scope = client[0].get(name)
+                if scope:
+                    left = self.pause_remaining(scope)
+                    if left > 0:
+                        found[scope] = left
+            return found
+
+        return dict(self.run("could not read pauses", operation))
+
+    def window_usage(self) -> list[WindowUsage]:
+        now = self.server_time()
+
+        def operation(client: Any) -> list[WindowUsage]:
+            usage: list[WindowUsage] = []
+            for name in client[0].scan_iter(match=self._key("*", "rate", "*"), count=500):
+                ring = client[0].hgetall(name)
+                if not ring or "lim" not in ring:
+                    continue
+                seconds = float(ring["sec"])
+                used = sum(1 for field, at in ring.items() if field.isdigit() and float(at) > now - seconds)
+                if used:
+                    usage.append(WindowUsage(ring["scope"], int(ring["lim"]), seconds, used))
+            return sorted(usage, key=lambda u: (u.scope, u.seconds))
+
+        return list(self.run("could not read rate windows", operation))
+
+    def server_time(self) -> float:
+        seconds, micros = self.run("could not read the server clock", lambda c: c[0].time())
+        return float(seconds) + float(micros) / 1e6
+
+    def describe_server(self) -> str:
+        """Version and persistence of the server (for the check command)."""
+        info = self.run("could not read server info", lambda c: c[0].info("server"))
+        return json.dumps({"redis_version": info.get("redis_version"), "mode": info.get("redis_mode")})
