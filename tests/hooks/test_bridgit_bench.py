@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -316,11 +317,18 @@ class TestResilience:
         assert bridgit.counter("fault_error") == bridgit_hook.config.max_retries + 1
 
     def test_429_pauses_and_retries(self, bridgit_hook, bridgit):
-        bridgit.add_fault("status", method="GET", path="/Projects", status=429, retry_after=1)
+        bridgit.add_fault("status", method="GET", path="/Projects", status=429, retry_after=2)
+        other = _hook()  # another caller of the same account
+        listed: list[list[dict]] = []
         started = time.monotonic()
-        assert list(bridgit_hook.list_entities("projects")) == []
-        assert time.monotonic() - started >= 0.9
-        assert bridgit_hook.limiter.paused_for() > 0
+        caller = threading.Thread(target=lambda: listed.append(list(bridgit_hook.list_entities("projects"))))
+        caller.start()
+        while not other.limiter.paused_for() and time.monotonic() - started < 10:
+            time.sleep(0.02)
+        assert other.limiter.paused_for() > 0.5  # the pause is shared, not only the caller's
+        caller.join(30)
+        assert listed == [[]]
+        assert time.monotonic() - started >= 1.9
 
     def test_retry_after_longer_than_max_retry_wait_raises_rate_limit_error(self, bridgit_hook, bridgit):
         bridgit.add_fault("status", method="GET", path="/Projects", status=429, retry_after=3600)
