@@ -74,7 +74,8 @@ def _encode(record: dict[str, Any]) -> str:
     return "fernet:" + fernet.encrypt(payload).decode()
 
 
-def _decode(raw: str) -> dict[str, Any]:
+def decode_record(raw: str) -> dict[str, Any]:
+    """Decrypt and parse a stored credential record."""
     scheme, _, body = raw.partition(":")
     if scheme == "plain":
         return dict(json.loads(body))
@@ -119,7 +120,7 @@ class CredentialStore:
             return None, None
         raw, version = found
         try:
-            record = _decode(raw)
+            record = decode_record(raw)
         except Exception:
             # Undecryptable (Fernet key rotated or removed): treat as absent; we will sign in.
             log.warning("Stored credentials for this connection could not be read; they will be renewed")

@@ -1,0 +1,199 @@
+"""
+``python -m airflow_provider_bridge.state {check,status,init}``: look at the shared state from any
+container (a worker, the triggerer, the API server), without printing a secret.
+
+* ``check``: reach the configured backend, write and read a record, take and release a lock, and
+  print the round-trip latency, the server-versus-local clock difference, then ``status``.
+* ``status [--conn-id ID] [--json]``: per connection (vendor account), each rate window's use
+  and remaining budget, any active 429 pause, and whether credentials are stored and when they
+  expire.
+* ``init``: create the PostgreSQL schema now (for a deployment whose runtime user may not create
+  tables; run it once as a user who may).
+
+Exit status 0 when the backend works, 1 when it does not (the error says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_bridge.exceptions import BridgeError
+from airflow_provider_bridge.state.backend import StateBackend, get_state_backend
+from airflow_provider_bridge.state.credentials import NAMESPACE as CREDENTIALS
+from airflow_provider_bridge.state.credentials import decode_record
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def _account(scope: str) -> dict[str, str]:
+    """``conn_type|base_url|login`` -> its parts (the login is an identifier, not a secret)."""
+    conn_type, _, rest = scope.partition("|")
+    base_url, _, login = rest.partition("|")
+    return {"vendor": conn_type, "base_url": base_url, "login": login}
+
+
+def collect_status(backend: StateBackend, scope: str | None = None) -> list[dict[str, Any]]:
+    """
+    What the backend holds per vendor account, as plain data (never a secret).
+
+    :param scope: only this account (a hook's ``account_key``).
+    """
+    now = time.time()
+    accounts: dict[str, dict[str, Any]] = {}
+
+    def account(key: str) -> dict[str, Any]:
+        return accounts.setdefault(
+            key, {**_account(key), "windows": [], "pause_seconds": 0.0, "credentials": []}
+        )
+
+    for usage in backend.window_usage():
+        account(usage.scope)["windows"].append(
+            {
+                "limit": usage.limit,
+                "seconds": round(usage.seconds, 3),
+                "used": usage.used,
+                "remaining": usage.remaining,
+            }
+        )
+    for pause_scope, left in backend.pauses().items():
+        account(pause_scope)["pause_seconds"] = round(left, 1)
+    for key, raw in backend.scan(CREDENTIALS).items():
+        account_key = key.rsplit("|", 1)[0]
+        try:
+            record = decode_record(raw)
+        except Exception:
+            entry: dict[str, Any] = {"stored": True, "readable": False}
+        else:
+            expires_at = record.get("expires_at")
+            entry = {
+                "stored": True,
+                "readable": True,
+                "kind": "session key" if record.get("session_key") else "access token",
+                "expires_in_seconds": None if not expires_at else round(float(expires_at) - now),
+                "has_refresh_token": bool(record.get("refresh_token")),
+            }
+        account(account_key)["credentials"].append(entry)
+    found = [accounts[key] | {"account": key} for key in sorted(accounts)]
+    return [a for a in found if scope is None or a["account"] == scope]
+
+
+def _print_status(accounts: list[dict[str, Any]]) -> None:
+    if not accounts:
+        print("  nothing stored yet (no connection has used this backend)")
+    for entry in accounts:
+        print(f"  {entry['vendor']}  {entry['base_url']}  login {entry['login'] or '-'}")
+        for window in entry["windows"]:
+            print(
+                f"    window {window['limit']}/{window['seconds']:g}s: {window['used']} used, "
+                f"{window['remaining']} remaining"
+            )
+        if not entry["windows"]:
+            print("    windows: no request in any window now")
+        print(
+            f"    429 pause: {entry['pause_seconds']:.1f}s left"
+            if entry["pause_seconds"]
+            else "    429 pause: none"
+        )
+        for cred in entry["credentials"] or [{"stored": False}]:
+            if not cred["stored"]:
+                print("    credentials: none stored")
+            elif not cred["readable"]:
+                print("    credentials: stored, but not readable with this process's Fernet key")
+            else:
+                expiry = (
+                    "expiry unknown (renewed when refused)"
+                    if cred["expires_in_seconds"] is None
+                    else f"expires in {cred['expires_in_seconds']}s"
+                )
+                refresh = ", with a refresh token" if cred["has_refresh_token"] else ""
+                print(f"    credentials: {cred['kind']} stored, {expiry}{refresh}")
+
+
+def check(backend: StateBackend) -> dict[str, Any]:
+    """Exercise the backend once; return what was measured."""
+    key = f"check:{socket.gethostname()}:{os.getpid()}"
+    value = str(time.time())
+    backend.set("check", key, value, ttl=60)
+    if backend.get("check", key) != value:
+        raise BridgeError(f"{backend.description}: a record written was not read back")
+    backend.delete("check", key)
+    started = time.perf_counter()
+    with backend.lock(key, timeout=10):
+        pass
+    lock_ms = (time.perf_counter() - started) * 1000
+    rounds = []
+    for _ in range(20):
+        started = time.perf_counter()
+        backend.get("check", key)
+        rounds.append((time.perf_counter() - started) * 1000)
+    before = time.time()
+    server = backend.server_time()
+    after = time.time()
+    return {
+        "backend": backend.description,
+        "shared_across_hosts": backend.shared_across_hosts,
+        "record_write_read": "ok",
+        "lock_take_release_ms": round(lock_ms, 2),
+        "round_trip_ms_median": round(statistics.median(rounds), 3),
+        "clock_server_minus_local_seconds": round(server - (before + after) / 2, 4),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; return the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_bridge.state", description=__doc__.split("\n")[1]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    check_cmd = commands.add_parser("check", help="reach the configured backend and show what it holds")
+    check_cmd.add_argument("--json", action="store_true", help="print JSON for scripts")
+    status_cmd = commands.add_parser("status", help="per connection: windows, pause, credentials")
+    status_cmd.add_argument("--conn-id", help="only this Airflow connection's vendor account")
+    status_cmd.add_argument("--json", action="store_true", help="print JSON for scripts")
+    commands.add_parser("init", help="create the PostgreSQL schema now")
+    args = parser.parse_args(argv)
+    try:
+        backend = get_state_backend()
+        if args.command == "init":
+            from airflow_provider_bridge.state.postgres_backend import PostgresStateBackend
+
+            if not isinstance(backend, PostgresStateBackend):
+                print(f"{backend.description}: nothing to create (only postgres:// needs a schema)")
+                return 0
+            backend.init_schema()
+            print(f"{backend.description}: schema {backend.namespace!r} is ready")
+            return 0
+        scope = None
+        if getattr(args, "conn_id", None):
+            from airflow_provider_bridge.hooks import get_bridge_hook
+
+            scope = get_bridge_hook(args.conn_id).account_key
+        result: dict[str, Any] = (
+            check(backend) if args.command == "check" else {"backend": backend.description}
+        )
+        result["accounts"] = collect_status(backend, scope)
+    except BridgeError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"backend: {result['backend']}")
+    if args.command == "check":
+        hosts = "every host" if result["shared_across_hosts"] else "this host only"
+        print(f"  shared by: {hosts}")
+        print("  record write/read: ok")
+        print(f"  lock take/release: {result['lock_take_release_ms']} ms")
+        print(f"  round trip (median of 20 reads): {result['round_trip_ms_median']} ms")
+        print(f"  clock, server minus local: {result['clock_server_minus_local_seconds']:+.4f} s")
+    print("stored per connection:")
+    _print_status(result["accounts"])
+    return 0
