@@ -52,6 +52,15 @@ class BridgeAuth(abc.ABC):
     def recover(self, refused: Any) -> None:
         """The vendor refused ``refused``: get new credentials (once) for the resend."""
 
+    def test_without_spending(self) -> tuple[bool, str] | None:
+        """
+        For a connection Test on per-host state: a check that spends no single-use credential.
+
+        None (the default) when the normal authenticated test call spends nothing another host
+        depends on; otherwise ``(ok, message)`` from what could be checked without spending it.
+        """
+        return None
+
     def latest(self, credentials: Any) -> Any | None:
         """
         The freshest stored credentials, read (locally, no request) right before sending.
@@ -328,6 +337,35 @@ class OAuthRefreshTokenAuth(OAuthTokenAuth):
         return self.endpoint.token(
             {"grant_type": "refresh_token", "refresh_token": record["refresh_token"]}, idempotent=False
         )
+
+    def test_without_spending(self) -> tuple[bool, str] | None:
+        """
+        Check the app id and secret without spending the refresh token.
+
+        The refresh token rotates: spent here, with credentials kept per host, every other host
+        would still start from the connection's (now spent) token and be locked out. So when no
+        live access token is stored, send the token endpoint a refresh token that cannot exist:
+        ``invalid_grant`` proves the endpoint accepted the app id and secret, spending nothing.
+        """
+        record = self.store.load()
+        if record is not None and not self._due(record):
+            return None  # a live access token: the normal test call spends nothing
+        not_spent = (
+            "The refresh token was not used: it rotates, and with [bridge] state_backend shared by one "
+            "host only, spending it here would lock out workers on other hosts (set state_backend to "
+            "postgres://<conn id> or redis://<conn id> to let Test use it)."
+        )
+        try:
+            self.endpoint.token(
+                {"grant_type": "refresh_token", "refresh_token": "airflow-provider-bridge-connection-test"},
+                idempotent=True,
+            )
+        except BridgeAPIError as exc:
+            said = f"{exc.error_code or ''} {exc.vendor_message or ''}"
+            if exc.status_code == 400 and "invalid_client" not in said and "unauthorized_client" not in said:
+                return True, f"The token endpoint accepted the app id and secret. {not_spent}"
+            return False, f"The token endpoint refused the app id or secret: {exc}"
+        return False, "The token endpoint accepted a refresh token that cannot exist; check token_url"
 
 
 class OAuthClientCredentialsAuth(OAuthTokenAuth):

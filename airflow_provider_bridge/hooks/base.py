@@ -927,8 +927,18 @@ class BridgeBaseHook(BaseHook):
         return batch
 
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap authenticated call; ``(True, message)`` when it works."""
+        """
+        One cheap authenticated call; ``(True, message)`` when it works.
+
+        With per-host state (the SQLite default) a credential that rotates is never spent here:
+        the API server running this Test would keep the rotated one to itself. What can be
+        checked without spending it is checked instead, and the message says so.
+        """
         try:
+            if not self.state_backend.shared_across_hosts:
+                checked = self.auth.test_without_spending()
+                if checked is not None:
+                    return checked
             self.request("GET", self.test_path(), params=self.test_params() or None)
         except BridgeError as exc:
             return False, str(exc)
