@@ -50,8 +50,11 @@ def test_two_hosts_and_a_triggerer_share_one_session_and_one_budget(
 ):
     # a token lifetime of 2 s makes the processes refresh the shared session many times
     bridgit.configure(rate_limits=WINDOWS, access_token_ttl=2)
+    # 9 processes on 2 cores: a process may be descheduled between taking its slot and sending;
+    # a 0.2 s margin (the documented knob for that jitter) keeps arrivals inside the vendor's count
     monkeypatch.setenv(
-        "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT", bridgit.connection_json(rate_limits=WINDOWS, max_retry_wait=30)
+        "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
+        bridgit.connection_json(rate_limits=WINDOWS, max_retry_wait=30, rate_limit_margin=0.2),
     )
     hosts = Hosts(tmp_path)
     workers = [f"host{h}-worker{w}" for h in range(2) for w in range(4)]
@@ -100,7 +103,7 @@ def test_the_hourly_budget_is_counted_once_for_every_host(server_backend, tpm, m
     budget = [[20, 1], [40, 3600]]  # an hourly budget shortened to 40 requests
     tpm.configure(rate_limits=budget)
     monkeypatch.setenv(
-        "AIRFLOW_CONN_THIRD_PARTY_MANAGER_DEFAULT", tpm.connection_json(rate_limits=budget, max_retry_wait=5)
+        "AIRFLOW_CONN_THIRD_PARTY_MANAGER_DEFAULT", tpm.connection_json(rate_limits=budget, max_retry_wait=60)
     )
     hosts = Hosts(tmp_path)
     names = [f"host{h}-worker{w}" for h in range(2) for w in range(2)]
@@ -117,8 +120,8 @@ def test_the_hourly_budget_is_counted_once_for_every_host(server_backend, tpm, m
     assert counters["tokens_issued"] == 1, counters  # one token for all hosts
     assert calls + counters["tokens_issued"] == 40  # the budget, counted once (token call included)
     assert counters.get("throttled_429", 0) == 0, counters
-    # over budget, every host fails at once instead of sleeping up to the hour
-    assert all(0 <= value["refused_after"] < 1.0 for value, _ in results.values()), results
+    # over budget, every host fails at once instead of sleeping max_retry_wait (60 s) first
+    assert all(0 <= value["refused_after"] < 5 for value, _ in results.values()), results
 
 
 def _hold_credential_lock(ready_path: str) -> None:
