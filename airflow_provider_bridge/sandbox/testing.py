@@ -251,18 +251,20 @@ class AirflowStandalone:
         """The ``[bridge] state_backend`` every component uses (a file in the home)."""
         return f"sqlite:///{self.home}/bridge_state.sqlite"
 
-    def start(self) -> AirflowStandalone:
+    def _env(self) -> dict[str, str]:
+        """Every component's environment: the private home, its DAGs folder and a free API port."""
         import socket
         from pathlib import Path as _Path
 
         dags = self.home / "dags"
         dags.mkdir(parents=True, exist_ok=True)
         for dag_file in self.dag_files:
-            (dags / dag_file.name).symlink_to(dag_file)
+            if not (dags / dag_file.name).exists():
+                (dags / dag_file.name).symlink_to(dag_file)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        env = {
+        return {
             **os.environ,
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
@@ -275,11 +277,13 @@ class AirflowStandalone:
             "PATH": f"{_Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             **self.env,
         }
+
+    def start(self) -> AirflowStandalone:
         self.log_path = self.home / "standalone.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "airflow", "standalone"],
-                env=env,
+                env=self._env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -314,3 +318,80 @@ class AirflowStandalone:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class AirflowComponents(AirflowStandalone):
+    """
+    Airflow's components as separate processes, the way a multi-container deployment runs them:
+    the scheduler (whose LocalExecutor runs the tasks), the DAG processor and the API server in
+    one home, and the **triggerer in another home** (its own AIRFLOW_HOME, so its own per-host
+    state file), sharing only the metadata database, the keys and the environment's connections.
+
+    :param home: the home of the scheduler, DAG processor, API server and tasks.
+    :param triggerer_home: the triggerer's home.
+    :param dag_files: DAG files linked into the DAGs folder.
+    :param env: extra environment (connections, settings) for every component.
+    """
+
+    def __init__(
+        self, home: Path, triggerer_home: Path, dag_files: list[Path], env: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(home, dag_files, env)
+        self.triggerer_home = triggerer_home
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> AirflowComponents:
+        import secrets
+
+        env = self._env()
+        # what every component of a deployment shares: the keys (a generated airflow.cfg in each
+        # home would hold different ones) and the executor
+        env.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(32))
+        env.setdefault("AIRFLOW__API__SECRET_KEY", secrets.token_urlsafe(32))
+        env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{self.home}/airflow.db"
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True
+        )
+        self.triggerer_home.mkdir(parents=True, exist_ok=True)
+        homes = {
+            "scheduler": env,
+            "dag-processor": env,
+            "api-server": env,
+            "triggerer": {**env, "AIRFLOW_HOME": str(self.triggerer_home)},
+        }
+        for name, component_env in homes.items():
+            home = _home_of(component_env)
+            with open(home / f"{name}.log", "wb") as log:
+                self.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "airflow", name],
+                    env=component_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        return self
+
+    def stop(self) -> None:
+        """Stop every component (each process group)."""
+        import signal
+
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+
+    def __enter__(self) -> AirflowComponents:
+        return self.start()
+
+
+def _home_of(env: dict[str, str]) -> Path:
+    from pathlib import Path as _Path
+
+    return _Path(env["AIRFLOW_HOME"])

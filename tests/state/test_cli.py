@@ -13,7 +13,10 @@ from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
 
 def _state(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "airflow_provider_bridge.state", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "airflow_provider_bridge.state", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
