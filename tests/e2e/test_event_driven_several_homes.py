@@ -57,7 +57,8 @@ def test_triggerer_in_another_home_shares_the_session_through_postgres(
 
             def succeeded() -> int:
                 rows = airflow.query(
-                    "SELECT count(*) FROM dag_run WHERE dag_id = 'event_driven_staffing' AND state = 'success'"
+                    "SELECT count(*) FROM dag_run"
+                    " WHERE dag_id = 'event_driven_staffing' AND state = 'success'"
                 )
                 return int(rows[0][0]) if rows else 0
 
