@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_bridge import __version__
+from airflow_provider_bridge.config import provider_config
 
 _COMMON_FIELDS: dict[str, Any] = {
     "rate_limits": {
@@ -38,6 +39,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Rate-limited hooks, entity operators, change sensors and local sandboxes for "
         "ServiceBridge, Third-Party Manager and Bridgit Bench.",
         "versions": [__version__],
+        "config": provider_config(),
         "integrations": [
             {
                 "integration-name": "Third-Party Manager",

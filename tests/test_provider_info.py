@@ -58,3 +58,17 @@ def test_airflow_lists_the_provider_and_its_connection_type():
         check=True,
     )
     assert "bridgit_bench" in hooks.stdout
+
+
+def test_airflow_config_shows_the_bridge_options_with_their_defaults(monkeypatch):
+    monkeypatch.delenv("AIRFLOW__BRIDGE__STATE_BACKEND", raising=False)
+    listed = subprocess.run(
+        [sys.executable, "-m", "airflow", "config", "list", "--section", "bridge", "--include-descriptions"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "state_backend = sqlite" in listed.stdout
+    assert "state_namespace = airflow_bridge" in listed.stdout
+    assert "lock_lease = 15" in listed.stdout
+    assert "postgres://<airflow conn id>" in listed.stdout  # the description

@@ -279,11 +279,12 @@ class AirflowStandalone:
         }
 
     def start(self) -> AirflowStandalone:
+        env = self._env()  # creates the home
         self.log_path = self.home / "standalone.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "airflow", "standalone"],
-                env=self._env(),
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from filelock import FileLock, Timeout
 from pyrate_limiter import InMemoryBucket, Rate, RateItem, SQLiteBucket
 
+from airflow_provider_bridge.config import SECTION, default
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeStateError
 
 if TYPE_CHECKING:
@@ -51,9 +52,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: default ``[bridge] state_namespace``: PostgreSQL schema / Redis key prefix
-DEFAULT_NAMESPACE = "airflow_bridge"
+DEFAULT_NAMESPACE = default("state_namespace")
 #: default ``[bridge] lock_lease``: seconds a shared-server lock outlives a holder that died
-DEFAULT_LOCK_LEASE = 15.0
+DEFAULT_LOCK_LEASE = float(default("lock_lease"))
 _NAMESPACE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -503,13 +504,13 @@ def _airflow_home() -> str:
 def _option(name: str) -> str | None:
     from airflow.providers.common.compat.sdk import conf
 
-    value = conf.get("bridge", name, fallback=None)
+    value = conf.get(SECTION, name, fallback=None)
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def configured_backend_spec() -> str:
     """The ``[bridge] state_backend`` setting (``sqlite`` when unset)."""
-    return _option("state_backend") or "sqlite"
+    return _option("state_backend") or default("state_backend")
 
 
 def configured_namespace() -> str:
