@@ -63,7 +63,10 @@ def test_airflow_lists_the_provider_and_its_connection_type():
 def test_airflow_config_shows_the_bridge_options_with_their_defaults(monkeypatch):
     monkeypatch.delenv("AIRFLOW__BRIDGE__STATE_BACKEND", raising=False)
     listed = subprocess.run(
-        [sys.executable, "-m", "airflow", "config", "list", "--section", "bridge", "--include-descriptions"],
+        [
+            *(sys.executable, "-m", "airflow", "config", "list", "--section", "bridge"),
+            *("--show-values", "--include-descriptions"),
+        ],
         capture_output=True,
         text=True,
         check=True,

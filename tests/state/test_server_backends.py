@@ -191,3 +191,29 @@ def test_a_per_host_backend_under_a_multi_host_executor_warns_once(executor, war
     assert len(messages) == (1 if warned else 0)
     if warned:
         assert "postgres://<conn id>" in messages[0] and "redis://<conn id>" in messages[0]
+
+
+_INHERITED: dict[str, object] = {}
+
+
+def _use_inherited_backend(results) -> None:
+    import os
+
+    backend = _INHERITED["backend"]
+    fresh = backend.client() is not _INHERITED["client"]  # a fork never reuses the parent's connections
+    backend.set("ns", "child", str(os.getpid()))
+    results.put((fresh, backend.get("ns", "child") == str(os.getpid())))
+
+
+def test_a_forked_child_opens_its_own_connections(server_backend):
+    backend = get_state_backend()
+    backend.set("ns", "parent", "1")
+    _INHERITED.update(backend=backend, client=backend.client())
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_use_inherited_backend, args=(results,))
+    child.start()
+    assert results.get(timeout=60) == (True, True)
+    child.join(10)
+    assert backend.client() is _INHERITED["client"]  # the parent keeps its own
+    assert backend.get("ns", "parent") == "1"
