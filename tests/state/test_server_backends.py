@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import threading
 import time
 
 import pytest
@@ -17,6 +16,7 @@ from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeStateErr
 from airflow_provider_bridge.state import backend as backend_module
 from airflow_provider_bridge.state.backend import get_state_backend
 from airflow_provider_bridge.state.credentials import CredentialStore
+from tests.state.locking import held_elsewhere
 
 
 def test_a_dead_holders_lease_runs_out(server_backend, monkeypatch):
@@ -32,22 +32,12 @@ def test_a_dead_holders_lease_runs_out(server_backend, monkeypatch):
 def test_a_live_holders_lease_is_kept_alive_by_its_heartbeat(server_backend, monkeypatch):
     monkeypatch.setenv("AIRFLOW__BRIDGE__LOCK_LEASE", "1")
     backend = get_state_backend()
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with backend.lock("busy", timeout=5):
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert held.wait(10)
-    try:
-        with pytest.raises(BridgeStateError, match="busy"), backend.lock("busy", timeout=2.5):
-            pass  # 2.5 leases later the holder still has it
-    finally:
-        release.set()
-        thread.join(10)
+    with (
+        held_elsewhere(backend, "busy"),
+        pytest.raises(BridgeStateError, match="busy"),
+        backend.lock("busy", timeout=2.5),
+    ):
+        pass  # 2.5 leases later the holder still has it
 
 
 def test_a_holder_whose_lease_ran_out_cannot_overwrite_newer_credentials(server_backend):
@@ -217,3 +207,13 @@ def test_a_forked_child_opens_its_own_connections(server_backend):
     child.join(10)
     assert backend.client() is _INHERITED["client"]  # the parent keeps its own
     assert backend.get("ns", "parent") == "1"
+
+
+def test_credentials_leave_the_process_encrypted_with_the_fernet_key(server_backend):
+    backend = get_state_backend()
+    store = CredentialStore(backend, "bridgit|http://x|user")
+    store.save({"access_token": "very-secret-access-token", "refresh_token": "very-secret-refresh"})
+    raw = backend.get("credentials", "bridgit|http://x|user")
+    assert raw is not None and raw.startswith("fernet:")
+    assert "very-secret" not in raw
+    assert store.load()["refresh_token"] == "very-secret-refresh"
