@@ -17,17 +17,18 @@ import hashlib
 import json as jsonlib
 import logging
 import re
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 import requests
 import tenacity
 import urllib3.exceptions
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_bridge import __version__
+from airflow_provider_bridge import __version__, urls
 from airflow_provider_bridge.changes import ChangeBatch, change_cursor
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
@@ -50,7 +51,7 @@ from airflow_provider_bridge.state.backend import (
     get_state_backend,
     warn_if_per_host_on_multi_host_executor,
 )
-from airflow_provider_bridge.state.credentials import CredentialStore
+from airflow_provider_bridge.state.credentials import SECRET_FIELDS, CredentialStore
 from airflow_provider_bridge.state.limiter import RateLimiter, normalize_windows
 from airflow_provider_bridge.timestamps import coerce_since
 
@@ -91,6 +92,26 @@ def _hide_query_strings_in_urllib3_logs() -> None:
 
 
 _hide_query_strings_in_urllib3_logs()
+
+#: answers to sign-in and token requests: never quoted in errors (they may carry secrets)
+_CREDENTIAL_RESPONSES: weakref.WeakSet[requests.Response] = weakref.WeakSet()
+#: connection extras that are secrets
+SECRET_EXTRAS = ("refresh_token", "client_secret", "api_key")
+
+
+def _oauth_error_code(response: requests.Response) -> str | None:
+    """A short OAuth ``error`` code (e.g. ``invalid_grant``) from a token answer, if it has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("error") if isinstance(body, dict) else None
+    return code if isinstance(code, str) and re.fullmatch(r"[a-z_]{1,40}", code) else None
+
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+#: same-origin redirects an authenticated read follows before the answer counts as an error
+MAX_REDIRECTS = 3
 
 
 @dataclass(frozen=True)
@@ -242,6 +263,11 @@ class BridgeBaseHook(BaseHook):
         if "://" not in base_url:
             base_url = f"{schema or 'https'}://{base_url}"
         parts = urlsplit(base_url)
+        if "@" in parts.netloc:
+            raise BridgeConfigError(
+                f"Connection {cid!r}: field 'host' must not contain a user name or password "
+                "(user:password@...): put them in the login and password fields"
+            )
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise BridgeConfigError(
                 f"Connection {cid!r}: field 'host' must be a URL like https://example.com, got {host!r}"
@@ -333,6 +359,42 @@ class BridgeBaseHook(BaseHook):
                 f"Connection {self.conn_id!r}: extra {name!r} must be a JSON object of strings, got {value!r}"
             )
         return {str(k): v for k, v in value.items()}
+
+    @cached_property
+    def allowed_hosts(self) -> frozenset[str]:
+        """Hosts other than the connection's that links may lead to (extra ``allowed_hosts``)."""
+        raw = self.extra("allowed_hosts")
+        if isinstance(raw, str):
+            try:
+                raw = jsonlib.loads(raw) if raw.strip().startswith("[") else raw.split(",")
+            except ValueError:
+                raw = None
+        if raw is None:
+            return frozenset()
+        if not isinstance(raw, list) or not all(isinstance(h, str) for h in raw):
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra 'allowed_hosts' must be a list of host names, "
+                f"got {raw!r}"
+            )
+        return frozenset(h.strip().lower() for h in raw if h.strip())
+
+    def link_credentials(self, url: str) -> bool:
+        """
+        Whether a link the vendor gave (e.g. JSON:API ``links.next``) may carry credentials.
+
+        :return: True within the connection's origin; False for a host in ``allowed_hosts``
+            (followed without credentials).
+        :raises BridgeAPIError: for any other host.
+        """
+        if urls.origin(url) == urls.origin(self.config.base_url):
+            return True
+        host = urls.origin(url)[1]
+        if host in self.allowed_hosts:
+            return False
+        raise BridgeAPIError(
+            f"{self.hook_name} gave a link to {host!r}, outside the connection's host; not followed "
+            "(list the host in the extra 'allowed_hosts' to follow it, without credentials)"
+        )
 
     def number_extra(self, name: str, default: float, *, minimum: float = 0.0) -> float:
         """A numeric extra (``default`` when unset), at least ``minimum``."""
@@ -540,8 +602,15 @@ class BridgeBaseHook(BaseHook):
         :raises BridgeRateLimitError: the limit could not be honoured within ``max_retry_wait``.
         :raises BridgeOutcomeUnknownError: a POST may or may not have been applied.
         """
+        if not isinstance(method, str) or method.upper() not in _METHODS:
+            raise BridgeConfigError(f"method: expected one of {', '.join(sorted(_METHODS))}, got {method!r}")
         method = method.upper()
-        url = self.url_for(path)
+        url = self.url_for(urls.check_request_path(path))
+        if authenticate and urls.origin(url) != urls.origin(self.config.base_url):
+            raise BridgeConfigError(
+                f"{method} {urlsplit(url).path}: refusing to send this connection's credentials to "
+                f"{urls.origin(url)[1]!r}, which is not the connection's host"
+            )
         shown = f"{method} {urlsplit(url).path}"
         cfg = self.config
         attempt_no = 0
@@ -621,15 +690,14 @@ class BridgeBaseHook(BaseHook):
             response: requests.Response | None = None
             self.requests_sent += 1
             try:
-                response = self.session.request(
+                response = self._send(
                     method,
                     url,
-                    params=send_params or None,
-                    json=json,
-                    data=data,
-                    headers=send_headers,
-                    timeout=cfg.timeout,
-                    verify=cfg.verify,
+                    send_params,
+                    json,
+                    data,
+                    send_headers,
+                    follow=authenticate and method == "GET",
                 )
                 outcome = self.classify_response(response)
                 error: BridgeError | None = None
@@ -698,6 +766,52 @@ class BridgeBaseHook(BaseHook):
                 ) from None
             raise error
 
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, Any],
+        json: Any,
+        data: Any,
+        headers: dict[str, str],
+        *,
+        follow: bool,
+    ) -> requests.Response:
+        """
+        Send, following redirects only within the connection's origin (scheme, host, port) and
+        only for authenticated reads (``follow``), at most :data:`MAX_REDIRECTS` times: a sign-in
+        or token request never follows one, so no credential is ever re-sent elsewhere.
+        """
+        cfg = self.config
+        home = urls.origin(cfg.base_url)
+        response = self.session.request(
+            method,
+            url,
+            params=params or None,
+            json=json,
+            data=data,
+            headers=headers,
+            timeout=cfg.timeout,
+            verify=cfg.verify,
+            allow_redirects=False,
+        )
+        for _ in range(MAX_REDIRECTS):
+            if not (follow and response.is_redirect):
+                break
+            target = urljoin(response.url, response.headers.get("Location", ""))
+            if urlsplit(target).scheme not in ("http", "https") or urls.origin(target) != home:
+                break
+            response = self.session.request(
+                method,
+                target,
+                params=None if urlsplit(target).query else (params or None),
+                headers=headers,
+                timeout=cfg.timeout,
+                verify=cfg.verify,
+                allow_redirects=False,
+            )
+        return response
+
     def _backoff(self, attempt_no: int) -> float:
         """Full-jitter exponential backoff (tenacity's ``wait_random_exponential``)."""
         state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
@@ -712,18 +826,54 @@ class BridgeBaseHook(BaseHook):
         except Exception:
             details = ErrorDetails()
         status = response.status_code
+        if response.is_redirect:
+            target = urlsplit(urljoin(response.url, response.headers.get("Location", "")))
+            return BridgeAPIError(
+                f"{self.hook_name} answered with a redirect (HTTP {status}) to {target.hostname or '?'!r}, "
+                f"which was not followed: only reads follow redirects, and only within "
+                f"{urlsplit(self.config.base_url).hostname!r}; sign-in and token requests never do",
+                status_code=status,
+                method=method,
+                path=_request_path(response),
+            )
         cls = BridgeAuthError if status in (401, 403) else BridgeAPIError
         reason = response.reason or ""
+        if response in _CREDENTIAL_RESPONSES:
+            # a sign-in or token answer may echo the form or carry a new token: quote only a
+            # short OAuth error code from it, nothing else
+            details = ErrorDetails(code=_oauth_error_code(response))
         return cls(
             f"{self.hook_name} call failed: {status} {reason}".strip(),
             status_code=status,
             method=method,
             path=_request_path(response),
-            error_code=details.code,
-            vendor_message=details.message,
-            field_errors=details.field_errors,
-            request_id=details.request_id,
+            error_code=self.scrub(details.code),
+            vendor_message=self.scrub(details.message),
+            field_errors=[(f, self.scrub(d) or "") for f, d in details.field_errors],
+            request_id=self.scrub(details.request_id),
         )
+
+    def scrub(self, text: str | None) -> str | None:
+        """``text`` with every secret this connection sent or holds replaced by ``***``."""
+        if not text:
+            return text
+        text = str(text)
+        for secret in self._secrets():
+            for form in {secret, quote_plus(secret), quote(secret, safe="")}:
+                text = text.replace(form, "***")
+        return text
+
+    def _secrets(self) -> list[str]:
+        """The password, secret extras and the stored credentials (what a vendor could echo)."""
+        found: list[Any] = []
+        try:
+            cfg = self.config
+            found += [cfg.password, *(cfg.extras.get(k) for k in SECRET_EXTRAS)]
+            record = self.credential_store.load() or {}
+            found += [record.get(k) for k in SECRET_FIELDS]
+        except Exception:  # while reporting an error, a missing store must not hide it
+            pass
+        return sorted({s for s in found if isinstance(s, str) and len(s) >= 4}, key=len, reverse=True)
 
     def json_body(self, response: requests.Response) -> Any:
         """The JSON body of a successful answer, or a clear error when it is not JSON."""
@@ -735,7 +885,10 @@ class BridgeBaseHook(BaseHook):
             raise self._unexpected(response, "JSON") from None
 
     def _unexpected(self, response: requests.Response, expected: str) -> BridgeAPIError:
-        snippet = strip_query(response.text[:200]) if response.text else "<empty>"
+        if response in _CREDENTIAL_RESPONSES:
+            snippet = f"<{len(response.content)} bytes, not quoted: a sign-in or token answer>"
+        else:
+            snippet = self.scrub(strip_query(response.text[:200])) or "<empty>"
         return BridgeAPIError(
             f"{self.hook_name} answered with something other than {expected}: {snippet!r}",
             status_code=response.status_code,
@@ -747,35 +900,12 @@ class BridgeBaseHook(BaseHook):
     # the entity interface (same for every vendor)
     # ------------------------------------------------------------------------------------
     def _check_entity(self, entity: Any) -> str:
-        if not isinstance(entity, str) or not entity.strip():
-            raise BridgeConfigError(f"entity: expected a resource path such as 'projects', got {entity!r}")
-        if (
-            entity.startswith("/")
-            or "?" in entity
-            or "#" in entity
-            or any(c.isspace() for c in entity)
-            or ".." in entity.split("/")
-            or "//" in entity
-        ):
-            raise BridgeConfigError(
-                f"entity: expected a relative resource path without query string, leading slash or spaces "
-                f"(e.g. 'projects' or 'projects/42/roles'), got {entity!r}"
-            )
-        return entity.strip("/")
+        urls.entity_segments("entity", entity)  # refuses what could address another path
+        return str(entity)
 
     def _check_id(self, entity_id: Any, name: str = "entity_id") -> str:
-        if (
-            isinstance(entity_id, bool)
-            or not isinstance(entity_id, (str, int))
-            or str(entity_id).strip() == ""
-        ):
-            raise BridgeConfigError(f"{name}: expected a record id (string or integer), got {entity_id!r}")
-        text = str(entity_id).strip()
-        if any(c in text for c in "/?#") or any(c.isspace() for c in text):
-            raise BridgeConfigError(
-                f"{name}: a record id may not contain '/', '?', '#' or spaces: {entity_id!r}"
-            )
-        return text
+        urls.segment(name, entity_id)  # refuses what could address another record or path
+        return str(entity_id)
 
     def _check_data(self, data: Any, *, allow_empty: bool = False) -> dict[str, Any]:
         if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):

@@ -25,6 +25,7 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_bridge import urls
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeConfigError,
@@ -221,8 +222,8 @@ class BridgitBenchHook(BridgeBaseHook):
         return "/".join(segments)
 
     def entity_path(self, entity: str, entity_id: str | int | None = None) -> str:
-        path = f"{API_ROOT}/accounts/{self.account_id}/{self.spec_casing(entity)}"
-        return path if entity_id is None else f"{path}/{entity_id}"
+        account = urls.segment("extra 'account_id'", self.account_id)
+        return urls.join(f"{API_ROOT}/accounts/{account}", self.spec_casing(entity), entity_id)
 
     def pager_for(self, entity: str) -> Pager:
         return SinglePage() if _ROLES.match(entity) else OffsetLimitPager()

@@ -152,8 +152,9 @@ class JsonApiPager(Pager):
         url: str = path
         query: dict[str, Any] | None = {**params, self.number_param: 1, self.size_param: page_size}
         page = 1
+        credentials = True
         while True:
-            response = hook.request("GET", url, params=query)
+            response = hook.request("GET", url, params=query, authenticate=credentials)
             doc = jsonapi.Document(hook.json_body(response))
             records = doc.records
             if page == 1 and doc.total is not None and doc.total > len(records):
@@ -164,7 +165,8 @@ class JsonApiPager(Pager):
             if doc.links is not None:
                 if not next_link or not records:
                     return
-                url, query = next_link, None  # the link carries its own query
+                url, query = hook.url_for(next_link), None  # the link carries its own query
+                credentials = hook.link_credentials(url)
             elif len(records) < page_size or not records:
                 return
             else:

@@ -28,6 +28,7 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_bridge import urls
 from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeConfigError
 from airflow_provider_bridge.hooks.auth import (
     BasicAuth,
@@ -234,8 +235,7 @@ class ServiceBridgeHook(BridgeBaseHook):
 
     # -- where entities live and how answers look -------------------------------------------
     def entity_path(self, entity: str, entity_id: str | int | None = None) -> str:
-        path = self.versioned_path(entity)
-        return path if entity_id is None else f"{path}/{entity_id}"
+        return urls.join(f"/api/{self.api_version}", entity, entity_id)
 
     def pager_for(self, entity: str) -> Pager:
         def total(response: requests.Response) -> int | None:

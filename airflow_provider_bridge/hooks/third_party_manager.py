@@ -26,7 +26,7 @@ import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_bridge import jsonapi
+from airflow_provider_bridge import jsonapi, urls
 from airflow_provider_bridge.changes import FingerprintTracker
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
@@ -155,8 +155,7 @@ class ThirdPartyManagerHook(BridgeBaseHook):
 
     # -- where entities live and how answers look -------------------------------------------
     def entity_path(self, entity: str, entity_id: str | int | None = None) -> str:
-        path = f"{self.path_prefix}/{entity}"
-        return path if entity_id is None else f"{path}/{entity_id}"
+        return urls.join(self.path_prefix, entity, entity_id)
 
     def pager_for(self, entity: str) -> Pager:
         return JsonApiPager(self.choice_extra("paging", ("page", "jsonapi")))

@@ -19,6 +19,8 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_bridge.exceptions import BridgeConfigError
+
 if TYPE_CHECKING:
     import contextlib
 
@@ -46,7 +48,12 @@ _warned_plaintext = False
 
 
 def _fernet() -> Any | None:
-    """Airflow's Fernet when a valid ``[core] fernet_key`` is configured, else None."""
+    """
+    Airflow's Fernet when ``[core] fernet_key`` is set; None (with one warning) when it is not.
+
+    :raises BridgeConfigError: when a key is set but unusable: credentials are never written in
+        plain text because of a typo in the key.
+    """
     try:
         from airflow.sdk.crypto import get_fernet
     except ImportError:  # pragma: no cover - older SDKs
@@ -55,13 +62,19 @@ def _fernet() -> Any | None:
     try:
         fernet = get_fernet()
     except Exception as exc:
-        fernet, reason = None, f"the Fernet key is unusable ({type(exc).__name__})"
-    else:
-        reason = "no [core] fernet_key is configured"
+        raise BridgeConfigError(
+            f"[core] fernet_key is set but is not a valid Fernet key ({type(exc).__name__}); shared "
+            "credentials are not stored in plain text because of it. Set a valid key (python -c "
+            "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') in every "
+            "Airflow component, or unset it"
+        ) from None
     if fernet is not None and getattr(fernet, "is_encrypted", False):
         return fernet
     if not _warned_plaintext:
-        log.warning("Shared credentials are stored unencrypted in the owner-only state file: %s", reason)
+        log.warning(
+            "Shared credentials are stored unencrypted: no [core] fernet_key is configured. Anyone who "
+            "can read the state backend can read the vendor tokens; set a Fernet key in every component"
+        )
         _warned_plaintext = True
     return None
 
@@ -121,6 +134,8 @@ class CredentialStore:
         raw, version = found
         try:
             record = decode_record(raw)
+        except BridgeConfigError:
+            raise
         except Exception:
             # Undecryptable (Fernet key rotated or removed): treat as absent; we will sign in.
             log.warning("Stored credentials for this connection could not be read; they will be renewed")
