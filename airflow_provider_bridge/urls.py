@@ -2,7 +2,7 @@
 Where every request URL is built: the connection's base URL plus validated path segments.
 
 Ids and entity paths come from DAG authors, templates, XComs and vendor answers: untrusted. A
-segment may not be empty, ``.`` or ``..``, and may not hold ``/``, ``\\``, ``?``, ``#``, ``%``
+segment may not be empty, ``.`` or ``..``, and may not hold ``/``, ``\\``, ``?``, ``#``, ``%``, ``;``
 (so no percent-encoded ``.``, ``/`` or ``\\`` either), whitespace or control characters; what is
 left is percent-encoded as one segment. Anything else is refused with a
 :class:`~airflow_provider_bridge.exceptions.BridgeConfigError` naming the argument, before any
@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
 
-_FORBIDDEN = frozenset("/\\?#%")
+_FORBIDDEN = frozenset("/\\?#%;")
 
 
 def _problem(text: str) -> str | None:

@@ -179,6 +179,8 @@ class SandboxControl:
                 "t": now,
                 "method": method,
                 "path": path,
+                # as sent on the wire, before the server decoded it
+                "raw_path": (scope.get("raw_path") or path.encode()).decode("latin-1"),
                 "query": scope.get("query_string", b"").decode("latin-1"),
             }
         )
