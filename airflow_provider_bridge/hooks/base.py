@@ -699,6 +699,8 @@ class BridgeBaseHook(BaseHook):
                     send_headers,
                     follow=authenticate and method == "GET",
                 )
+                if not authenticate:
+                    _CREDENTIAL_RESPONSES.add(response)  # never quoted: it may carry or echo secrets
                 outcome = self.classify_response(response)
                 error: BridgeError | None = None
             except requests.RequestException as exc:

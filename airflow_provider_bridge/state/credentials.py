@@ -114,7 +114,13 @@ class CredentialStore:
         self.lock_timeout = lock_timeout
 
     def locked(self) -> contextlib.AbstractContextManager[None]:
-        """The cross-process lock under which credentials are refreshed or replaced."""
+        """
+        The cross-process lock under which credentials are refreshed or replaced.
+
+        :raises BridgeConfigError: first, when ``[core] fernet_key`` is malformed, so nothing is
+            signed in that could not be stored encrypted.
+        """
+        _fernet()
         return self.backend.lock(f"credentials:{self.key}", self.lock_timeout)
 
     def load(self) -> dict[str, Any] | None:

@@ -80,7 +80,9 @@ def test_a_redirected_bridgit_sign_in_is_not_followed(status, vendor, other, mon
     _assert_nothing_leaked(other, err.value, caplog)
 
 
-def test_a_redirected_servicebridge_login_and_oauth_token_are_not_followed(vendor, other, monkeypatch, caplog):
+def test_a_redirected_servicebridge_login_and_oauth_token_are_not_followed(
+    vendor, other, monkeypatch, caplog
+):
     vendor.route = _route(
         {
             ("POST", "/api/v1/Login"): redirect(f"{other.url}/api/v1/Login"),
@@ -116,7 +118,9 @@ def test_reads_follow_redirects_within_the_origin_only(vendor, other, monkeypatc
             ("POST", "/auth/signin"): _token(),
             ("GET", "/rp/api/v1/accounts/1/Projects"): redirect("/rp/api/v1/accounts/1/Moved", 302),
             ("GET", "/rp/api/v1/accounts/1/Moved"): json_answer([{"id": 1, "name": "P"}]),
-            ("GET", "/rp/api/v1/accounts/1/Persons"): redirect(f"{other.url}/rp/api/v1/accounts/1/Persons", 302),
+            ("GET", "/rp/api/v1/accounts/1/Persons"): redirect(
+                f"{other.url}/rp/api/v1/accounts/1/Persons", 302
+            ),
         }
     )
     _connect(monkeypatch, "bridgit_bench", vendor.url, account_id=1)
@@ -132,7 +136,10 @@ def test_reads_follow_redirects_within_the_origin_only(vendor, other, monkeypatc
 
 def _engagements(next_url: str):
     return json_answer(
-        {"data": [{"id": "1", "type": "engagements", "attributes": {"name": "E"}}], "links": {"next": next_url}},
+        {
+            "data": [{"id": "1", "type": "engagements", "attributes": {"name": "E"}}],
+            "links": {"next": next_url},
+        },
         **{"Content-Type": "application/vnd.api+json"},
     )
 

@@ -101,7 +101,9 @@ def _root(vendor: str) -> str:
 @pytest.fixture(params=["bridgit_bench", "servicebridge", "third_party_manager"])
 def vendor(request, bridgit, servicebridge, tpm):
     """Each vendor's default connection, pointing at its (reset) sandbox."""
-    return {"bridgit_bench": bridgit, "servicebridge": servicebridge, "third_party_manager": tpm}[request.param]
+    return {"bridgit_bench": bridgit, "servicebridge": servicebridge, "third_party_manager": tpm}[
+        request.param
+    ]
 
 
 def _hook_calls(entity, entity_id):
@@ -157,7 +159,9 @@ def test_hostile_ids_never_reach_another_path(vendor):
     refused = 0
     for entity_id in HOSTILE_IDS:
         for name, call in _hook_calls(entity, entity_id):
-            with pytest.raises((BridgeConfigError, BridgeNotSupportedError), match=r"entity_id|delete") as err:
+            with pytest.raises(
+                (BridgeConfigError, BridgeNotSupportedError), match=r"entity_id|delete"
+            ) as err:
                 call(hook)
             refused += isinstance(err.value, BridgeConfigError)
         for operator in _operators(conn_id, entity, entity_id):
@@ -188,7 +192,7 @@ def test_odd_but_single_ids_are_sent_encoded_as_one_segment(vendor):
     next(iter(hook.list_entities(entity)), None)
     before = len(_sent_paths(vendor))
     for entity_id in ODD_IDS:
-        with pytest.raises(Exception):  # noqa: B017,PT011 - the record does not exist: any vendor error
+        with pytest.raises(Exception):  # noqa: B017 - the record does not exist: any vendor error
             hook.get_entity(entity, entity_id)
     sent = [p for p in _sent_paths(vendor)[before:] if not _auth_paths(p)]
     assert sorted(set(sent)) == sorted({f"{_root(vendor.vendor)}/{quote(i, safe='-._~')}" for i in ODD_IDS})
