@@ -158,7 +158,7 @@ def test_hostile_ids_never_reach_another_path(vendor):
     before = len(_sent_paths(vendor))
     refused = 0
     for entity_id in HOSTILE_IDS:
-        for name, call in _hook_calls(entity, entity_id):
+        for _name, call in _hook_calls(entity, entity_id):
             with pytest.raises(
                 (BridgeConfigError, BridgeNotSupportedError), match=r"entity_id|delete"
             ) as err:
