@@ -28,6 +28,12 @@ _COMMON_FIELDS: dict[str, Any] = {
         "schema": {"type": ["number", "null"], "default": 60},
     },
     "page_size": {"label": "Page size", "schema": {"type": ["integer", "null"]}},
+    "allowed_hosts": {
+        "label": "Allowed hosts",
+        "description": "JSON list of other hosts that links in answers (e.g. JSON:API links.next) may lead "
+        "to; followed without credentials. Empty: such a link is an error.",
+        "schema": {"type": ["string", "null"]},
+    },
 }
 
 

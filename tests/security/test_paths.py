@@ -244,3 +244,16 @@ def test_the_request_escape_hatch_refuses_unknown_methods(method, bridgit):
     with pytest.raises(BridgeConfigError, match="method"):
         BridgitBenchHook().request(method, "/rp/api/v1/Accounts")
     assert _sent_paths(bridgit) == []
+
+
+def test_hostile_entity_paths_never_reach_another_path_from_the_change_sensor(vendor):
+    from airflow_provider_bridge.sensors import EntityChangeSensor
+
+    before = len(_sent_paths(vendor))
+    for entity in HOSTILE_ENTITIES:
+        sensor = EntityChangeSensor(
+            task_id="wait", conn_id=f"{vendor.vendor}_default", entity=entity, since="2026-01-01T00:00:00Z"
+        )
+        with pytest.raises(BridgeConfigError, match="entity"):
+            sensor.poke({})
+    assert _sent_paths(vendor)[before:] == []
