@@ -106,7 +106,11 @@ def _oauth_error_code(response: requests.Response) -> str | None:
     except ValueError:
         return None
     code = body.get("error") if isinstance(body, dict) else None
-    return code if isinstance(code, str) and re.fullmatch(r"[a-z_]{1,40}", code) else None
+    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else None
+
+
+#: what an error code quoted from a sign-in or token answer may look like
+_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,47}")
 
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -841,9 +845,10 @@ class BridgeBaseHook(BaseHook):
         cls = BridgeAuthError if status in (401, 403) else BridgeAPIError
         reason = response.reason or ""
         if response in _CREDENTIAL_RESPONSES:
-            # a sign-in or token answer may echo the form or carry a new token: quote only a
-            # short OAuth error code from it, nothing else
-            details = ErrorDetails(code=_oauth_error_code(response))
+            # a sign-in or token answer may echo the form or carry a new token: quote only a short
+            # error code from it (the vendor's, or OAuth's ``error``), nothing else
+            code = details.code if details.code and _ERROR_CODE.fullmatch(details.code) else None
+            details = ErrorDetails(code=code or _oauth_error_code(response))
         return cls(
             f"{self.hook_name} call failed: {status} {reason}".strip(),
             status_code=status,
