@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -139,8 +140,18 @@ class SharedTokenAuth(BridgeAuth):
         record: dict[str, Any] = self.store.load() or credentials
         expires_at = record.get("expires_at")
         if expires_at and time.time() > float(expires_at) - min(1.0, self._margin(record) / 2):
+            if self._issued_expired(record):
+                # the vendor issued it already expired by our clock (clock skew, expires_in 0):
+                # nothing fresher can be had, so it is used for this request rather than renewed
+                return record
             return None
         return record
+
+    @staticmethod
+    def _issued_expired(record: dict[str, Any]) -> bool:
+        """True when the record was already (nearly) expired when it was issued."""
+        issued_at, expires_at = record.get("issued_at"), record.get("expires_at")
+        return bool(issued_at and expires_at and float(expires_at) - float(issued_at) <= 1.0)
 
     def prepare(self) -> dict[str, Any]:
         record = self.store.load()
@@ -267,9 +278,13 @@ class OAuthTokenEndpoint:
             )
         mask(body["access_token"])
         mask(body.get("refresh_token"))
+        raw_lifetime = body.get("expires_in")
         try:
-            lifetime = float(body.get("expires_in") or self.default_lifetime)
+            # 0 means "expires now" (RFC 6749), not "unknown": only an absent value takes the default
+            lifetime = self.default_lifetime if raw_lifetime is None else float(raw_lifetime)
         except (TypeError, ValueError):
+            lifetime = self.default_lifetime
+        if not math.isfinite(lifetime):
             lifetime = self.default_lifetime
         now = time.time()
         return {

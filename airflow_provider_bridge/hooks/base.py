@@ -680,16 +680,29 @@ class BridgeBaseHook(BaseHook):
     ) -> requests.Response:
         cfg = self.config
         reauthenticated = False
+        renewed_before_sending = False
         while True:
             credentials = self.auth.prepare() if authenticate else None
             self.limiter.acquire(cfg.max_retry_wait)
             send_headers = {**(self.default_headers() if authenticate else {}), **(headers or {})}
             send_params = dict(params or {})
             if credentials is not None:
-                credentials = self.auth.latest(credentials)
-                if credentials is None:
+                latest = self.auth.latest(credentials)
+                if latest is None and not renewed_before_sending:
                     log.debug("%s: credentials expired while waiting for a slot; renewing first", shown)
+                    renewed_before_sending = True
                     continue
+                if latest is None:
+                    # renewed, and already expired again: the vendor's clock or lifetime says so.
+                    # Use it for this request (bounded: the vendor decides, a 401 is recovered once)
+                    log.warning(
+                        "%s: the credentials %s issued are already expired by this host's clock "
+                        "(clock skew, or a lifetime shorter than the renewal margin); using them once",
+                        shown,
+                        self.hook_name,
+                    )
+                    latest = credentials
+                credentials = latest
                 self.auth.apply(credentials, send_headers, send_params)
             response: requests.Response | None = None
             self.requests_sent += 1

@@ -124,9 +124,16 @@ class BridgitSessionAuth(SharedTokenAuth):
                 log.warning(
                     "Bridgit token expiry %r is not a timestamp; refreshing on 401 only", body["expiry"]
                 )
+        if expires_at is not None and expires_at <= time.time():
+            log.warning(
+                "Bridgit issued a token that expires at %s, already past by this host's clock "
+                "(clock skew?); it is used for the request at hand and renewed for the next",
+                body.get("expiry"),
+            )
         return {
             "access_token": access,
             "refresh_token": refresh if isinstance(refresh, str) and refresh else None,
+            "issued_at": time.time(),
             "expires_at": expires_at,
             "issued_at": time.time(),
         }

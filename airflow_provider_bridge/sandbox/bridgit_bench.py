@@ -12,8 +12,10 @@ Bridgit Bench emulator, following ``shared/vendors/bridgit-bench*.md``.
 * Persons list Active only and roles list ``type=Operations`` only unless asked for ``All``.
 
 Sandbox-only settings (``POST /_sandbox/config``): ``session_cap``, ``access_token_ttl``,
-``refresh_token_ttl``, ``session_idle_ttl``, ``service_accounts`` (username -> password),
-``accounts``, ``preconstruction_role_names``, ``rate_limits``, ``faults``. Extra control endpoints:
+``refresh_token_ttl``, ``reported_expiry_offset`` (seconds added to the expiry an answer
+reports, as from a vendor clock that differs from ours; the token's real lifetime is
+unchanged), ``session_idle_ttl``, ``service_accounts`` (username -> password), ``accounts``,
+``preconstruction_role_names``, ``rate_limits``, ``faults``. Extra control endpoints:
 ``POST /_sandbox/revoke-sessions`` ends every session (the next call gets 401);
 ``POST /_sandbox/issued-secrets`` lists every token issued (so tests can search logs for them).
 """
@@ -37,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "rate_limits": [[5, 1]],
     "session_cap": 1,
     "access_token_ttl": 3600,
+    "reported_expiry_offset": 0,
     "refresh_token_ttl": 7 * 24 * 3600,
     "session_idle_ttl": 24 * 3600,
     "service_accounts": {"sandbox-service-account": "sandbox-password"},
@@ -149,7 +152,10 @@ class BridgitSandbox(VendorEmulator):
             "access_token": session["access_token"],
             "token_type": "Bearer",
             "refresh_token": session["refresh_token"],
-            "expiry": _rfc3339_nanos(session["access_expires"]),
+            # a vendor clock that differs from ours: the reported expiry moves, validity does not
+            "expiry": _rfc3339_nanos(
+                session["access_expires"] + float(self.config["reported_expiry_offset"])
+            ),
         }
 
     def _end(self, session_id: str) -> None:

@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "rate_limits": [[50, 1], [60000, 3600]],
     "session_idle_ttl": 1800,
     "access_token_ttl": 3600,
+    #: seconds added to the expires_in an answer reports (a vendor clock that differs from ours)
+    "reported_expiry_offset": 0,
     "refresh_token_ttl": 30 * 24 * 3600,
     "rotate_refresh_tokens": True,
     "auth_failure": "http_401",
@@ -155,7 +157,7 @@ class ServiceBridgeSandbox(VendorEmulator):
         return {
             "access_token": access,
             "token_type": "Bearer",
-            "expires_in": int(self.config["access_token_ttl"]),
+            "expires_in": int(self.config["access_token_ttl"] + self.config["reported_expiry_offset"]),
             "refresh_token": refresh,
         }
 

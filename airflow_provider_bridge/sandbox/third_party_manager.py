@@ -37,6 +37,8 @@ MEDIA_TYPE = "application/vnd.api+json"
 DEFAULTS: dict[str, Any] = {
     "rate_limits": [[6, 1], [600, 3600]],
     "access_token_ttl": 3600,
+    #: seconds added to the expires_in an answer reports (a vendor clock that differs from ours)
+    "reported_expiry_offset": 0,
     "send_expires_in": True,
     "clients": {"sandbox-client-id": {"secret": "sandbox-client-secret"}},
     "ip_allow_list": None,
@@ -192,7 +194,7 @@ class ThirdPartyManagerSandbox(VendorEmulator):
             self.control.count("tokens_issued")
             body: dict[str, Any] = {"access_token": value, "token_type": "Bearer"}
             if self.config["send_expires_in"]:
-                body["expires_in"] = ttl
+                body["expires_in"] = ttl + float(self.config["reported_expiry_offset"])
             return JSONResponse(body)
 
         def locate(path: str) -> tuple[str, str, str | None]:
