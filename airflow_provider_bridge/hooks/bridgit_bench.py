@@ -133,7 +133,6 @@ class BridgitSessionAuth(SharedTokenAuth):
         return {
             "access_token": access,
             "refresh_token": refresh if isinstance(refresh, str) and refresh else None,
-            "issued_at": time.time(),
             "expires_at": expires_at,
             "issued_at": time.time(),
         }
