@@ -18,7 +18,7 @@ import json as jsonlib
 import logging
 import re
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, quote_plus, urljoin, urlsplit
@@ -116,6 +116,8 @@ _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,47}")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 #: same-origin redirects an authenticated read follows before the answer counts as an error
 MAX_REDIRECTS = 3
+#: seconds a connection Test waits for one answer at most (the connection's own timeout if shorter)
+TEST_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -722,7 +724,9 @@ class BridgeBaseHook(BaseHook):
                 error: BridgeError | None = None
             except requests.RequestException as exc:
                 outcome = classify_exception(exc)
-                error = BridgeConnectionError(f"{shown}: {type(exc).__name__}: {strip_query(str(exc))}")
+                log.debug("%s: %s: %s", shown, type(exc).__name__, strip_query(str(exc)))
+                plain = describe_transport_error(exc, cfg.timeout)
+                error = BridgeConnectionError(f"{shown}: could not reach {urlsplit(url).hostname!r}: {plain}")
             action = action_for(method, outcome, idempotent=idempotent)
             log.debug("%s attempt %d: %s -> %s", shown, attempt_no, outcome.value, action.value)
 
@@ -1080,10 +1084,17 @@ class BridgeBaseHook(BaseHook):
         """
         One cheap authenticated call; ``(True, message)`` when it works.
 
-        With per-host state (the SQLite default) a credential that rotates is never spent here:
-        the API server running this Test would keep the rotated one to itself. What can be
-        checked without spending it is checked instead, and the message says so.
+        Quick and plain, as the UI's Test button needs: one attempt, no retries, at most
+        :data:`TEST_TIMEOUT` seconds per request, and the outcome in words. With per-host state
+        (the SQLite default) a credential that rotates is never spent here: the API server
+        running this Test would keep the rotated one to itself. What can be checked without
+        spending it is checked instead, and the message says so.
         """
+        try:
+            cfg = self.config
+        except BridgeError as exc:
+            return False, str(exc)
+        self.config = replace(cfg, max_retries=0, timeout=min(cfg.timeout, TEST_TIMEOUT))
         try:
             if not self.state_backend.shared_across_hosts:
                 checked = self.auth.test_without_spending()
@@ -1094,7 +1105,29 @@ class BridgeBaseHook(BaseHook):
             return False, str(exc)
         except Exception as exc:  # the UI shows this message; never let a secret through
             return False, strip_query(f"{type(exc).__name__}: {exc}")
-        return True, f"Connected to {self.hook_name} at {self.config.base_url}"
+        finally:
+            self.config = cfg  # the hook's own settings again
+        return True, f"Connected to {self.hook_name} at {cfg.base_url}"
+
+
+def describe_transport_error(exc: requests.RequestException, timeout: float) -> str:
+    """A transport failure in words (the raw urllib3 text goes to the DEBUG log)."""
+    text = str(exc).lower()
+    if isinstance(exc, requests.exceptions.SSLError):
+        if "certificate verify failed" in text:
+            return "its TLS certificate is not trusted (set the extra 'verify' to a CA bundle path)"
+        return "the TLS handshake failed"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"no connection within {timeout:g}s (host down or a firewall dropping packets?)"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return f"no answer within {timeout:g}s (extra 'timeout')"
+    if "name or service not known" in text or "nodename nor servname" in text or "failed to resolve" in text:
+        return "the host name could not be resolved"
+    if "connection refused" in text:
+        return "connection refused (nothing listens on that port)"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "the connection was dropped before a complete answer"
+    return type(exc).__name__
 
 
 def _request_path(response: requests.Response) -> str | None:
