@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json as jsonlib
 import logging
+import os
 import re
 import weakref
 from dataclasses import dataclass, field, replace
@@ -308,6 +309,17 @@ class BridgeBaseHook(BaseHook):
         elif not isinstance(verify, (bool, str)):
             raise BridgeConfigError(
                 f"Connection {cid!r}: extra 'verify' must be true, false or a CA bundle path, got {verify!r}"
+            )
+        if isinstance(verify, str) and not os.path.exists(verify):
+            raise BridgeConfigError(
+                f"Connection {cid!r}: extra 'verify' names a CA bundle that does not exist: {verify!r} "
+                "(expected true, false, or the path of a PEM file or directory of CA certificates)"
+            )
+        if verify is False:
+            log.warning(
+                "Connection %r: TLS certificate verification is OFF (extra 'verify': false); anyone on "
+                "the path can read the credentials. Prefer a CA bundle path.",
+                cid,
             )
         page_size = _extra_value(extras, ctype, "page_size")
         return ConnectionConfig(
