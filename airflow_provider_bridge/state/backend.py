@@ -359,35 +359,93 @@ class SQLiteStateBackend(_BucketBackend):
 
     # -- files -------------------------------------------------------------------------------
     def _ensure_files(self) -> None:
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, exist_ok=True)
-        os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-        os.close(fd)
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+        except OSError as exc:
+            raise self._file_error(exc) from None
         with contextlib.suppress(PermissionError):
             os.chmod(self.path, 0o600)
+
+    def _file_error(self, exc: OSError) -> BridgeStateError:
+        """An OS error on the state file or its lock folder, in words, with what to do."""
+        where = exc.filename or self.path
+        if isinstance(exc, IsADirectoryError):
+            what = "is a directory where the state file should be: remove it"
+        elif isinstance(exc, (FileExistsError, NotADirectoryError)):
+            what = "is a file where a folder is needed (the lock folder, or a parent): remove it"
+        elif isinstance(exc, PermissionError):
+            what = (
+                "cannot be written by this user (read-only Airflow home or state file?): fix its permissions"
+            )
+        else:
+            what = f"cannot be used ({type(exc).__name__}: {exc.strerror or exc})"
+        return BridgeStateError(
+            f"[bridge] state_backend {self.description}: {where} {what}, or set [bridge] state_backend "
+            "= sqlite:///<another path>"
+        )
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=60000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bridge_kv ("
+            " namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+            " updated_at REAL NOT NULL, PRIMARY KEY (namespace, key))"
+        )
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(bridge_kv)")}
+        if "version" not in columns:  # a state file from before record versions
+            conn.execute("ALTER TABLE bridge_kv ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+            conn.execute("ALTER TABLE bridge_kv ADD COLUMN expires_at REAL")
+        conn.execute("DELETE FROM bridge_kv WHERE expires_at < ?", (time.time(),))
+        return conn
 
     def _connection(self) -> sqlite3.Connection:
         pid = os.getpid()
         with self._conn_guard:
             if self._conn is None or self._pid != pid:
                 self._ensure_files()
-                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA busy_timeout=60000")
-                with FileLock(self.path + ".lock", mode=0o600):
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.execute(
-                        "CREATE TABLE IF NOT EXISTS bridge_kv ("
-                        " namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
-                        " updated_at REAL NOT NULL, PRIMARY KEY (namespace, key))"
-                    )
-                    columns = {row[1] for row in conn.execute("PRAGMA table_info(bridge_kv)")}
-                    if "version" not in columns:  # a state file from before record versions
-                        conn.execute("ALTER TABLE bridge_kv ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
-                        conn.execute("ALTER TABLE bridge_kv ADD COLUMN expires_at REAL")
-                    conn.execute("DELETE FROM bridge_kv WHERE expires_at < ?", (time.time(),))
+                try:
+                    with FileLock(self.path + ".lock", mode=0o600):
+                        try:
+                            conn = self._open()
+                        except sqlite3.DatabaseError as exc:
+                            if "not a database" not in str(exc) and "malformed" not in str(exc):
+                                raise
+                            conn = self._set_aside_and_reopen(exc)
+                except OSError as exc:
+                    raise self._file_error(exc) from None
+                except sqlite3.OperationalError as exc:
+                    text = str(exc).lower()
+                    if "readonly" in text or "read-only" in text or "unable to open" in text:
+                        raise self._file_error(PermissionError(13, str(exc), self.path)) from None
+                    raise
                 self._conn, self._pid, self._buckets = conn, pid, {}
             return self._conn
+
+    def _set_aside_and_reopen(self, exc: sqlite3.DatabaseError) -> sqlite3.Connection:
+        """
+        The file is not a usable database (truncated, overwritten): keep it for inspection under
+        another name and start a new one. Only shared state is lost: the next call signs in again
+        once and windows start empty.
+        """
+        aside = f"{self.path}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.path + suffix):
+                os.replace(self.path + suffix, aside + suffix)
+        log.warning(
+            "The shared state file %s could not be read (%s); it was set aside as %s and a new one "
+            "started: processes will sign in again once",
+            self.path,
+            exc,
+            aside,
+        )
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        os.close(fd)
+        return self._open()
 
     # -- key-value ---------------------------------------------------------------------------
     def get_versioned(self, namespace: str, key: str) -> tuple[str, int] | None:
