@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
 
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeError
 from airflow_provider_bridge.hooks import get_bridge_hook
@@ -129,6 +135,7 @@ class EntityChangeSensor(BaseSensorOperator):
                 query_params=self.query_params,
                 poll_interval=float(self.poke_interval),
                 max_records=self.max_records,
+                end_time=time.time() + float(self.timeout) if self.timeout is not None else None,
             ),
             method_name="execute_complete",
             timeout=dt.timedelta(seconds=float(self.timeout)) if self.timeout is not None else None,
@@ -137,8 +144,11 @@ class EntityChangeSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger's event into the sensor's result, or a clear error."""
-        if not isinstance(event, dict) or event.get("status") not in ("success", "error"):
+        if not isinstance(event, dict) or event.get("status") not in ("success", "error", "timeout"):
             raise BridgeError(f"{self.task_id}: unexpected event from EntityChangeTrigger: {event!r:.200}")
+        if event["status"] == "timeout":
+            # the sensor's usual timeout (soft_fail turns it into a skip, as for any sensor)
+            raise AirflowSensorTimeout(f"{self.task_id}: {event.get('message')} ({self.timeout}s)")
         if event["status"] == "error":
             raise BridgeError(f"{self.task_id}: watching {self.entity} failed: {event.get('message')}")
         self.log.info("%d change(s) to %s (cursor %s)", event["count"], self.entity, event["cursor"])

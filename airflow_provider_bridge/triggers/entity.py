@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
@@ -60,8 +61,11 @@ class EntityChangeTrigger(BaseTrigger):
     Fire once records of ``entity`` changed after ``since`` (the deferred change sensor's trigger).
 
     Event: ``{"status": "success", "changes", "count", "truncated", "cursor"}``, or
-    ``{"status": "error", "message"}`` when the vendor refuses the poll (bad config, auth).
-    A poll that runs into the rate limit is simply tried again at the next interval.
+    ``{"status": "error", "message"}`` when the vendor refuses the poll (bad config, auth), or
+    ``{"status": "timeout", "message"}`` once ``end_time`` has passed: the trigger keeps its own
+    deadline (like dbt Cloud's), so waiting ends even where nothing else enforces the sensor's
+    timeout (``airflow dags test`` runs triggers in line and does not). A poll that runs into the
+    rate limit is simply tried again at the next interval.
 
     :param conn_id: the vendor connection.
     :param entity: the resource path.
@@ -69,6 +73,7 @@ class EntityChangeTrigger(BaseTrigger):
     :param query_params: filters for the listing.
     :param poll_interval: seconds between polls.
     :param max_records: most records in the event.
+    :param end_time: UNIX time after which the trigger gives up with a timeout event (None: never).
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class EntityChangeTrigger(BaseTrigger):
         query_params: dict[str, Any] | None = None,
         poll_interval: float = 60.0,
         max_records: int = 1000,
+        end_time: float | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -87,6 +93,7 @@ class EntityChangeTrigger(BaseTrigger):
         self.query_params = query_params
         self.poll_interval = poll_interval
         self.max_records = max_records
+        self.end_time = end_time
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -98,7 +105,15 @@ class EntityChangeTrigger(BaseTrigger):
                 "query_params": self.query_params,
                 "poll_interval": self.poll_interval,
                 "max_records": self.max_records,
+                "end_time": self.end_time,
             },
+        )
+
+    def _timed_out(self) -> TriggerEvent | None:
+        if self.end_time is None or time.time() < self.end_time:
+            return None
+        return TriggerEvent(
+            {"status": "timeout", "message": f"no change to {self.entity} before the sensor's timeout"}
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -122,7 +137,14 @@ class EntityChangeTrigger(BaseTrigger):
                 if batch.records:
                     yield TriggerEvent({"status": "success", **_summary(batch, self.max_records)})
                     return
-            await asyncio.sleep(self.poll_interval)
+            timed_out = self._timed_out()
+            if timed_out is not None:
+                yield timed_out
+                return
+            pause = self.poll_interval
+            if self.end_time is not None:
+                pause = max(0.0, min(pause, self.end_time - time.time()))
+            await asyncio.sleep(pause)
 
 
 class EntityChangeEventTrigger(BaseEventTrigger):

@@ -107,3 +107,28 @@ def test_error_event_with_soft_fail_skips_like_any_sensor():
     sensor = _sensor(deferrable=True, soft_fail=True)
     with pytest.raises(AirflowSkipException):
         sensor.resume_execution("execute_complete", {"event": {"status": "error", "message": "x"}}, {})
+
+
+@pytest.mark.airflow
+def test_a_deferred_sensor_ends_on_its_own_timeout_under_dag_test(airflow_db, bridgit):
+    import time
+
+    from airflow_provider_bridge.sandbox.testing import run_dag
+    from tests.conftest import DAGS_FOLDER
+
+    started = time.monotonic()
+    state, _ = run_dag(DAGS_FOLDER, "deferrable_change_sensor_timeout")
+    elapsed = time.monotonic() - started
+    assert state == "failed"  # the sensor's usual timeout, not an endless wait
+    assert 15 <= elapsed < 60
+
+
+def test_a_timeout_event_is_the_sensors_timeout_and_soft_fail_skips():
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException
+
+    with pytest.raises(AirflowSensorTimeout, match="no change"):
+        _sensor(deferrable=True).execute_complete({}, {"status": "timeout", "message": "no change"})
+    with pytest.raises(AirflowSkipException):
+        _sensor(deferrable=True, soft_fail=True).resume_execution(
+            "execute_complete", {"event": {"status": "timeout", "message": "no change"}}, {}
+        )

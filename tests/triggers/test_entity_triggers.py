@@ -236,3 +236,22 @@ def test_polls_do_not_block_the_event_loop(bridgit):
         return ticks
 
     assert asyncio.run(scenario()) >= 25  # the loop kept ticking through 0.5 s requests
+
+
+def test_the_change_trigger_ends_with_a_timeout_event_at_its_deadline(bridgit):
+    trigger = EntityChangeTrigger(
+        conn_id="bridgit_bench_default",
+        entity="projects",
+        since="2099-01-01T00:00:00Z",
+        poll_interval=0.3,
+        end_time=time.time() + 1.0,
+    )
+    assert trigger.serialize()[1]["end_time"] == trigger.end_time  # survives a triggerer restart
+
+    async def first_event():
+        return await _next(trigger.run(), timeout=10)
+
+    started = time.monotonic()
+    event = asyncio.run(first_event())
+    assert event.payload["status"] == "timeout"
+    assert 0.9 <= time.monotonic() - started < 3
