@@ -28,6 +28,12 @@ _COMMON_FIELDS: dict[str, Any] = {
         "schema": {"type": ["number", "null"], "default": 60},
     },
     "page_size": {"label": "Page size", "schema": {"type": ["integer", "null"]}},
+    "write_settle": {
+        "label": "Write settle (s)",
+        "description": "After a create with an unknown outcome, the record is looked up by its natural key "
+        "and sent again only once it stayed absent this long (a write the vendor applies late).",
+        "schema": {"type": ["number", "null"], "default": 30},
+    },
     "allowed_hosts": {
         "label": "Allowed hosts",
         "description": "JSON list of other hosts that links in answers (e.g. JSON:API links.next) may lead "

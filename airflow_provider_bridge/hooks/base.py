@@ -18,6 +18,7 @@ import json as jsonlib
 import logging
 import os
 import re
+import time
 import weakref
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -117,6 +118,9 @@ _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,47}")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 #: same-origin redirects an authenticated read follows before the answer counts as an error
 MAX_REDIRECTS = 3
+#: default extra ``write_settle``: seconds a vendor may still apply a create after the client
+#: gave up waiting (a slow database, a queue in front of the API)
+DEFAULT_WRITE_SETTLE = 30.0
 #: seconds a connection Test waits for one answer at most (the connection's own timeout if shorter)
 TEST_TIMEOUT = 10.0
 
@@ -994,10 +998,14 @@ class BridgeBaseHook(BaseHook):
         """
         Create a record and return it as the vendor stored it.
 
-        A create is sent again only when it provably was not processed. After an ambiguous
-        failure (read timeout, dropped connection, 5xx), it is reconciled by the entity's
-        natural key when it has one (found: return it; absent: send again); otherwise
-        :class:`BridgeOutcomeUnknownError` is raised with what was sent.
+        A create is sent again only when it provably was not processed, or when it is safe: after
+        an ambiguous failure (read timeout, dropped connection, 5xx) the record is looked up by
+        the entity's natural key, and sent again only once the lookup has stayed negative for
+        longer than the vendor could still apply the first write (extra ``write_settle``,
+        seconds from the failure; default 30; 0 when the vendor refuses duplicates of the key, a
+        409 is then answered with the existing record). When that wait would exceed
+        ``max_retry_wait``, or the entity has no natural key, :class:`BridgeOutcomeUnknownError`
+        is raised with what was sent: the task fails, and its retry (an upsert) reconciles first.
         """
         entity = self._check_entity(entity)
         data = self._check_data(data)
@@ -1008,31 +1016,66 @@ class BridgeBaseHook(BaseHook):
         for _ in range(self.config.max_retries + 1):
             try:
                 return self.record_from(self.request("POST", path, json=self.write_body(entity, data)))
-            except BridgeOutcomeUnknownError:
+            except BridgeOutcomeUnknownError as unknown:
                 if key is None or key_value in (None, ""):
                     raise
-                found = self.find_entities(entity, {key: key_value})
-                if found:
+                found = self._settled_lookup(entity, key, key_value, unknown)
+                if found is not None:
                     log.warning(
                         "Create of %s had an unknown outcome; found it by %s, not creating again", entity, key
                     )
-                    return found[0]
+                    return found
                 log.warning(
-                    "Create of %s had an unknown outcome and no record with that %s exists; sending it again",
+                    "Create of %s had an unknown outcome and no record with that %s appeared within "
+                    "write_settle; sending it again",
                     entity,
                     key,
                 )
                 was_ambiguous = True
             except BridgeAPIError as exc:
                 if was_ambiguous and exc.status_code == 409 and key is not None:
-                    found = self.find_entities(entity, {key: key_value})
-                    if found:
+                    found_all = self.find_entities(entity, {key: key_value})
+                    if found_all:
                         log.warning("Create of %s was applied by an earlier attempt; returning it", entity)
-                        return found[0]
+                        return found_all[0]
                 raise
         raise BridgeOutcomeUnknownError(
             f"Create of {entity} kept failing ambiguously", method="POST", path=path, sent=data
         )
+
+    @cached_property
+    def write_settle(self) -> float:
+        """Seconds a vendor may still apply a write after the client gave up (extra ``write_settle``)."""
+        return self.number_extra("write_settle", DEFAULT_WRITE_SETTLE)
+
+    def _settled_lookup(
+        self, entity: str, key: str, value: Any, unknown: BridgeOutcomeUnknownError
+    ) -> dict[str, Any] | None:
+        """
+        Look a record up by its natural key until the first write can no longer be pending.
+
+        :return: the record, or None when it stayed absent for ``write_settle`` seconds.
+        :raises BridgeOutcomeUnknownError: when that wait is longer than ``max_retry_wait``.
+        """
+        deadline = time.monotonic() + self.write_settle
+        while True:
+            found = self.find_entities(entity, {key: value})
+            if found:
+                return found[0]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if self.write_settle > self.config.max_retry_wait:
+                raise BridgeOutcomeUnknownError(
+                    f"The create may still be applied by the vendor for up to {left:.0f}s "
+                    f"(write_settle={self.write_settle:g}s, longer than max_retry_wait="
+                    f"{self.config.max_retry_wait:g}s); not sending it again. Retry the task: an upsert "
+                    "finds the record first",
+                    method=unknown.method,
+                    path=unknown.path,
+                    sent=unknown.sent,
+                ) from None
+            time.sleep(min(left, max(1.0, self.write_settle / 3)))
 
     def update_entity(self, entity: str, entity_id: str | int, data: dict[str, Any]) -> dict[str, Any]:
         """Change only the given fields of a record; return the updated record."""

@@ -14,6 +14,8 @@ Faults (``POST /_sandbox/config`` with ``{"faults": {...}}``):
   ``kind`` is ``error`` (500, not processed), ``drop`` (cut, not processed),
   ``error_after_write`` (processed, then answered 500), ``drop_after_write`` (processed, then
   the connection is cut), ``delay_after_write`` (processed, answered after ``seconds``),
+  ``delay_before_processing`` (held ``seconds``, *then* processed and answered: a write the
+  vendor applies after the client gave up waiting, as behind a slow queue),
   ``status`` (answered ``status`` with ``retry_after`` if given, not processed), ``html`` (an
   HTML error page with ``status``, like a proxy's), ``truncated`` (HTTP 200 with a cut-off JSON
   body), or ``pass`` (served normally: put it first to hit the n-th matching call).
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
+import contextlib
 import json
 import math
 import random
@@ -247,6 +250,25 @@ class SandboxControl:
                 }
             )
             await send({"type": "http.response.body", "body": cut})
+            return
+        if kind == "delay_before_processing":
+            self.count("fault_delay_before_processing")
+            body: list[Message] = []
+            while True:  # take the whole request now: the client may be gone when it is applied
+                message = await receive()
+                body.append(message)
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+            await asyncio.sleep(float(rule.get("seconds", 5)) if rule else 5)
+
+            async def replay() -> Message:
+                return body.pop(0) if body else {"type": "http.disconnect"}
+
+            async def maybe_gone(message: Message) -> None:
+                with contextlib.suppress(Exception):  # the client may have hung up long ago
+                    await send(message)
+
+            await self.app(scope, replay, maybe_gone)
             return
         if kind in ("error_after_write", "drop_after_write", "delay_after_write"):
             captured: list[Message] = []

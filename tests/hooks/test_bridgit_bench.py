@@ -284,10 +284,33 @@ class TestResilience:
         person = bridgit_hook.create_entity("persons", {"email": "once@example.com", "name": "Once"})
         assert bridgit.counter("persons_created") == 1 and person["email"] == "once@example.com"
 
-    def test_error_before_write_is_resent_once_found_absent(self, bridgit_hook, bridgit):
+    def test_error_before_write_is_resent_once_found_absent_for_write_settle(self, bridgit, monkeypatch):
+        _set_conn(monkeypatch, bridgit, extra={"account_id": 1, "rate_limits": [[200, 1]], "write_settle": 1})
         bridgit.add_fault("error", method="POST", path="/Projects")
-        bridgit_hook.create_entity("projects", {"name": "Second Try"})
+        started = time.monotonic()
+        _hook().create_entity("projects", {"name": "Second Try"})
         assert bridgit.counter("projects_created") == 1 and bridgit.counter("fault_error") == 1
+        assert time.monotonic() - started >= 1.0  # the lookup stayed negative for write_settle first
+
+    def test_a_write_the_vendor_applies_late_is_found_not_doubled(self, bridgit, monkeypatch):
+        # the vendor holds the create past the client's 1 s timeout and applies it at 2 s
+        extra = {"account_id": 1, "rate_limits": [[200, 1]], "timeout": 1, "write_settle": 4}
+        _set_conn(monkeypatch, bridgit, extra=extra)
+        bridgit.add_fault("delay_before_processing", method="POST", path="/Projects", seconds=2)
+        project = _hook().create_entity("projects", {"name": "Late"})
+        time.sleep(2.5)  # anything still in flight has landed by now
+        assert project["name"] == "Late"
+        assert bridgit.counter("projects_created") == 1  # 0 duplicates
+        assert [p["name"] for p in _hook().list_entities("projects")] == ["Late"]
+
+    def test_a_settle_longer_than_max_retry_wait_leaves_it_to_the_task_retry(self, bridgit, monkeypatch):
+        extra = {"account_id": 1, "rate_limits": [[200, 1]], "write_settle": 120, "max_retry_wait": 5}
+        _set_conn(monkeypatch, bridgit, extra=extra)
+        bridgit.add_fault("error", method="POST", path="/Projects")
+        with pytest.raises(BridgeOutcomeUnknownError, match="write_settle=120s") as err:
+            _hook().create_entity("projects", {"name": "Maybe"})
+        assert err.value.sent == {"name": "Maybe"}
+        assert bridgit.counter("projects_created") == 0  # not sent again
 
     def test_create_without_natural_key_raises_outcome_unknown(self, bridgit_hook, bridgit):
         project = bridgit_hook.create_entity("projects", {"name": "P"})
