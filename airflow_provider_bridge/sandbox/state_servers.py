@@ -248,13 +248,9 @@ class LocalRedis(_LocalServer):
 
     def stop(self) -> None:
         """Stop the server."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        from airflow_provider_bridge.sandbox.testing import terminate
+
+        terminate(self.process)
 
     def connection(self, **extra: Any) -> dict[str, Any]:
         """An Airflow connection (dict) of type ``redis`` to this server."""

@@ -51,6 +51,18 @@ SANDBOX_CREDENTIALS["third_party_manager"] = {
 SERVICEBRIDGE_OAUTH_APP = {"login": "sandbox-app-id", "password": "sandbox-app-secret"}
 
 
+def terminate(process: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(grace)
+
+
 class VendorSandbox:
     """Control client for one running vendor emulator."""
 
@@ -177,13 +189,7 @@ class SandboxProcess:
 
     def stop(self) -> None:
         """Stop the servers."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        terminate(self.process)
 
     def __enter__(self) -> SandboxProcess:
         return self.start()
