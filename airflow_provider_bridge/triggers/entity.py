@@ -10,19 +10,22 @@ Triggers that wait for vendor data to change, in the triggerer, holding no worke
   schedules nothing.
 
 Both read the connection with Airflow's async helper and run the (synchronous, rate-limited)
-vendor hook in a worker thread, so the triggerer's event loop never blocks. Adding a vendor
+vendor hook in a daemon thread (:func:`in_thread`), so the triggerer's event loop never blocks
+and a poll in flight never delays a cancellation or the process's exit. Adding a vendor
 needs no change here: the hook is chosen by the connection's type.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
+import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
@@ -30,7 +33,7 @@ from airflow_provider_bridge.exceptions import BridgeError, BridgeRateLimitError
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from airflow_provider_bridge.changes import ChangeBatch
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CURSOR_NAMESPACE = "event_trigger_cursor"
+T = TypeVar("T")
 
 
 async def _hook(conn_id: str) -> BridgeBaseHook:
@@ -48,6 +52,39 @@ async def _hook(conn_id: str) -> BridgeBaseHook:
 
     connection = await get_async_connection(conn_id)
     return get_bridge_hook(conn_id, connection=connection)
+
+
+async def in_thread(function: Callable[..., T], *args: Any) -> T:
+    """
+    Run a blocking call (the rate-limited vendor hook) in a **daemon** thread and await it.
+
+    Unlike ``asyncio.to_thread``, whose executor threads are joined at interpreter exit, a poll in
+    flight never keeps the triggerer (or ``airflow dags test``) alive after it was told to stop:
+    cancelling the awaiting task returns at once, and the thread's late result is dropped.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # the trigger was cancelled meanwhile: nobody wants the result
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = function(*args)
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="bridge-trigger-poll", daemon=True).start()
+    return await future
 
 
 def _summary(batch: ChangeBatch, max_records: int) -> dict[str, Any]:
@@ -125,7 +162,7 @@ class EntityChangeTrigger(BaseTrigger):
         since = coerce_since(self.since)
         while True:
             try:
-                batch = await asyncio.to_thread(hook.poll_changes, self.entity, since, self.query_params)
+                batch = await in_thread(hook.poll_changes, self.entity, since, self.query_params)
             except BridgeRateLimitError as exc:
                 log.warning(
                     "Poll of %s deferred by the rate limit (%s); trying again later", self.entity, exc
@@ -221,14 +258,14 @@ class EntityChangeEventTrigger(BaseEventTrigger):
         if store is not None:
             value = await store.aget(self.cursor_key)
             return str(value) if value else None
-        return await asyncio.to_thread(hook.state_backend.get, CURSOR_NAMESPACE, self.cursor_key)
+        return await in_thread(hook.state_backend.get, CURSOR_NAMESPACE, self.cursor_key)
 
     async def _save_cursor(self, hook: BridgeBaseHook, cursor: str) -> None:
         store = getattr(self, "asset_state_store", None)
         if store is not None:
             await store.aset(self.cursor_key, cursor)
         else:
-            await asyncio.to_thread(hook.state_backend.set, CURSOR_NAMESPACE, self.cursor_key, cursor)
+            await in_thread(hook.state_backend.set, CURSOR_NAMESPACE, self.cursor_key, cursor)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = await _hook(self.conn_id)
@@ -239,7 +276,7 @@ class EntityChangeEventTrigger(BaseEventTrigger):
             log.info("Watching %s from %s", self.entity, cursor)
         while True:
             try:
-                batch = await asyncio.to_thread(hook.poll_changes, self.entity, cursor, self.query_params)
+                batch = await in_thread(hook.poll_changes, self.entity, cursor, self.query_params)
             except BridgeError as exc:  # keep watching: a watcher that dies schedules nothing, silently
                 log.warning(
                     "Poll of %s failed (%s); trying again in %ss", self.entity, exc, self.poll_interval

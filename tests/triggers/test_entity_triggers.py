@@ -255,3 +255,24 @@ def test_the_change_trigger_ends_with_a_timeout_event_at_its_deadline(bridgit):
     event = asyncio.run(first_event())
     assert event.payload["status"] == "timeout"
     assert 0.9 <= time.monotonic() - started < 3
+
+
+def test_a_cancelled_trigger_stops_at_once_while_a_poll_is_in_flight(bridgit):
+    import contextlib
+
+    bridgit.configure(faults={"latency": 6})  # every vendor call takes 6 s
+    trigger = EntityChangeTrigger(
+        conn_id="bridgit_bench_default", entity="projects", since=_now_iso(), poll_interval=0.2
+    )
+    cancelled_at: list[float] = []
+
+    async def scenario() -> None:
+        task = asyncio.create_task(_next(trigger.run(), timeout=60))
+        await asyncio.sleep(1.5)  # the first poll now waits on the slow vendor
+        cancelled_at.append(time.monotonic())
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())  # includes the loop's shutdown: no thread may hold it open
+    assert time.monotonic() - cancelled_at[0] < 1.0
