@@ -28,6 +28,11 @@ _COMMON_FIELDS: dict[str, Any] = {
         "schema": {"type": ["number", "null"], "default": 60},
     },
     "page_size": {"label": "Page size", "schema": {"type": ["integer", "null"]}},
+    "max_pages": {
+        "label": "Max pages",
+        "description": "Most pages one listing may take before it counts as a runaway (default 10000).",
+        "schema": {"type": ["integer", "null"], "default": 10000},
+    },
     "write_settle": {
         "label": "Write settle (s)",
         "description": "After a create with an unknown outcome, the record is looked up by its natural key "

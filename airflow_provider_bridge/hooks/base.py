@@ -121,6 +121,8 @@ MAX_REDIRECTS = 3
 #: default extra ``write_settle``: seconds a vendor may still apply a create after the client
 #: gave up waiting (a slow database, a queue in front of the API)
 DEFAULT_WRITE_SETTLE = 30.0
+#: default extra ``max_pages``: the longest listing followed before it counts as a runaway
+DEFAULT_MAX_PAGES = 10_000
 #: seconds a connection Test waits for one answer at most (the connection's own timeout if shorter)
 TEST_TIMEOUT = 10.0
 
@@ -983,11 +985,38 @@ class BridgeBaseHook(BaseHook):
         merged = {**self.default_list_params(entity), **(params or {})}
         path = self.entity_path(entity)
         total = pages = 0
-        for records in self.pager_for(entity).pages(self, path, merged, size):
+        for records in self.bounded(self.pager_for(entity).pages(self, path, merged, size), entity):
             pages += 1
             total += len(records)
             yield from records
         log.info("Listed %d %s record(s) in %d page(s)", total, entity, pages)
+
+    @cached_property
+    def max_pages(self) -> int:
+        """Most pages one listing may take (extra ``max_pages``, default 10,000)."""
+        return int(self.number_extra("max_pages", DEFAULT_MAX_PAGES, minimum=1))
+
+    def bounded(self, pages: Iterator[list[dict[str, Any]]], what: str) -> Iterator[list[dict[str, Any]]]:
+        """
+        Pass a listing's pages through, ending a runaway one with a clear error: more than
+        ``max_pages`` pages, or the same non-empty page twice in a row (a server that always
+        says there is more, or a next link pointing to itself).
+        """
+        previous: str | None = None
+        for number, page in enumerate(pages, start=1):
+            if number > self.max_pages:
+                raise BridgeAPIError(
+                    f"Listing {what} passed max_pages={self.max_pages} pages and the vendor still says "
+                    "there are more; stopped (raise the extra 'max_pages' if the listing is really that long)"
+                )
+            digest = hashlib.sha256(jsonlib.dumps(page, sort_keys=True, default=str).encode()).hexdigest()
+            if page and digest == previous:
+                raise BridgeAPIError(
+                    f"Listing {what}: the vendor answered page {number} with exactly the records of page "
+                    f"{number - 1}; stopped a listing that would never end"
+                )
+            previous = digest
+            yield page
 
     def get_entity(self, entity: str, entity_id: str | int) -> dict[str, Any]:
         """Return one record."""

@@ -421,7 +421,7 @@ class BridgitBenchHook(BridgeBaseHook):
             predicates["activityTypes"] = activity_types
         pager = OffsetLimitPager(body={"predicates": predicates})
         path = f"{API_ROOT}/accounts/{self.account_id}/activities/_filter"
-        for page in pager.pages(self, path, {}, ACTIVITY_PAGE_SIZE):
+        for page in self.bounded(pager.pages(self, path, {}, ACTIVITY_PAGE_SIZE), "activities"):
             for item in page:
                 happened = item.get("happenedOn")
                 if isinstance(happened, str) and parse_timestamp(happened) <= start:

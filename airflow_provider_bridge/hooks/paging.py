@@ -11,6 +11,8 @@ import abc
 import logging
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_bridge.exceptions import BridgeAPIError
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -153,6 +155,7 @@ class JsonApiPager(Pager):
         query: dict[str, Any] | None = {**params, self.number_param: 1, self.size_param: page_size}
         page = 1
         credentials = True
+        followed: set[str] = set()
         while True:
             response = hook.request("GET", url, params=query, authenticate=credentials)
             doc = jsonapi.Document(hook.json_body(response))
@@ -166,6 +169,12 @@ class JsonApiPager(Pager):
                 if not next_link or not records:
                     return
                 url, query = hook.url_for(next_link), None  # the link carries its own query
+                if url in followed:
+                    raise BridgeAPIError(
+                        f"Listing {path}: links.next leads back to a page already read; stopped a "
+                        "listing that would never end"
+                    )
+                followed.add(url)
                 credentials = hook.link_credentials(url)
             elif len(records) < page_size or not records:
                 return
