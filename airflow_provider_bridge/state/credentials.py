@@ -131,8 +131,8 @@ class CredentialStore:
         """
         Return the stored record and its version (``(None, None)`` when there is none).
 
-        Pass the version to :meth:`save`: the save then succeeds only if nobody wrote the record
-        since, which fences off a holder whose lock lease ran out.
+        Pass the version to :meth:`save_if_unchanged`: the save then succeeds only if nobody wrote
+        the record since, which fences off a holder whose lock lease ran out.
         """
         found = self.backend.get_versioned(NAMESPACE, self.key)
         if found is None:
