@@ -72,9 +72,10 @@ def change_cursor(records: list[dict[str, Any]], poll_started: dt.datetime) -> d
     stamps = []
     for record in records:
         for field in TIMESTAMP_FIELDS:
-            value = record.get(field) or (record.get("Metadata") or {}).get(field)
+            metadata = record.get("Metadata")
+            value = record.get(field) or (metadata.get(field) if isinstance(metadata, dict) else None)
             if isinstance(value, str):
-                with contextlib.suppress(ValueError):
+                with contextlib.suppress(ValueError, OverflowError):
                     stamps.append(parse_timestamp(value))
                 break
     return max(stamps) if stamps and len(stamps) == len(records) else poll_started

@@ -72,10 +72,11 @@ class Document:
         else:
             self.records = []
             self.is_collection = data is None and "data" not in body
+        included = body.get("included")
         self.included = {
             (r.get("type"), r.get("id")): flatten(r)
-            for r in body.get("included") or []
-            if isinstance(r, dict)
+            for r in (included if isinstance(included, list) else [])
+            if isinstance(r, dict) and "type" in r
         }
         meta, links = body.get("meta"), body.get("links")
         self.meta: dict[str, Any] = meta if isinstance(meta, dict) else {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from airflow_provider_bridge.exceptions import BridgeConfigError
+from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeConfigError
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
@@ -27,6 +27,21 @@ def parse_timestamp(value: str) -> dt.datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.astimezone(dt.UTC)
+
+
+def record_timestamp(value: object, *, field: str) -> dt.datetime:
+    """
+    A timestamp the vendor sent in a record, parsed like :func:`parse_timestamp`.
+
+    :param field: what to call the value in the error, e.g. ``projects[].lastModifiedOn``.
+    :raises BridgeAPIError: naming ``field`` when the value is not a timestamp.
+    """
+    if isinstance(value, str):
+        try:
+            return parse_timestamp(value)
+        except (ValueError, OverflowError):
+            pass
+    raise BridgeAPIError(f"The vendor sent {field} = {value!r:.80}, which is not an ISO 8601 timestamp")
 
 
 def coerce_since(value: object, *, field: str = "since") -> dt.datetime:

@@ -30,6 +30,10 @@ def _problem(text: str) -> str | None:
     return None
 
 
+#: the longest record id or resource path segment accepted (URLs past ~8 KB are refused by servers)
+MAX_SEGMENT = 1024
+
+
 def segment(argument: str, value: Any) -> str:
     """
     One path segment (a record id) checked and percent-encoded.
@@ -41,11 +45,16 @@ def segment(argument: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise BridgeConfigError(f"{argument}: expected a record id (string or integer), got {value!r}")
     text = str(value)
+    if len(text) > MAX_SEGMENT:
+        raise BridgeConfigError(
+            f"{argument}: a record id is at most {MAX_SEGMENT} characters, got {len(text):,} "
+            f"({text[:40]!r}...)"
+        )
     problem = _problem(text)
     if problem is not None:
         raise BridgeConfigError(
             f"{argument}: a record id may not contain {problem} (it must name exactly one record), "
-            f"got {value!r}"
+            f"got {value!r:.200}"
         )
     return quote(text, safe="-._~")
 
@@ -61,10 +70,12 @@ def entity_segments(argument: str, value: Any) -> list[str]:
     parts = value.split("/")
     for part in parts:
         problem = _problem(part)
+        if problem is None and len(part) > MAX_SEGMENT:
+            problem = f"a segment longer than {MAX_SEGMENT} characters"
         if problem is not None:
             raise BridgeConfigError(
                 f"{argument}: expected a relative resource path of plain segments (e.g. 'projects' or "
-                f"'projects/42/roles'), without {problem}; got {value!r}"
+                f"'projects/42/roles'), without {problem}; got {value!r:.200}"
             )
     return [quote(part, safe="-._~") for part in parts]
 
@@ -82,7 +93,12 @@ def check_request_path(path: Any) -> str:
     """
     if not isinstance(path, str) or not path.strip():
         raise BridgeConfigError(f"path: expected a path such as '/rp/api/v1/Accounts', got {path!r}")
-    route = urlsplit(path).path if path.startswith(("http://", "https://")) else path.split("?", 1)[0]
+    try:
+        route = urlsplit(path).path if path.startswith(("http://", "https://")) else path.split("?", 1)[0]
+        if path.startswith(("http://", "https://")):
+            origin(path)  # parses host and port
+    except ValueError as exc:
+        raise BridgeConfigError(f"path: not a valid URL ({exc}), got {path!r:.200}") from None
     decoded = route.lower().replace("%2e", ".").replace("%2f", "/").replace("%5c", "\\")
     bad = (
         "\\" in decoded

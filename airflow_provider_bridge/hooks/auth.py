@@ -26,6 +26,7 @@ from airflow_provider_bridge.exceptions import (
     BridgeConnectionError,
     BridgeOutcomeUnknownError,
 )
+from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.state.credentials import mask
 
 if TYPE_CHECKING:
@@ -269,7 +270,7 @@ class OAuthTokenEndpoint:
             "POST", self.token_url, data=data, headers=headers, authenticate=False, idempotent=idempotent
         )
         try:
-            body = response.json()
+            body = decode_json(response)
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json as jsonlib
 import logging
+import math
 import os
 import re
 import time
@@ -41,6 +42,7 @@ from airflow_provider_bridge.exceptions import (
     BridgeOutcomeUnknownError,
     BridgeRateLimitError,
 )
+from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import Pager, SinglePage
 from airflow_provider_bridge.retry_policy import (
     Action,
@@ -104,7 +106,7 @@ SECRET_EXTRAS = ("refresh_token", "client_secret", "api_key")
 def _oauth_error_code(response: requests.Response) -> str | None:
     """A short OAuth ``error`` code (e.g. ``invalid_grant``) from a token answer, if it has one."""
     try:
-        body = response.json()
+        body = decode_json(response)
     except ValueError:
         return None
     code = body.get("error") if isinstance(body, dict) else None
@@ -175,24 +177,40 @@ def _extra_value(extras: dict[str, Any], conn_type: str, name: str) -> Any:
     return None
 
 
+#: the largest value any numeric extra takes (a year of seconds; far beyond any sensible setting)
+_NUMBER_CEILING = 366 * 24 * 3600
+
+
 def _number(
-    conn_id: str, name: str, value: Any, default: float, *, integer: bool = False, minimum: float = 0
+    conn_id: str,
+    name: str,
+    value: Any,
+    default: float,
+    *,
+    integer: bool = False,
+    minimum: float = 0,
+    maximum: float = _NUMBER_CEILING,
 ) -> Any:
     if value is None:
         return default
+    kind = "an integer" if integer else "a number"
     try:
         if isinstance(value, bool):
             raise ValueError
-        number = int(value) if integer else float(value)
-        if integer and isinstance(value, float) and not value.is_integer():
+        number = float(value)
+        if not math.isfinite(number) or (integer and not number.is_integer()):
             raise ValueError
-    except (TypeError, ValueError):
-        kind = "an integer" if integer else "a number"
+        if integer:
+            number = int(number)
+    except (TypeError, ValueError, OverflowError):
         raise BridgeConfigError(
             f"Connection {conn_id!r}: extra '{name}' must be {kind}, got {value!r}"
         ) from None
-    if number < minimum:
-        raise BridgeConfigError(f"Connection {conn_id!r}: extra '{name}' must be >= {minimum}, got {value!r}")
+    if not minimum <= number <= maximum:
+        raise BridgeConfigError(
+            f"Connection {conn_id!r}: extra '{name}' must be {kind} from {minimum:g} to {maximum:g}, "
+            f"got {value!r}"
+        )
     return number
 
 
@@ -275,7 +293,13 @@ class BridgeBaseHook(BaseHook):
             raise BridgeConfigError(f"Connection {cid!r}: field 'host' is required (the vendor's base URL)")
         if "://" not in base_url:
             base_url = f"{schema or 'https'}://{base_url}"
-        parts = urlsplit(base_url)
+        try:
+            parts = urlsplit(base_url)
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError as exc:
+            raise BridgeConfigError(
+                f"Connection {cid!r}: field 'host' is not a valid URL ({exc}), got {host!r}"
+            ) from None
         if "@" in parts.netloc:
             raise BridgeConfigError(
                 f"Connection {cid!r}: field 'host' must not contain a user name or password "
@@ -337,19 +361,21 @@ class BridgeBaseHook(BaseHook):
             extras=extras,
             rate_limits=rate_limits,
             rate_limit_margin=_number(
-                cid, "rate_limit_margin", _extra_value(extras, ctype, "rate_limit_margin"), 0.05
+                cid, "rate_limit_margin", _extra_value(extras, ctype, "rate_limit_margin"), 0.05, maximum=0.9
             ),
-            timeout=_number(cid, "timeout", _extra_value(extras, ctype, "timeout"), 30.0, minimum=0.001),
+            timeout=_number(
+                cid, "timeout", _extra_value(extras, ctype, "timeout"), 30.0, minimum=0.001, maximum=3600
+            ),
             verify=verify,
             max_retries=_number(
-                cid, "max_retries", _extra_value(extras, ctype, "max_retries"), 5, integer=True
+                cid, "max_retries", _extra_value(extras, ctype, "max_retries"), 5, integer=True, maximum=100
             ),
             max_retry_wait=_number(
                 cid, "max_retry_wait", _extra_value(extras, ctype, "max_retry_wait"), 60.0
             ),
             page_size=None
             if page_size is None
-            else _number(cid, "page_size", page_size, 0, integer=True, minimum=1),
+            else _number(cid, "page_size", page_size, 0, integer=True, minimum=1, maximum=100_000),
         )
 
     def extra(self, name: str) -> Any:
@@ -419,6 +445,23 @@ class BridgeBaseHook(BaseHook):
             f"{self.hook_name} gave a link to {host!r}, outside the connection's host; not followed "
             "(list the host in the extra 'allowed_hosts' to follow it, without credentials)"
         )
+
+    @cached_property
+    def extras_checked(self) -> bool:
+        """
+        Every extra this hook reads, validated once before its first request: a typo in an extra
+        read only on a rare path (``write_settle`` after an ambiguous create) fails before
+        anything is sent, not in the middle of a write.
+        """
+        self.check_extras()
+        return True
+
+    def check_extras(self) -> None:
+        """Read (and so validate) every extra; vendors add theirs. Raises BridgeConfigError."""
+        self.mapping_extra("natural_keys")
+        self.allowed_hosts  # noqa: B018 - reading validates
+        self.max_pages  # noqa: B018
+        self.write_settle  # noqa: B018
 
     def number_extra(self, name: str, default: float, *, minimum: float = 0.0) -> float:
         """A numeric extra (``default`` when unset), at least ``minimum``."""
@@ -498,8 +541,8 @@ class BridgeBaseHook(BaseHook):
     def records_from(self, response: requests.Response) -> list[dict[str, Any]]:
         """The records of one list page."""
         body = self.json_body(response)
-        if not isinstance(body, list):
-            raise self._unexpected(response, "a JSON array")
+        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+            raise self._unexpected(response, "a JSON array of objects")
         return body
 
     def record_from(self, response: requests.Response) -> dict[str, Any]:
@@ -583,6 +626,15 @@ class BridgeBaseHook(BaseHook):
         """Query parameters that keep the :meth:`test_connection` call cheap."""
         return {}
 
+    def check_test_answer(self, response: requests.Response) -> None:
+        """
+        Check that the :meth:`test_connection` answer has the vendor's shape, not just a 2xx
+        (a proxy's HTML page or another service on that host answers 200 too).
+
+        :raises BridgeAPIError: naming what came instead.
+        """
+        self.records_from(response)
+
     def changed_since(
         self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
@@ -630,6 +682,7 @@ class BridgeBaseHook(BaseHook):
             raise BridgeConfigError(f"method: expected one of {', '.join(sorted(_METHODS))}, got {method!r}")
         method = method.upper()
         url = self.url_for(urls.check_request_path(path))
+        self.extras_checked  # noqa: B018 - validates every extra once, before anything is sent
         if authenticate and urls.origin(url) != urls.origin(self.config.base_url):
             raise BridgeConfigError(
                 f"{method} {urlsplit(url).path}: refusing to send this connection's credentials to "
@@ -825,32 +878,40 @@ class BridgeBaseHook(BaseHook):
         """
         cfg = self.config
         home = urls.origin(cfg.base_url)
-        response = self.session.request(
-            method,
-            url,
-            params=params or None,
-            json=json,
-            data=data,
-            headers=headers,
-            timeout=cfg.timeout,
-            verify=cfg.verify,
-            allow_redirects=False,
-        )
+
+        def send(target: str, **body: Any) -> requests.Response:
+            try:
+                return self.session.request(
+                    method,
+                    target,
+                    headers=headers,
+                    timeout=cfg.timeout,
+                    verify=cfg.verify,
+                    allow_redirects=False,
+                    **body,
+                )
+            except requests.RequestException:
+                raise  # classified by the caller (some are ValueErrors too)
+            except ValueError as exc:  # requests parses a redirect's Location even when not following it
+                raise BridgeAPIError(
+                    f"{method} {urlsplit(url).path}: {self.hook_name} answered with a redirect to a "
+                    f"malformed address ({exc}); not followed",
+                    method=method,
+                    path=urlsplit(url).path,
+                ) from None
+
+        response = send(url, params=params or None, json=json, data=data)
         for _ in range(MAX_REDIRECTS):
             if not (follow and response.is_redirect):
                 break
-            target = urljoin(response.url, response.headers.get("Location", ""))
-            if urlsplit(target).scheme not in ("http", "https") or urls.origin(target) != home:
+            try:
+                target = urljoin(response.url, response.headers.get("Location", ""))
+                elsewhere = urlsplit(target).scheme not in ("http", "https") or urls.origin(target) != home
+            except ValueError:  # a malformed Location (bad IPv6 literal, port out of range...)
                 break
-            response = self.session.request(
-                method,
-                target,
-                params=None if urlsplit(target).query else (params or None),
-                headers=headers,
-                timeout=cfg.timeout,
-                verify=cfg.verify,
-                allow_redirects=False,
-            )
+            if elsewhere:
+                break
+            response = send(target, params=None if urlsplit(target).query else (params or None))
         return response
 
     def _backoff(self, attempt_no: int) -> float:
@@ -868,9 +929,12 @@ class BridgeBaseHook(BaseHook):
             details = ErrorDetails()
         status = response.status_code
         if response.is_redirect:
-            target = urlsplit(urljoin(response.url, response.headers.get("Location", "")))
+            try:
+                where = urlsplit(urljoin(response.url, response.headers.get("Location", ""))).hostname
+            except ValueError:
+                where = None  # a malformed Location
             return BridgeAPIError(
-                f"{self.hook_name} answered with a redirect (HTTP {status}) to {target.hostname or '?'!r}, "
+                f"{self.hook_name} answered with a redirect (HTTP {status}) to {where or '?'!r}, "
                 f"which was not followed: only reads follow redirects, and only within "
                 f"{urlsplit(self.config.base_url).hostname!r}; sign-in and token requests never do",
                 status_code=status,
@@ -922,7 +986,7 @@ class BridgeBaseHook(BaseHook):
         if response.status_code == 204 or not response.content:
             return None
         try:
-            return response.json()
+            return decode_json(response)
         except ValueError:
             raise self._unexpected(response, "JSON") from None
 
@@ -957,9 +1021,11 @@ class BridgeBaseHook(BaseHook):
         if not data and not allow_empty:
             raise BridgeConfigError("data: expected at least one field, got an empty dict")
         try:
-            jsonlib.dumps(data)
+            jsonlib.dumps(data, allow_nan=False)  # NaN and Infinity are not JSON
         except (TypeError, ValueError) as exc:
             raise BridgeConfigError(f"data: not JSON-serializable: {exc}") from None
+        except RecursionError:
+            raise BridgeConfigError("data: nested too deeply to send as JSON") from None
         return data
 
     def list_entities(
@@ -1135,6 +1201,10 @@ class BridgeBaseHook(BaseHook):
                 return a.strip().casefold() == b.strip().casefold()
             return bool(a == b)
 
+        if params is not None and not isinstance(params, dict):
+            raise BridgeConfigError(
+                f"params: expected a dict of query parameters, got {type(params).__name__}"
+            )
         query = {**self.match_params(entity, match), **(params or {})}
         return [
             r for r in self.list_entities(entity, query) if all(same(r.get(k), v) for k, v in match.items())
@@ -1184,7 +1254,7 @@ class BridgeBaseHook(BaseHook):
                 checked = self.auth.test_without_spending()
                 if checked is not None:
                     return checked
-            self.request("GET", self.test_path(), params=self.test_params() or None)
+            self.check_test_answer(self.request("GET", self.test_path(), params=self.test_params() or None))
         except BridgeError as exc:
             return False, str(exc)
         except Exception as exc:  # the UI shows this message; never let a secret through

@@ -36,9 +36,10 @@ from airflow_provider_bridge.exceptions import (
 )
 from airflow_provider_bridge.hooks.auth import SharedTokenAuth
 from airflow_provider_bridge.hooks.base import BridgeBaseHook, ErrorDetails
+from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import OffsetLimitPager, Pager, SinglePage
 from airflow_provider_bridge.state.credentials import mask
-from airflow_provider_bridge.timestamps import coerce_since, isoformat_z, parse_timestamp
+from airflow_provider_bridge.timestamps import coerce_since, isoformat_z, parse_timestamp, record_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -69,6 +70,13 @@ _ROLE_UPDATE_FIELDS = (
 )
 #: the activity feed's page size cap (spec: limit 1..50)
 ACTIVITY_PAGE_SIZE = 50
+
+
+def _numeric_id(value: Any, field: str) -> int:
+    """A record id Bridgit sends as a number (or numeric string); a clear error otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
+        raise BridgeAPIError(f"The vendor sent {field} = {value!r:.80}, which is not a numeric id")
+    return int(value)
 
 
 class BridgitSessionAuth(SharedTokenAuth):
@@ -187,6 +195,10 @@ class BridgitBenchHook(BridgeBaseHook):
             )
         return int(str(raw).strip())
 
+    def check_extras(self) -> None:
+        super().check_extras()
+        self.configured_account_id  # noqa: B018 - reading validates
+
     @cached_property
     def account_id(self) -> int:
         """The account id: from the connection, else the one account the caller can reach."""
@@ -259,7 +271,7 @@ class BridgitBenchHook(BridgeBaseHook):
 
     def parse_error(self, response: requests.Response) -> ErrorDetails:
         try:
-            body = response.json()
+            body = decode_json(response)
         except ValueError:
             return ErrorDetails(message=response.text[:200] or None)
         if not isinstance(body, dict):
@@ -283,6 +295,12 @@ class BridgitBenchHook(BridgeBaseHook):
         if self.configured_account_id is not None:
             return f"{API_ROOT}/Accounts/{self.configured_account_id}"
         return f"{API_ROOT}/Accounts"
+
+    def check_test_answer(self, response: requests.Response) -> None:
+        if self.configured_account_id is not None:
+            self.record_from(response)
+        else:
+            self.records_from(response)
 
     # -- writes with vendor specifics ------------------------------------------------------
     def update_entity(self, entity: str, entity_id: str | int, data: dict[str, Any]) -> dict[str, Any]:
@@ -424,7 +442,10 @@ class BridgitBenchHook(BridgeBaseHook):
         for page in self.bounded(pager.pages(self, path, {}, ACTIVITY_PAGE_SIZE), "activities"):
             for item in page:
                 happened = item.get("happenedOn")
-                if isinstance(happened, str) and parse_timestamp(happened) <= start:
+                if (
+                    happened is not None
+                    and record_timestamp(happened, field="activities[].happenedOn") <= start
+                ):
                     continue
                 yield item
 
@@ -445,13 +466,15 @@ class BridgitBenchHook(BridgeBaseHook):
         if roles:
             project_id = int(roles.group(1))
             touched = {
-                int(a["roleId"])
+                _numeric_id(a["roleId"], "activities[].roleId")
                 for a in self.activities(start, project_ids=[project_id])
                 if a.get("roleId") is not None
             }
             if not touched:
                 return
-            current = {int(r["id"]): r for r in self.list_entities(entity, params)}
+            current = {
+                _numeric_id(r.get("id"), f"{entity}[].id"): r for r in self.list_entities(entity, params)
+            }
             self.last_scanned = len(current)
             for role_id in sorted(touched):
                 yield current.get(role_id, {"id": role_id, "deleted": True})
@@ -475,7 +498,7 @@ class BridgitBenchHook(BridgeBaseHook):
                     f"changed_since: {entity} records carry no lastModifiedOn; Bridgit can detect changes "
                     "for projects, persons and projects/<id>/roles"
                 )
-            if parse_timestamp(str(stamp)) > start:
+            if record_timestamp(stamp, field=f"{entity}[].lastModifiedOn") > start:
                 changed += 1
                 yield record
         self.last_scanned = scanned

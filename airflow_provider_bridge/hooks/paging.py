@@ -11,7 +11,8 @@ import abc
 import logging
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_bridge.exceptions import BridgeAPIError
+from airflow_provider_bridge import urls
+from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -21,6 +22,15 @@ if TYPE_CHECKING:
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
 
 log = logging.getLogger(__name__)
+
+
+def _start(value: Any, name: str, minimum: int) -> int:
+    """Where a caller asked a listing to start (``offset`` or ``page`` in params)."""
+    if value in (None, ""):
+        return minimum
+    if isinstance(value, bool) or not str(value).strip().isdigit() or int(value) < minimum:
+        raise BridgeConfigError(f"params: {name!r} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 class Pager(abc.ABC):
@@ -68,7 +78,7 @@ class OffsetLimitPager(Pager):
     def pages(
         self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int
     ) -> Iterator[list[dict[str, Any]]]:
-        offset = int(params.pop(self.offset_param, 0) or 0)
+        offset = _start(params.pop(self.offset_param, 0), self.offset_param, 0)
         page = 0
         while True:
             page += 1
@@ -113,7 +123,7 @@ class PageNumberPager(Pager):
     def pages(
         self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int
     ) -> Iterator[list[dict[str, Any]]]:
-        page = int(params.pop(self.page_param, self.first_page) or self.first_page)
+        page = _start(params.pop(self.page_param, self.first_page), self.page_param, self.first_page)
         seen = 0
         while True:
             response = hook.request(
@@ -158,7 +168,10 @@ class JsonApiPager(Pager):
         followed: set[str] = set()
         while True:
             response = hook.request("GET", url, params=query, authenticate=credentials)
-            doc = jsonapi.Document(hook.json_body(response))
+            try:
+                doc = jsonapi.Document(hook.json_body(response))
+            except jsonapi.NotJsonApiError as exc:
+                raise hook._unexpected(response, f"a JSON:API document ({exc})") from None
             records = doc.records
             if page == 1 and doc.total is not None and doc.total > len(records):
                 hook.announce_requests(-(-doc.total // page_size), f"listing {doc.total} records of {path}")
@@ -169,6 +182,12 @@ class JsonApiPager(Pager):
                 if not next_link or not records:
                     return
                 url, query = hook.url_for(next_link), None  # the link carries its own query
+                try:
+                    urls.origin(url)
+                except ValueError:
+                    raise BridgeAPIError(
+                        f"Listing {path}: links.next is not a usable URL ({next_link[:100]!r})"
+                    ) from None
                 if url in followed:
                     raise BridgeAPIError(
                         f"Listing {path}: links.next leads back to a page already read; stopped a "

@@ -37,6 +37,7 @@ from airflow_provider_bridge.hooks.auth import (
     SharedTokenAuth,
 )
 from airflow_provider_bridge.hooks.base import BridgeBaseHook, ErrorDetails
+from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import PageNumberPager, Pager
 from airflow_provider_bridge.retry_policy import Outcome
 from airflow_provider_bridge.state.credentials import mask
@@ -68,7 +69,7 @@ def envelope(response: requests.Response) -> dict[str, Any] | None:
         cached: dict[str, Any] | None = response._bridge_envelope
         return cached
     try:
-        body = response.json() if response.content else None
+        body = decode_json(response) if response.content else None
     except ValueError:
         body = None
     value = body if isinstance(body, dict) and ("Success" in body or "Data" in body) else None
@@ -194,6 +195,13 @@ class ServiceBridgeHook(BridgeBaseHook):
             )
         return value
 
+    def check_extras(self) -> None:
+        super().check_extras()
+        self.auth_type  # noqa: B018 - reading validates
+        self.api_version  # noqa: B018
+        self.number_extra("session_idle_timeout", 1800, minimum=0.001)
+        self.number_extra("change_overlap", 300, minimum=0.001)
+
     def for_api_version(self, api_version: str) -> ServiceBridgeHook:
         """The same connection at another API version (e.g. ``v2`` for the Locations/Contacts model)."""
         hook = type(self)(self.conn_id, api_version=api_version, state_backend=self._state_backend)
@@ -248,8 +256,8 @@ class ServiceBridgeHook(BridgeBaseHook):
         data = self._data(response)
         if data is None:
             return []
-        if not isinstance(data, list):
-            raise self._unexpected(response, "an envelope whose Data is a list")
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise self._unexpected(response, "an envelope whose Data is a list of objects")
         return data
 
     def record_from(self, response: requests.Response) -> dict[str, Any]:
@@ -275,6 +283,10 @@ class ServiceBridgeHook(BridgeBaseHook):
                 details = self.parse_error(response)
                 text = f"{details.code or ''} {details.message or ''}"
                 return Outcome.AUTH_EXPIRED if AUTH_ERROR.search(text) else Outcome.CLIENT_ERROR
+            if body is not None and body.get("Success") is not True:
+                # an envelope that does not say Success: true (missing, "true", 1) is not a success;
+                # a write answered so may or may not have been applied, as after a 5xx
+                return Outcome.SERVER_ERROR
         elif outcome is Outcome.CLIENT_ERROR and response.status_code == 403 and self.auth_type == "session":
             return Outcome.AUTH_EXPIRED  # a dead session key may answer 403: log in again once
         return outcome
@@ -290,6 +302,10 @@ class ServiceBridgeHook(BridgeBaseHook):
             return ErrorDetails(code=None if code is None else str(code), message=message)
         if isinstance(error, str):
             return ErrorDetails(message=error)
+        if body is not None and response.ok and body.get("Success") is not True:
+            return ErrorDetails(
+                message=f"the answer's envelope says Success: {body.get('Success')!r}, not true"
+            )
         return ErrorDetails(message=(response.text or "")[:200] or None)
 
     def test_path(self) -> str:
@@ -312,12 +328,17 @@ class ServiceBridgeHook(BridgeBaseHook):
         entity = self._check_entity(entity)
         start = coerce_since(since)
         overlap = self.number_extra("change_overlap", 300, minimum=0.001)
-        query_from = start - dt.timedelta(seconds=overlap)
+        try:
+            query_from = start - dt.timedelta(seconds=overlap)
+        except OverflowError:  # a since near year 1: there is nothing before it anyway
+            query_from = dt.datetime.min.replace(tzinfo=dt.UTC)
         query = {**(params or {}), "changeTime": query_from.strftime("%Y-%m-%dT%H:%M:%S")}
         seen: set[tuple[Any, Any]] = set()
         scanned = 0
         for scanned, record in enumerate(self.list_entities(entity, query), start=1):  # noqa: B007
-            metadata = record.get("Metadata") or {}
+            metadata = record.get("Metadata")
+            if not isinstance(metadata, dict):  # no usable metadata: report it as changed
+                metadata = {}
             updated = metadata.get("UpdatedOn")
             if isinstance(updated, str):
                 try:

@@ -36,6 +36,7 @@ from airflow_provider_bridge.exceptions import (
 )
 from airflow_provider_bridge.hooks.auth import OAuthClientCredentialsAuth
 from airflow_provider_bridge.hooks.base import BridgeBaseHook, ErrorDetails, _request_path
+from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import JsonApiPager, Pager
 from airflow_provider_bridge.retry_policy import Outcome
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
@@ -119,7 +120,22 @@ class ThirdPartyManagerHook(BridgeBaseHook):
             )
         if not str(url).startswith(("https://", "http://")):
             url = self.url_for(str(url))
+        try:
+            urls.origin(str(url))
+        except ValueError as exc:
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra 'token_url' is not a valid URL ({exc}), got {url!r}"
+            ) from None
         return str(url)
+
+    def check_extras(self) -> None:
+        super().check_extras()
+        self.path_prefix  # noqa: B018 - reading validates
+        self.token_url  # noqa: B018
+        self.choice_extra("paging", ("page", "jsonapi"))
+        self.choice_extra("client_auth", ("body", "basic"))
+        self.mapping_extra("extra_headers")
+        self.mapping_extra("resource_types")
 
     def build_auth(self) -> OAuthClientCredentialsAuth:
         """Client credentials, validated before any request."""
@@ -235,7 +251,7 @@ class ThirdPartyManagerHook(BridgeBaseHook):
 
     def parse_error(self, response: requests.Response) -> ErrorDetails:
         try:
-            body = response.json()
+            body = decode_json(response)
         except ValueError:
             snippet = re.sub(r"\s+", " ", response.text or "")[:200]
             return ErrorDetails(message=f"not a JSON:API error document: {snippet}" if snippet else None)

@@ -12,8 +12,10 @@ worker slot: give such tasks ``retries`` and a ``retry_delay`` so Airflow tries 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -153,23 +155,66 @@ class ListEntitiesOperator(BridgeEntityOperator):
 
 
 def write_json_lines(path: str, records: Any) -> int:
-    """Write records as JSON lines to a local path or an object-storage URL; return the count."""
+    """
+    Write records as JSON lines to a local path or an object-storage URL; return the count.
+
+    The path is checked and opened before the first record is read (so before any request of a
+    listing passed as ``records``). A local file is written under a temporary name beside it and
+    renamed into place once complete: a listing that fails midway leaves no half-written file.
+
+    :raises BridgeConfigError: naming ``output_path`` when it cannot be written.
+    """
     if not isinstance(path, str) or not path.strip():
         raise BridgeConfigError(f"output_path: expected a file path or URL, got {path!r}")
-    count = 0
     if "://" in path and not path.startswith("file://"):
-        from airflow.sdk import ObjectStoragePath
+        try:
+            from airflow.sdk import ObjectStoragePath
 
-        target = ObjectStoragePath(path)
-        handle = target.open("w")
-    else:
-        local = path[len("file://") :] if path.startswith("file://") else path
-        os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
-        handle = open(local, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-    with handle:
-        for record in records:
+            handle = ObjectStoragePath(path).open("w")
+        except Exception as exc:  # unknown scheme, missing filesystem package, no access...
+            raise BridgeConfigError(
+                f"output_path: cannot write to {path!r} ({type(exc).__name__}: {exc}); expected a local "
+                "path or a URL of an object store Airflow knows (e.g. s3://bucket/key.jsonl)"
+            ) from None
+        with handle:
+            return _write_lines(handle, records, path)
+    local = os.path.abspath(path[len("file://") :] if path.startswith("file://") else path)
+    if os.path.isdir(local) or path.endswith(("/", os.sep)):
+        raise BridgeConfigError(f"output_path: {path!r} is a directory; expected the path of a file")
+    directory = os.path.dirname(local)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        partial = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed or removed below
+            "w",
+            encoding="utf-8",
+            dir=directory,
+            prefix=f".{os.path.basename(local)}.",
+            suffix=".part",
+            delete=False,
+        )
+    except OSError as exc:
+        raise BridgeConfigError(
+            f"output_path: cannot write a file in {directory!r} ({exc.strerror or exc})"
+        ) from None
+    try:
+        with partial:
+            count = _write_lines(partial, records, path)
+        os.replace(partial.name, local)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial.name)
+        raise
+    return count
+
+
+def _write_lines(handle: Any, records: Any, path: str) -> int:
+    count = 0
+    for record in records:
+        try:
             handle.write(json.dumps(record, default=str) + "\n")
-            count += 1
+        except OSError as exc:
+            raise BridgeError(f"output_path: writing {path!r} failed ({exc.strerror or exc})") from None
+        count += 1
     return count
 
 
@@ -237,7 +282,13 @@ class UpsertEntityOperator(BridgeEntityOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         if not isinstance(self.data, dict) or not self.data:
             raise BridgeConfigError(f"data: expected a non-empty dict of fields, got {self.data!r:.100}")
-        fields = [self.match_on] if isinstance(self.match_on, str) else list(self.match_on or [])
+        if not isinstance(self.match_on, (str, list, tuple)) or not all(
+            isinstance(f, str) for f in ([self.match_on] if isinstance(self.match_on, str) else self.match_on)
+        ):
+            raise BridgeConfigError(
+                f"match_on: expected a field name or a list of field names, got {self.match_on!r:.100}"
+            )
+        fields = [self.match_on] if isinstance(self.match_on, str) else list(self.match_on)
         missing = [f for f in fields if f not in self.data]
         if not fields or missing:
             raise BridgeConfigError(

@@ -19,6 +19,9 @@ Faults (``POST /_sandbox/config`` with ``{"faults": {...}}``):
   ``status`` (answered ``status`` with ``retry_after`` if given, not processed), ``html`` (an
   HTML error page with ``status``, like a proxy's), ``truncated`` (HTTP 200 with a cut-off JSON
   body), or ``pass`` (served normally: put it first to hit the n-th matching call).
+* ``random``: faults drawn at random, each ``{"kind", "rate", "method", "path", ...}`` with the
+  kinds and options of ``rules`` and ``rate`` the share of matching calls it hits (checked in
+  order, after the one-shot ``rules``; the fault soak uses these).
 
 Control endpoints (never rate limited or faulted): ``GET /_sandbox/stats``,
 ``GET|POST /_sandbox/config``, ``POST /_sandbox/reset``.
@@ -194,7 +197,7 @@ class SandboxControl:
         if latency > 0:
             await asyncio.sleep(latency)
 
-        rule = self._take_rule(method, path)
+        rule = self._take_rule(method, path) or self._draw_random(method, path)
         kind = rule.get("kind") if rule else None
         if kind == "pass":
             await self.app(scope, receive, send)
@@ -288,6 +291,18 @@ class SandboxControl:
                     await send(message)
             return
         await self.app(scope, receive, send)
+
+    def _draw_random(self, method: str, path: str) -> dict[str, Any] | None:
+        """A fault of ``faults.random`` drawn for this call (each entry with its own ``rate``)."""
+        for rule in (self.config.get("faults") or {}).get("random") or []:
+            if rule.get("method") and rule["method"].upper() != method:
+                continue
+            if rule.get("path") and rule["path"] not in path:
+                continue
+            if self.random.random() < float(rule.get("rate", 0)):
+                self.count(f"random_{rule.get('kind')}")
+                return dict(rule)
+        return None
 
     def _take_rule(self, method: str, path: str) -> dict[str, Any] | None:
         rules = (self.config.get("faults") or {}).get("rules") or []

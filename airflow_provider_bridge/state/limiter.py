@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: the longest rate window accepted (31 days) and the most requests one window may allow
+MAX_WINDOW_SECONDS = 31 * 24 * 3600
+MAX_WINDOW_REQUESTS = 10**9
+
+
 def normalize_windows(raw: object, *, field: str = "rate_limits") -> list[tuple[int, float]]:
     """
     Validate and simplify rate windows.
@@ -56,9 +61,12 @@ def normalize_windows(raw: object, *, field: str = "rate_limits") -> list[tuple[
             or item[0] <= 0
             or not math.isfinite(item[1])
             or item[1] <= 0
+            or item[0] > MAX_WINDOW_REQUESTS
+            or item[1] > MAX_WINDOW_SECONDS
         ):
             raise BridgeConfigError(
-                f"{field}: each window must be [requests (positive int), seconds (positive number)]; "
+                f"{field}: each window must be [requests (positive int up to {MAX_WINDOW_REQUESTS:,}), "
+                f"seconds (positive number up to {MAX_WINDOW_SECONDS:,}, i.e. 31 days)]; "
                 f"got {item!r} (expected {expected})"
             )
         windows.append((int(item[0]), float(item[1])))
