@@ -144,12 +144,15 @@ def run_soak(
     fault_rate: float,
     work_dir: Path,
     max_seconds: float = 1800,
+    rules: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """
     Run the soak against running sandbox vendors (``{"bridgit_bench": VendorSandbox, ...}``).
 
     :param writes: writes in total, split evenly among the vendors and their processes.
     :param processes: worker processes per vendor.
+    :param rules: one-shot sandbox fault rules on top of the random mix (so a short run is sure
+        to meet each kind).
     :return: the figures, per vendor.
     """
     ctx = multiprocessing.get_context("spawn")
@@ -159,7 +162,10 @@ def run_soak(
     jobs = []
     for vendor, sandbox in sandboxes.items():
         sandbox.reset()
-        sandbox.configure(rate_limits=LIMIT, faults={"random": fault_mix(fault_rate)})
+        sandbox.configure(
+            rate_limits=LIMIT,
+            faults={"random": fault_mix(fault_rate), "rules": json.loads(json.dumps(rules or []))},
+        )
         conn = sandbox.connection(
             rate_limits=LIMIT,
             timeout=READ_TIMEOUT,
@@ -217,7 +223,7 @@ def run_soak(
             "exceptions_reaching_a_task": dict(errors.most_common()),
             "sign_ins": stats.get("signins", 0) + stats.get("logins", 0),
             "faults_injected": {
-                k[len("random_") :]: v for k, v in sorted(stats.items()) if k.startswith("random_")
+                k[len("fault_") :]: v for k, v in sorted(stats.items()) if k.startswith("fault_")
             },
             "vendor_requests": stats.get("requests", 0),
             "log_lines_scanned": logs.count("\n"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
@@ -31,6 +32,13 @@ class BulkCreateRolesOperator(BaseOperator):
     With ``match_on``, roles the project already has (equal on those fields; dates compared
     by day) are skipped, which makes the task safe to re-run and to retry after a partial
     failure. Returns the roles created by this run, in input order.
+
+    When a chunk's outcome is unknown (a read timeout or a 5xx after sending it: the vendor may
+    apply it late) and ``match_on`` is set, the operator waits the connection's ``write_settle``,
+    lists the project's roles, and sends only those that did not land — once; without
+    ``match_on``, or when ``write_settle`` exceeds ``max_retry_wait``, it fails with
+    :class:`~airflow_provider_bridge.exceptions.BulkCreateError` (``uncertain`` names the chunk)
+    and a retry with ``match_on`` reconciles.
 
     .. code-block:: python
 
@@ -101,7 +109,12 @@ class BulkCreateRolesOperator(BaseOperator):
             else self.chunk_size
         )
         try:
-            created = hook.bulk_create_roles(self.project_id, roles, chunk_size=chunk_size)
+            try:
+                created = hook.bulk_create_roles(self.project_id, roles, chunk_size=chunk_size)
+            except BulkCreateError as exc:
+                if not (self.match_on and exc.uncertain) or hook.write_settle > hook.config.max_retry_wait:
+                    raise
+                created = self._reconcile(hook, exc, chunk_size)
         except BulkCreateError as exc:
             self.log.error(
                 "Bulk create stopped: %d created (ids %s), %d remaining%s",
@@ -113,3 +126,37 @@ class BulkCreateRolesOperator(BaseOperator):
             raise
         self.log.info("Created %d role(s) on project %s", len(created), self.project_id)
         return created
+
+    def _reconcile(
+        self, hook: BridgitBenchHook, exc: BulkCreateError, chunk_size: int
+    ) -> list[dict[str, Any]]:
+        """
+        A chunk's outcome is unknown: wait until the vendor can no longer be applying it (the
+        connection's ``write_settle``), see which of its roles landed (by ``match_on``), and send
+        only the rest, once. A second failure is raised as is.
+        """
+        assert self.match_on is not None
+        self.log.warning(
+            "A chunk of %d role(s) has an unknown outcome; waiting write_settle=%gs, then checking "
+            "which of them the project has before sending the rest",
+            len(exc.uncertain),
+            hook.write_settle,
+        )
+        time.sleep(hook.write_settle)
+        project = hook._check_id(self.project_id, "project_id")
+        existing = {_key(r, self.match_on): r for r in hook.list_entities(f"projects/{project}/roles")}
+        landed = [
+            existing[_key(r, self.match_on)] for r in exc.uncertain if _key(r, self.match_on) in existing
+        ]
+        rest = [r for r in exc.remaining if _key(r, self.match_on) not in existing]
+        self.log.info("%d of the uncertain role(s) landed; sending the %d remaining", len(landed), len(rest))
+        try:
+            more = hook.bulk_create_roles(self.project_id, rest, chunk_size=chunk_size) if rest else []
+        except BulkCreateError as again:
+            raise BulkCreateError(
+                f"Bulk role create on project {project} failed again after reconciling",
+                created=exc.created + landed + again.created,
+                remaining=again.remaining,
+                uncertain=again.uncertain,
+            ) from None
+        return exc.created + landed + more

@@ -23,6 +23,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
+import signal
 import threading
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,7 +35,7 @@ from airflow_provider_bridge.exceptions import BridgeError, BridgeRateLimitError
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Iterator
 
     from airflow_provider_bridge.changes import ChangeBatch
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
@@ -85,6 +87,45 @@ async def in_thread(function: Callable[..., T], *args: Any) -> T:
 
     threading.Thread(target=run, name="bridge-trigger-poll", daemon=True).start()
     return await future
+
+
+def _runs_in_line() -> bool:
+    """Whether this trigger runs in line under ``dag.test()`` / ``airflow dags test``."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
+    except ImportError:  # another Airflow layout: behave as in a triggerer
+        return False
+    return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), InProcessSupervisorComms)
+
+
+@contextlib.contextmanager
+def sigterm_ends_a_test_run() -> Iterator[None]:
+    """
+    While a trigger runs in line under ``airflow dags test`` (or ``dag.test()``), SIGTERM ends the
+    process, as it would any command.
+
+    There, Airflow runs the deferred task's trigger in the main thread of the command's own
+    process, after its task runner replaced SIGTERM's handler with one that only calls the
+    operator's ``on_kill()`` (right for a task process, whose supervisor follows up with SIGKILL;
+    here nothing follows): without this, SIGTERM is ignored for as long as the trigger waits. In a
+    triggerer nothing changes.
+    """
+    if not (_runs_in_line() and threading.current_thread() is threading.main_thread()):
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        log.warning("SIGTERM while the trigger runs in line (airflow dags test): stopping")
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):  # closed from another thread at interpreter exit
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _summary(batch: ChangeBatch, max_records: int) -> dict[str, Any]:
@@ -154,6 +195,12 @@ class EntityChangeTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        with sigterm_ends_a_test_run():
+            async for event in self._events():
+                yield event
+                return
+
+    async def _events(self) -> AsyncIterator[TriggerEvent]:
         try:
             hook = await _hook(self.conn_id)
         except BridgeError as exc:

@@ -411,3 +411,75 @@ class TestSession:
         list(bridgit_hook.list_entities("projects"))
         del bridgit_hook
         assert bridgit.counter("signouts") == 0
+
+
+class TestBulkRolesAppliedLate:
+    """A bulk chunk the vendor holds past the client's timeout and applies afterwards."""
+
+    def _run(self, bridgit, monkeypatch, *, match_on):
+        from airflow_provider_bridge.operators.bridgit_bench import BulkCreateRolesOperator
+
+        _set_conn(
+            monkeypatch,
+            bridgit,
+            extra={
+                "account_id": 1,
+                "rate_limits": [[200, 1]],
+                "timeout": 1,
+                "write_settle": 3,
+                "max_retry_wait": 10,
+            },
+        )
+        from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+
+        project = BridgitBenchHook().create_entity("projects", {"name": f"Late {match_on}"})
+        roles = [{"name": f"R{i}", "startDate": "2027-01-01", "endDate": "2027-06-30"} for i in range(6)]
+        bridgit.configure(
+            faults={
+                "rules": [
+                    {"kind": "pass", "method": "POST", "path": "/roles/bulk", "count": 1},
+                    {
+                        "kind": "delay_before_processing",
+                        "method": "POST",
+                        "path": "/roles/bulk",
+                        "seconds": 2,
+                    },
+                ]
+            }
+        )
+        op = BulkCreateRolesOperator(
+            task_id="roles",
+            conn_id="bridgit_bench_default",
+            project_id=project["id"],
+            roles=roles,
+            chunk_size=2,
+            match_on=match_on,
+        )
+        return op, project, roles
+
+    def test_with_match_on_the_late_chunk_is_found_and_only_the_rest_sent(self, bridgit, monkeypatch):
+        from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+
+        op, project, roles = self._run(bridgit, monkeypatch, match_on=["name"])
+        created = op.execute({})
+        assert sorted(r["name"] for r in created) == [r["name"] for r in roles]
+        time.sleep(2.5)  # anything still held by the vendor has landed by now
+        names = [r["name"] for r in BridgitBenchHook().list_entities(f"projects/{project['id']}/roles")]
+        assert sorted(names) == [r["name"] for r in roles]  # each once: no duplicate, none lost
+        assert bridgit.counter("fault_delay_before_processing") == 1
+
+    def test_without_match_on_it_fails_naming_the_uncertain_chunk_and_a_retry_with_match_on_completes(
+        self, bridgit, monkeypatch
+    ):
+        from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+
+        op, project, roles = self._run(bridgit, monkeypatch, match_on=None)
+        with pytest.raises(BulkCreateError) as err:
+            op.execute({})
+        assert [r["name"] for r in err.value.created] == ["R0", "R1"]
+        assert err.value.uncertain == roles[2:4] and err.value.remaining == roles[2:]
+        time.sleep(3)  # the task's retry_delay: longer than the vendor's hold
+        op.match_on = ["name", "startDate", "endDate"]
+        op.execute({})
+        names = [r["name"] for r in BridgitBenchHook().list_entities(f"projects/{project['id']}/roles")]
+        assert sorted(names) == [r["name"] for r in roles]

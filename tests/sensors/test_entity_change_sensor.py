@@ -132,3 +132,58 @@ def test_a_timeout_event_is_the_sensors_timeout_and_soft_fail_skips():
         _sensor(deferrable=True, soft_fail=True).resume_execution(
             "execute_complete", {"event": {"status": "timeout", "message": "no change"}}, {}
         )
+
+
+@pytest.mark.airflow
+def test_sigterm_ends_airflow_dags_test_while_a_trigger_poll_is_in_flight(airflow_db, bridgit):
+    """
+    ``airflow dags test`` runs the trigger in line; SIGTERM while a poll waits on a slow vendor
+    (every call takes 6 s) ends the process promptly, as it would end a task.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from tests.conftest import DAGS_FOLDER
+
+    assert (DAGS_FOLDER / "deferrable_change_sensor_long.py").exists()
+    bridgit.configure(faults={"latency": 6})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "dags", "test", "deferrable_change_sensor_long"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    in_line = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "running trigger in line" in line:
+                in_line.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert in_line.wait(120), "".join(lines[-40:])
+        time.sleep(2.5)  # the trigger's first poll is now waiting on the 6 s vendor
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            code = None
+        ended_after = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    reader.join(5)
+    assert ended_after < 10, f"still running {ended_after:.1f}s after SIGTERM:\n{''.join(lines[-30:])}"
+    assert code is not None and code != 0  # stopped, not finished

@@ -1,0 +1,115 @@
+"""
+A process SIGKILLed while it holds the credential lock, or in the middle of a token refresh
+(issue 10, item 7), on every state backend: the others go on after at most the lock's lease
+(at once on the per-host SQLite file, whose lock the kernel releases with the process), no call
+fails, and the refresh token is used at most once more.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import use_server_backend
+from tests.hosts import Hosts
+
+pytestmark = pytest.mark.multiprocess
+
+
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
+def any_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The per-host SQLite file (the autouse default), PostgreSQL and Redis."""
+    if request.param == "sqlite":
+        return "sqlite"
+    return use_server_backend(request.param, request.getfixturevalue(f"{request.param}_server"), monkeypatch)
+
+
+def _one_call() -> dict[str, float]:
+    from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+
+    started = time.monotonic()
+    next(iter(BridgitBenchHook().list_entities("persons", page_size=5)), None)
+    return {"seconds": time.monotonic() - started}
+
+
+def _hold_credential_lock(ready_path: str) -> None:
+    from pathlib import Path
+
+    from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+
+    with BridgitBenchHook().credential_store.locked():
+        Path(ready_path).write_text("holding")
+        time.sleep(600)  # until SIGKILLed
+
+
+def _wait_for(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_holder_killed_with_the_sqlite_credential_lock_delays_nobody(bridgit, monkeypatch, tmp_path):
+    bridgit.configure(access_token_ttl=3)
+    monkeypatch.setenv("AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT", bridgit.connection_json(rate_limits=[[50, 1]]))
+    hosts = Hosts(tmp_path)
+    try:
+        hosts.start("first", 0, _one_call)  # signs in and stores the session
+        assert hosts.collect(["first"])["first"][1] is None
+        time.sleep(2.6)  # the access token is now due for its refresh
+        ready = tmp_path / "ready"
+        hosts.start("holder", 0, _hold_credential_lock, str(ready))
+        _wait_for(ready.exists)
+        hosts.kill("holder")  # the kernel releases its file lock with it
+        for name in ("other-a", "other-b"):
+            hosts.start(name, 0, _one_call)
+        results = hosts.collect(["other-a", "other-b"], timeout=120)
+    finally:
+        hosts.stop_all()
+    assert {name: error for name, (_, error) in results.items() if error} == {}
+    assert max(value["seconds"] for value, _ in results.values()) < 5  # no lock wait at all
+    assert bridgit.counter("signins") == 1
+    assert bridgit.counter("refreshes") == 1
+    assert bridgit.counter("refresh_token_reused") == 0
+
+
+def test_a_process_killed_in_the_middle_of_a_refresh_costs_one_sign_in_and_no_failure(
+    any_backend, bridgit, monkeypatch, tmp_path
+):
+    """
+    The vendor rotates the refresh token and the process dies before saving the new one (the
+    answer is held 20 s, the process is SIGKILLed meanwhile): the stored refresh token is now
+    spent. The next process tries it once, is refused, signs in again and goes on; every other
+    process then uses that new session.
+    """
+    monkeypatch.setenv("AIRFLOW__BRIDGE__LOCK_LEASE", "3")
+    bridgit.configure(access_token_ttl=3)
+    monkeypatch.setenv("AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT", bridgit.connection_json(rate_limits=[[50, 1]]))
+    hosts = Hosts(tmp_path)
+    try:
+        hosts.start("first", 0, _one_call)
+        assert hosts.collect(["first"])["first"][1] is None
+        time.sleep(2.6)  # due for a refresh
+        bridgit.configure(
+            faults={
+                "rules": [
+                    {"kind": "delay_after_write", "method": "POST", "path": "/auth/token", "seconds": 20}
+                ]
+            }
+        )
+        hosts.start("refresher", 0, _one_call)
+        _wait_for(lambda: bridgit.counter("refreshes") == 1)  # rotated at the vendor, answer held
+        hosts.kill("refresher")
+        killed_at = time.monotonic()
+        for name in ("other-a", "other-b", "other-c"):
+            hosts.start(name, 0, _one_call)
+        results = hosts.collect(["other-a", "other-b", "other-c"], timeout=120)
+        waited = time.monotonic() - killed_at
+    finally:
+        hosts.stop_all()
+    assert {name: error for name, (_, error) in results.items() if error} == {}
+    assert waited < 3 + 20  # at most the lease, plus process start-up (Airflow import)
+    assert bridgit.counter("refreshes") == 1  # only the killed one
+    assert bridgit.counter("refresh_token_reused") == 1  # the spent token was tried once, not by all
+    assert bridgit.counter("signins") == 2  # the first, and one recovery for everybody
