@@ -49,9 +49,10 @@ READ_TIMEOUT = 1.5
 LATE_WRITE_SECONDS = 2.5
 #: what each vendor's records are, and the field that identifies one
 TARGETS = {
-    "bridgit_bench": {"entity": "projects", "key": "name", "extra": {"account_id": 1}},
+    "bridgit_bench": {"entity": "projects", "path": "/Projects", "key": "name", "extra": {"account_id": 1}},
     "servicebridge": {
         "entity": "Customers",
+        "path": "/Customers",
         "key": "Name",
         # the vendor accepts duplicate names: reconcile by Name, and wait long enough for a
         # late write to land before sending a create again
@@ -61,19 +62,19 @@ TARGETS = {
 LIMIT = [[200, 1]]
 
 
-def fault_mix(rate: float) -> list[dict[str, Any]]:
-    """``rate`` of all calls faulted, shared among the kinds (writes get the write-side kinds)."""
+def fault_mix(rate: float, path: str) -> list[dict[str, Any]]:
+    """
+    About ``rate`` of all calls faulted: errors and drops before processing on any call (0.7 of
+    ``rate``, sign-ins included), and on the creates (``POST`` to ``path``: 0.8 of ``rate`` of
+    them) late writes and 500s or drops after the write.
+    """
+    late = {"kind": "delay_before_processing", "seconds": LATE_WRITE_SECONDS, "rate": rate * 0.3}
     return [
-        {
-            "kind": "delay_before_processing",
-            "method": "POST",
-            "rate": rate * 0.2,
-            "seconds": LATE_WRITE_SECONDS,
-        },
-        {"kind": "error_after_write", "method": "POST", "rate": rate * 0.2},
-        {"kind": "drop_after_write", "method": "POST", "rate": rate * 0.1},
-        {"kind": "error", "rate": rate * 0.3},
-        {"kind": "drop", "rate": rate * 0.2},
+        {**late, "method": "POST", "path": path},
+        {"kind": "error_after_write", "method": "POST", "path": path, "rate": rate * 0.3},
+        {"kind": "drop_after_write", "method": "POST", "path": path, "rate": rate * 0.2},
+        {"kind": "error", "rate": rate * 0.4},
+        {"kind": "drop", "rate": rate * 0.3},
     ]
 
 
@@ -145,12 +146,15 @@ def run_soak(
     work_dir: Path,
     max_seconds: float = 1800,
     rules: list[dict[str, Any]] | None = None,
+    write_settle: float = LATE_WRITE_SECONDS + 1.5,
 ) -> dict[str, Any]:
     """
     Run the soak against running sandbox vendors (``{"bridgit_bench": VendorSandbox, ...}``).
 
     :param writes: writes in total, split evenly among the vendors and their processes.
     :param processes: worker processes per vendor.
+    :param write_settle: the connections' ``write_settle`` (0 shows what the soak catches
+        without it: a create resent before the late one landed).
     :param rules: one-shot sandbox fault rules on top of the random mix (so a short run is sure
         to meet each kind).
     :return: the figures, per vendor.
@@ -164,14 +168,17 @@ def run_soak(
         sandbox.reset()
         sandbox.configure(
             rate_limits=LIMIT,
-            faults={"random": fault_mix(fault_rate), "rules": json.loads(json.dumps(rules or []))},
+            faults={
+                "random": fault_mix(fault_rate, TARGETS[vendor]["path"]),
+                "rules": json.loads(json.dumps(rules or [])),
+            },
         )
         conn = sandbox.connection(
             rate_limits=LIMIT,
             timeout=READ_TIMEOUT,
             max_retries=4,
             max_retry_wait=20,
-            write_settle=LATE_WRITE_SECONDS + 1.5,
+            write_settle=write_settle,
             **TARGETS[vendor]["extra"],
         )
         env = {
@@ -239,6 +246,12 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=4, help="worker processes per vendor")
     parser.add_argument("--fault-rate", type=float, default=0.10)
     parser.add_argument("--max-seconds", type=float, default=1800)
+    parser.add_argument(
+        "--write-settle",
+        type=float,
+        default=LATE_WRITE_SECONDS + 1.5,
+        help="the connections' write_settle; 0 disables the late-write guard (to see the soak catch it)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from harness import private_home
@@ -256,6 +269,7 @@ def main() -> int:
             fault_rate=args.fault_rate,
             work_dir=work,
             max_seconds=args.max_seconds,
+            write_settle=args.write_settle,
         )
     report["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     report["settings"] = {
@@ -265,6 +279,7 @@ def main() -> int:
         "read_timeout_s": READ_TIMEOUT,
         "late_write_s": LATE_WRITE_SECONDS,
         "task_tries": TASK_TRIES,
+        "write_settle_s": args.write_settle,
     }
     print("SOAK REPORT")
     print(json.dumps(report, indent=2))

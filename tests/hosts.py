@@ -81,3 +81,31 @@ class Hosts:
             if process.is_alive():
                 process.kill()
                 process.join(10)
+
+
+def one_bridgit_call() -> dict[str, float]:
+    """In a child process: one Bridgit read through a fresh hook; how long it took."""
+    from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+
+    started = time.monotonic()
+    next(iter(BridgitBenchHook().list_entities("persons", page_size=5)), None)
+    return {"seconds": time.monotonic() - started}
+
+
+def hold_credential_lock(ready_path: str) -> None:
+    """In a child process: take the Bridgit credential lock, say so in ``ready_path``, hold it."""
+    from pathlib import Path
+
+    from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+
+    with BridgitBenchHook().credential_store.locked():
+        Path(ready_path).write_text("holding")
+        time.sleep(600)  # until SIGKILLed
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
+    """Poll ``condition`` until it holds (AssertionError after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -208,7 +208,7 @@ def _number(
         ) from None
     if not minimum <= number <= maximum:
         raise BridgeConfigError(
-            f"Connection {conn_id!r}: extra '{name}' must be {kind} from {minimum:g} to {maximum:g}, "
+            f"Connection {conn_id!r}: extra '{name}' must be {kind} from {minimum:g} to {maximum:,.10g}, "
             f"got {value!r}"
         )
     return number

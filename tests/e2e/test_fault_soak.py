@@ -17,10 +17,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from soak import LATE_WRITE_SECONDS, run_soak
 
-SURE_FAULTS = [
-    {"kind": "delay_before_processing", "method": "POST", "count": 2, "seconds": LATE_WRITE_SECONDS},
-    {"kind": "error_after_write", "method": "POST", "count": 2},
-    {"kind": "drop_after_write", "method": "POST", "count": 1},
+SURE_FAULTS = [  # on the creates (the paths of both vendors' entities)
+    {"kind": kind, "method": "POST", "path": path, "count": count, "seconds": LATE_WRITE_SECONDS}
+    for path in ("/Projects", "/Customers")
+    for kind, count in (("delay_before_processing", 2), ("error_after_write", 2), ("drop_after_write", 1))
 ]
 
 

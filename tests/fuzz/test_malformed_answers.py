@@ -22,13 +22,13 @@ from tests.fuzz.harness import (
     MAX_RETRIES,
     SECRETS,
     VENDORS,
-    FuzzServer,
     Tally,
     connect,
     fresh_hook,
     hook_calls,
     json_answer,
     malformed_answers,
+    report,
     request_budget,
     run_case,
 )
@@ -51,18 +51,6 @@ NEVER_A_TEST_ANSWER = {
 #: sign-in requests one call may send: every attempt of a sign-in, twice (a refused credential
 #: is renewed once)
 SIGN_IN_BUDGET = 2 * (MAX_RETRIES + 1) + 2
-
-
-@pytest.fixture
-def server():
-    stub = FuzzServer()
-    yield stub
-    stub.close()
-
-
-def _report(tally: Tally, what: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with capsys.disabled():
-        print(f"\nfuzz {what}: {tally.summary()}")
 
 
 def _problems(tally: Tally, budget: dict[str, int], sign_in_budget: int) -> list[str]:
@@ -100,7 +88,7 @@ def test_malformed_api_answers_end_in_bridge_errors(vendor_name, server, monkeyp
             tally.add(result)
             if call_name == "test_connection" and outcome:
                 test_answers[answer_name] = outcome[0]  # type: ignore[assignment]
-    _report(tally, f"{vendor_name} API answers", capsys)
+    report(tally, f"{vendor_name} API answers", capsys)
 
     assert _problems(tally, {}, SIGN_IN_BUDGET) == []
     assert "HANG" not in tally.by_outcome()
@@ -125,7 +113,7 @@ def test_malformed_sign_in_answers_end_in_bridge_errors(vendor_name, server, mon
             tally.add(
                 run_case(f"{vendor_name}/{call_name}/{answer_name}", server, lambda c=call, h=hook: c(h))
             )  # type: ignore[misc]
-    _report(tally, f"{vendor_name} sign-in answers", capsys)
+    report(tally, f"{vendor_name} sign-in answers", capsys)
 
     assert _problems(tally, {}, SIGN_IN_BUDGET) == []
     # nothing that is not a sign-in answer was taken as one

@@ -23,11 +23,11 @@ import pytest
 from tests.fuzz.harness import (
     SECRETS,
     VENDORS,
-    FuzzServer,
     Tally,
     connect,
     fresh_hook,
     json_answer,
+    report,
     run_case,
 )
 
@@ -181,18 +181,6 @@ def _check(tally: Tally) -> list[str]:
     return problems
 
 
-@pytest.fixture
-def server():
-    stub = FuzzServer()
-    yield stub
-    stub.close()
-
-
-def _report(tally: Tally, what: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with capsys.disabled():
-        print(f"\nfuzz {what}: {tally.summary()}")
-
-
 @pytest.mark.parametrize("vendor_name", sorted(VENDORS))
 def test_malformed_call_inputs_are_refused_before_sending(vendor_name, server, monkeypatch, capsys):
     vendor = VENDORS[vendor_name]
@@ -202,7 +190,7 @@ def test_malformed_call_inputs_are_refused_before_sending(vendor_name, server, m
     for name, call in _entity_cases(vendor_name):
         hook = fresh_hook(vendor)
         tally.add(run_case(f"{vendor_name}/{name}", server, lambda c=call, h=hook: c(h)))  # type: ignore[misc]
-    _report(tally, f"{vendor_name} call inputs", capsys)
+    report(tally, f"{vendor_name} call inputs", capsys)
     assert _check(tally) == []
     refused = tally.by_outcome().get("BridgeConfigError", 0)
     assert refused > len(tally.results) * 0.6, tally.by_outcome()
@@ -279,7 +267,7 @@ def test_malformed_extras_are_refused_naming_the_extra(vendor_name, server, monk
         tally.add(result)
         if result.outcome != "BridgeConfigError" or "host" not in result.message:
             misses.append(f"host={host!r}: {result.outcome}: {result.message[:200]}")
-    _report(tally, f"{vendor_name} connection extras", capsys)
+    report(tally, f"{vendor_name} connection extras", capsys)
     assert _check(tally) == []
     assert misses == []
 
@@ -329,7 +317,7 @@ def test_operators_refuse_malformed_arguments_before_sending(server, monkeypatch
     tally = Tally()
     for op in operators:
         tally.add(run_case(f"operator/{op.task_id}", server, lambda o=op: o.execute({})))  # type: ignore[misc]
-    _report(tally, "operator arguments", capsys)
+    report(tally, "operator arguments", capsys)
     assert _check(tally) == []
     assert tally.by_outcome() == {"BridgeConfigError": len(operators)}, [
         (r.case, r.message[:120]) for r in tally.results if r.outcome != "BridgeConfigError"

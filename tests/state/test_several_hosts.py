@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.hosts import Hosts
+from tests.hosts import Hosts, hold_credential_lock, one_bridgit_call, wait_for
 
 pytestmark = pytest.mark.multiprocess
 
@@ -124,25 +124,6 @@ def test_the_hourly_budget_is_counted_once_for_every_host(server_backend, tpm, m
     assert all(0 <= value["refused_after"] < 5 for value, _ in results.values()), results
 
 
-def _hold_credential_lock(ready_path: str) -> None:
-    from pathlib import Path
-
-    from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
-
-    hook = BridgitBenchHook()
-    with hook.credential_store.locked():
-        Path(ready_path).write_text("holding")
-        time.sleep(600)  # until SIGKILLed
-
-
-def _one_call() -> dict[str, float]:
-    from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
-
-    started = time.monotonic()
-    next(iter(BridgitBenchHook().list_entities("persons", page_size=5)), None)
-    return {"seconds": time.monotonic() - started}
-
-
 def test_a_holder_killed_with_the_credential_lock_delays_the_others_by_at_most_its_lease(
     server_backend, bridgit, monkeypatch, tmp_path
 ):
@@ -152,19 +133,16 @@ def test_a_holder_killed_with_the_credential_lock_delays_the_others_by_at_most_i
     monkeypatch.setenv("AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT", bridgit.connection_json(rate_limits=[[50, 1]]))
     hosts = Hosts(tmp_path)
     try:
-        hosts.start("first", 0, _one_call)  # signs in and stores the session
+        hosts.start("first", 0, one_bridgit_call)  # signs in and stores the session
         assert hosts.collect(["first"])["first"][1] is None
         time.sleep(2.6)  # the access token is now due for its refresh
         ready = tmp_path / "ready"
-        hosts.start("holder", 0, _hold_credential_lock, str(ready))
-        deadline = time.monotonic() + 60
-        while not ready.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ready.exists()
+        hosts.start("holder", 0, hold_credential_lock, str(ready))
+        wait_for(ready.exists)
         hosts.kill("holder")  # SIGKILL while it holds the lock: nothing releases it but the lease
         killed_at = time.monotonic()
         for name in ("other-a", "other-b"):
-            hosts.start(name, 1, _one_call)
+            hosts.start(name, 1, one_bridgit_call)
         results = hosts.collect(["other-a", "other-b"], timeout=120)
         waited = time.monotonic() - killed_at
     finally:
