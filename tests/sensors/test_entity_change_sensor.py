@@ -135,7 +135,7 @@ def test_a_timeout_event_is_the_sensors_timeout_and_soft_fail_skips():
 
 
 @pytest.mark.airflow
-def test_sigterm_ends_airflow_dags_test_while_a_trigger_poll_is_in_flight(airflow_db, bridgit):
+def test_sigterm_ends_airflow_dags_test_while_a_trigger_poll_is_in_flight(airflow_db, bridgit, capsys):
     """
     ``airflow dags test`` runs the trigger in line; SIGTERM while a poll waits on a slow vendor
     (every call takes 6 s) ends the process promptly, as it would end a task.
@@ -185,5 +185,7 @@ def test_sigterm_ends_airflow_dags_test_while_a_trigger_poll_is_in_flight(airflo
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     reader.join(5)
+    with capsys.disabled():
+        print(f"\nairflow dags test ended {ended_after:.2f}s after SIGTERM (exit code {code})")
     assert ended_after < 10, f"still running {ended_after:.1f}s after SIGTERM:\n{''.join(lines[-30:])}"
     assert code is not None and code != 0  # stopped, not finished
