@@ -42,6 +42,10 @@ class BridgeAuth(abc.ABC):
     #: False when nothing can be renewed (e.g. Basic auth): a refusal is final at once
     can_recover: bool = True
 
+    def on_credentials(self, kind: str) -> None:  # noqa: B027 - an optional hook, no-op by default
+        """Told ``sign_in``, ``refresh`` or ``reauth`` whenever credentials are obtained (the hook
+        points it at its metrics)."""
+
     @abc.abstractmethod
     def prepare(self) -> Any:
         """Make sure usable credentials exist; return them (opaque to the request path)."""
@@ -170,6 +174,7 @@ class SharedTokenAuth(BridgeAuth):
             if record is not None and record.get(self.secret_field) != refused.get(self.secret_field):
                 log.info("Credentials were renewed by another process; using the new ones")
                 return
+            self.on_credentials("reauth")
             self._replace(record, version, reason="refused by the vendor")
 
     # -- internals -------------------------------------------------------------------------
@@ -213,6 +218,7 @@ class SharedTokenAuth(BridgeAuth):
                 )
                 return newer
             self.store.save(fresh)
+        self.on_credentials("refresh" if renewed is not None else "sign_in")
         if renewed is not None:
             log.info("Refreshed the shared access token (%s)", reason)
         else:

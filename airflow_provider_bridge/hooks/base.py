@@ -32,6 +32,7 @@ import urllib3.exceptions
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_bridge import __version__, urls
+from airflow_provider_bridge.activity import ActivityRecorder, caller, recorder_for
 from airflow_provider_bridge.changes import ChangeBatch, change_cursor
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
@@ -44,6 +45,7 @@ from airflow_provider_bridge.exceptions import (
 )
 from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import Pager, SinglePage
+from airflow_provider_bridge.metrics import HookMetrics
 from airflow_provider_bridge.retry_policy import (
     Action,
     Outcome,
@@ -506,7 +508,24 @@ class BridgeBaseHook(BaseHook):
     @cached_property
     def auth(self) -> BridgeAuth:
         """The authentication object of this vendor and connection."""
-        return self.build_auth()
+        auth = self.build_auth()
+        auth.on_credentials = self.metrics.credentials  # type: ignore[method-assign]
+        return auth
+
+    @cached_property
+    def activity(self) -> ActivityRecorder:
+        """This account's recent activity, for the budgets page (:mod:`airflow_provider_bridge.activity`)."""
+        return recorder_for(self.state_backend, self.account_key, self.conn_id, self.config.rate_limits)
+
+    @cached_property
+    def caller(self) -> str:
+        """Who uses this hook: ``dag_id.task_id`` in a task (read once; the hook lives in one task)."""
+        return caller()
+
+    @cached_property
+    def metrics(self) -> HookMetrics:
+        """This connection's metrics, through Airflow's ``Stats`` (:mod:`airflow_provider_bridge.metrics`)."""
+        return HookMetrics(self.conn_id, self.conn_type)
 
     @cached_property
     def session(self) -> requests.Session:
@@ -756,7 +775,12 @@ class BridgeBaseHook(BaseHook):
         renewed_before_sending = False
         while True:
             credentials = self.auth.prepare() if authenticate else None
-            self.limiter.acquire(cfg.max_retry_wait)
+            try:
+                waited = self.limiter.acquire(cfg.max_retry_wait)
+            except BridgeRateLimitError:
+                self.metrics.refused_locally()
+                raise
+            self.metrics.slot_wait(waited)
             send_headers = {**(self.default_headers() if authenticate else {}), **(headers or {})}
             send_params = dict(params or {})
             if credentials is not None:
@@ -798,6 +822,9 @@ class BridgeBaseHook(BaseHook):
                 log.debug("%s: %s: %s", shown, type(exc).__name__, strip_query(str(exc)))
                 plain = describe_transport_error(exc, cfg.timeout)
                 error = BridgeConnectionError(f"{shown}: could not reach {urlsplit(url).hostname!r}: {plain}")
+            self.metrics.request(outcome.value, None if response is None else response.status_code)
+            self.metrics.budget(self.limiter)
+            self.activity.request(self.caller)
             action = action_for(method, outcome, idempotent=idempotent)
             log.debug("%s attempt %d: %s -> %s", shown, attempt_no, outcome.value, action.value)
 
@@ -807,6 +834,8 @@ class BridgeBaseHook(BaseHook):
             if response is not None:
                 error = self.error_from_response(response, method)
             assert error is not None
+            if outcome is not Outcome.THROTTLED:
+                self.activity.event("last_error", f"{shown}: {error}")
             if action is Action.REAUTH:
                 if authenticate and not reauthenticated and self.auth.can_recover:
                     log.info("%s: credentials refused (%s); renewing them once", shown, outcome.value)
@@ -821,6 +850,10 @@ class BridgeBaseHook(BaseHook):
                 if pause is None:
                     pause = self._backoff(attempt_no)
                 self.limiter.pause_all(pause)  # every process of this account holds back, not only us
+                self.metrics.pause_started(pause)
+                self.activity.event(
+                    "last_429", f"{shown}: HTTP {response.status_code}; every worker paused {pause:.1f}s"
+                )
                 if pause > cfg.max_retry_wait:
                     raise BridgeRateLimitError(
                         f"{shown}: throttled by the vendor (HTTP {response.status_code}) for {pause:.0f}s, "
@@ -1113,9 +1146,15 @@ class BridgeBaseHook(BaseHook):
                 return self.record_from(self.request("POST", path, json=self.write_body(entity, data)))
             except BridgeOutcomeUnknownError as unknown:
                 if key is None or key_value in (None, ""):
+                    self.metrics.outcome_unknown("raised")
                     raise
-                found = self._settled_lookup(entity, key, key_value, unknown)
+                try:
+                    found = self._settled_lookup(entity, key, key_value, unknown)
+                except BridgeOutcomeUnknownError:
+                    self.metrics.outcome_unknown("raised")
+                    raise
                 if found is not None:
+                    self.metrics.outcome_unknown("found")
                     log.warning(
                         "Create of %s had an unknown outcome; found it by %s, not creating again", entity, key
                     )
@@ -1126,11 +1165,13 @@ class BridgeBaseHook(BaseHook):
                     entity,
                     key,
                 )
+                self.metrics.outcome_unknown("resent")
                 was_ambiguous = True
             except BridgeAPIError as exc:
                 if was_ambiguous and exc.status_code == 409 and key is not None:
                     found_all = self.find_entities(entity, {key: key_value})
                     if found_all:
+                        self.metrics.outcome_unknown("conflict")
                         log.warning("Create of %s was applied by an earlier attempt; returning it", entity)
                         return found_all[0]
                 raise

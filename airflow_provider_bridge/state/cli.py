@@ -5,8 +5,9 @@ container (a worker, the triggerer, the API server), without printing a secret.
 * ``check``: reach the configured backend, write and read a record, take and release a lock, and
   print the round-trip latency, the server-versus-local clock difference, then ``status``.
 * ``status [--conn-id ID] [--json]``: per connection (vendor account), each rate window's use
-  and remaining budget, any active 429 pause, and whether credentials are stored and when they
-  expire.
+  and remaining budget, any active 429 pause, whether credentials are stored and when they
+  expire, and the last hour's activity: requests, the tasks that made the most, the last 429 and
+  the last error.
 * ``init``: create the PostgreSQL schema now (for a deployment whose runtime user may not create
   tables; run it once as a user who may).
 
@@ -24,6 +25,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_bridge.activity import NAMESPACE as ACTIVITY
+from airflow_provider_bridge.activity import summarize
 from airflow_provider_bridge.exceptions import BridgeError
 from airflow_provider_bridge.state.backend import StateBackend, get_state_backend
 from airflow_provider_bridge.state.credentials import NAMESPACE as CREDENTIALS
@@ -81,6 +84,11 @@ def collect_status(backend: StateBackend, scope: str | None = None) -> list[dict
                 "has_refresh_token": bool(record.get("refresh_token")),
             }
         account(account_key)["credentials"].append(entry)
+    for key, raw in backend.scan(ACTIVITY).items():
+        try:
+            account(key)["activity"] = summarize(json.loads(raw), now)
+        except (ValueError, TypeError):
+            continue
     found = [accounts[key] | {"account": key} for key in sorted(accounts)]
     return [a for a in found if scope is None or a["account"] == scope]
 
@@ -102,6 +110,19 @@ def _print_status(accounts: list[dict[str, Any]]) -> None:
             if entry["pause_seconds"]
             else "    429 pause: none"
         )
+        activity = entry.get("activity")
+        if activity:
+            print(
+                f"    last hour: {activity['requests_last_hour']} request(s) by connection(s) "
+                f"{', '.join(activity['conn_ids'])}"
+            )
+            for top in activity["top_callers"][:5]:
+                print(f"      {top['requests']:>6}  {top['caller']}")
+            for kind, label in (("last_429", "last 429"), ("last_error", "last error")):
+                event = activity.get(kind)
+                if event:
+                    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(event["at"]))
+                    print(f"    {label}: {when} ({event['conn_id']}, {event['caller']}): {event['message']}")
         for cred in entry["credentials"] or [{"stored": False}]:
             if not cred["stored"]:
                 print("    credentials: none stored")

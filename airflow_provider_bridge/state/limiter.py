@@ -129,6 +129,21 @@ class RateLimiter:
         """Make every process sharing this scope wait ``seconds`` before its next request."""
         self.backend.pause(self.scope, seconds)
 
+    def remaining(self) -> dict[tuple[int, float], int]:
+        """
+        Requests each window would still admit now, across every process: ``{(limit, seconds):
+        remaining}`` (reads every window of the backend: for status and metrics, not per request).
+        """
+        used = {
+            (u.limit, round(u.seconds, 3)): u.used
+            for u in self.backend.window_usage()
+            if u.scope == self.scope
+        }
+        return {
+            window: max(0, counted[0] - used.get((counted[0], round(counted[1], 3)), 0))
+            for window, counted in zip(self.windows, self.counted, strict=True)
+        }
+
     # -- acquire ---------------------------------------------------------------------------
     def acquire(self, max_wait: float) -> float:
         """

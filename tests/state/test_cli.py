@@ -61,3 +61,40 @@ def test_check_fails_with_the_reason_when_the_backend_is_unusable(monkeypatch):
     checked = _state("check")
     assert checked.returncode == 1
     assert "FAILED: [bridge] state_backend redis://no_such_conn" in checked.stderr
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
+def test_status_shows_the_last_hours_activity_by_task_and_the_last_429(kind, request, bridgit, monkeypatch):
+    """What the budgets page shows, from the command line, on every backend."""
+    from airflow_provider_bridge.activity import flush_all
+
+    if kind != "sqlite":
+        from tests.conftest import use_server_backend
+
+        use_server_backend(kind, request.getfixturevalue(f"{kind}_server"), monkeypatch)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
+        bridgit.connection_json(rate_limits=[[200, 1]], max_retry_wait=2),
+    )
+    monkeypatch.setenv("AIRFLOW_CTX_DAG_ID", "nightly_sync")
+    monkeypatch.setenv("AIRFLOW_CTX_TASK_ID", "export_projects")
+    hook = BridgitBenchHook()
+    for _ in range(3):
+        list(hook.list_entities("projects"))
+    bridgit.add_fault("status", status=429, retry_after=1, method="GET", path="/Projects")
+    list(hook.list_entities("projects"))  # a 429, a 1 s pause, then the listing
+    flush_all()
+
+    status = _state("status", "--conn-id", "bridgit_bench_default", "--json")
+    assert status.returncode == 0, status.stderr
+    activity = json.loads(status.stdout[status.stdout.index("{") :])["accounts"][0]["activity"]
+    sent = bridgit.stats()["accepted"] + bridgit.counter("throttled_429")  # everything we sent
+    assert activity["requests_last_hour"] == sent
+    assert activity["top_callers"] == [{"caller": "nightly_sync.export_projects", "requests": sent}]
+    assert activity["conn_ids"] == ["bridgit_bench_default"]
+    assert "HTTP 429" in activity["last_429"]["message"] and activity["last_error"] is None
+    assert sum(p["requests"] for p in activity["per_minute"]) == sent and len(activity["per_minute"]) == 60
+
+    text = _state("status").stdout
+    assert f"last hour: {sent} request(s) by connection(s) bridgit_bench_default" in text
+    assert "nightly_sync.export_projects" in text and "last 429:" in text

@@ -1,0 +1,171 @@
+"""
+What the hooks do with each vendor's budget, as metrics through Airflow's own metrics layer
+(``Stats``: StatsD, Datadog or OpenTelemetry, as the deployment configures ``[metrics]``).
+
+Every name starts with ``bridge.<conn_id>.`` (plain StatsD drops tags, so the connection is in the
+name, as Airflow's own per-DAG names do); tag-aware backends also get the tags ``conn_id`` and
+``vendor`` (and ``outcome``, ``kind``, ``resolution``, ``window`` where the name ends with one):
+
+================================================  =========  ==========================================
+name                                              type       what
+================================================  =========  ==========================================
+``requests.<outcome>``                            counter    every HTTP attempt: ``success``,
+                                                             ``client_error``, ``server_error``,
+                                                             ``throttled``, ``transport_error``
+``http_429``                                      counter    answers with status 429
+``pause_started``, ``pause_seconds``              counter,   shared pauses this process started after a
+                                                  timer      429 (or 503 + Retry-After), and their length
+``slot_wait``                                     timer      time spent waiting for a rate-limit slot
+``refused_locally``                               counter    calls refused because the wait would exceed
+                                                             ``max_retry_wait`` (``BridgeRateLimitError``)
+``credentials.<kind>``                            counter    ``sign_in``, ``refresh``, ``reauth`` (a
+                                                             credential the vendor refused, renewed)
+``outcome_unknown.<resolution>``                  counter    a create with an unknown outcome, and how it
+                                                             ended: ``found``, ``resent``, ``conflict``
+                                                             (the vendor's 409 named it), ``raised``
+``budget_remaining.<limit>_per_<seconds>s``       gauge      requests left in each rate window, across
+                                                             all processes (sent at most every 10 s
+                                                             per process)
+================================================  =========  ==========================================
+
+Emitting costs a few microseconds per request when metrics are off (Airflow's no-op logger) and one
+UDP datagram per metric when StatsD is on. Nothing here ever raises into the request path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_provider_bridge.state.limiter import RateLimiter
+
+log = logging.getLogger(__name__)
+
+#: seconds between two budget gauges of one connection in one process
+BUDGET_INTERVAL = 10.0
+#: how each retry-policy outcome is reported
+OUTCOME_LABELS = {
+    "ok": "success",
+    "client_error": "client_error",
+    "auth_expired": "client_error",
+    "config_error": "client_error",
+    "server_error": "server_error",
+    "throttled": "throttled",
+    "not_sent": "transport_error",
+    "read_timeout": "transport_error",
+    "dropped": "transport_error",
+}
+
+
+def _stats() -> Any:
+    """Airflow's ``Stats`` (the Task SDK's from Airflow 3.1 on; the core one before)."""
+    try:
+        from airflow.sdk.observability.stats import Stats
+    except ImportError:  # pragma: no cover - older Airflow
+        from airflow.stats import Stats  # type: ignore[no-redef]
+    return Stats
+
+
+def _is_off(stats: Any) -> Callable[[], bool]:
+    """
+    A cheap check whether Airflow's metrics are off (its no-op logger is in place), so nothing is
+    built per request then. Where the Stats internals differ, metrics count as on.
+    """
+    try:
+        from airflow.sdk._shared.observability.metrics import stats as module
+        from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
+    except ImportError:  # pragma: no cover - another Airflow layout
+        return lambda: False
+    getter = getattr(module, "_get_backend", None)
+    if getter is None:  # pragma: no cover
+        return lambda: False
+    return lambda: isinstance(getter(), NoStatsLogger)
+
+
+def _safe_name(text: str) -> str:
+    """A name part StatsD and Airflow's validator accept (letters, digits, ``_ . -``)."""
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in text)[:100] or "_"
+
+
+class HookMetrics:
+    """
+    The metrics of one connection, as its hook emits them.
+
+    :param conn_id: the Airflow connection id.
+    :param vendor: the connection type.
+    """
+
+    def __init__(self, conn_id: str, vendor: str) -> None:
+        self.prefix = f"bridge.{_safe_name(conn_id)}"
+        self.tags = {"conn_id": conn_id, "vendor": vendor}
+        self._budget_sent = 0.0
+        self._stats: Any = None
+        self._off: Callable[[], bool] = lambda: False
+
+    # -- emitting ----------------------------------------------------------------------------
+    def _emit(self, method: str, name: str, value: float | None = None, **tags: str) -> None:
+        try:
+            if self._stats is None:
+                self._stats = _stats()
+                self._off = _is_off(self._stats)
+            if self._off():
+                return
+            stat = f"{self.prefix}.{name}"
+            all_tags = {**self.tags, **tags}
+            if method == "incr":
+                self._stats.incr(stat, tags=all_tags)
+            elif method == "timing":
+                self._stats.timing(stat, value, tags=all_tags)
+            else:
+                self._stats.gauge(stat, value, tags=all_tags)
+        except Exception:  # metrics must never break a call
+            log.debug("Could not emit metric %s", name, exc_info=True)
+
+    # -- what the request path reports -------------------------------------------------------
+    def request(self, outcome: str, status: int | None) -> None:
+        """One HTTP attempt and how it ended (a retry-policy outcome value)."""
+        label = OUTCOME_LABELS.get(outcome, "client_error")
+        self._emit("incr", f"requests.{label}", outcome=label)
+        if status == 429:
+            self._emit("incr", "http_429")
+
+    def pause_started(self, seconds: float) -> None:
+        """This process paused every worker of the account for ``seconds`` after a 429."""
+        self._emit("incr", "pause_started")
+        self._emit("timing", "pause_seconds", seconds * 1000)
+
+    def slot_wait(self, seconds: float) -> None:
+        """Time one request waited for a rate-limit slot."""
+        self._emit("timing", "slot_wait", seconds * 1000)
+
+    def refused_locally(self) -> None:
+        """A call refused because the wait for a slot would exceed ``max_retry_wait``."""
+        self._emit("incr", "refused_locally")
+
+    def credentials(self, kind: str) -> None:
+        """``sign_in``, ``refresh`` or ``reauth``."""
+        self._emit("incr", f"credentials.{kind}", kind=kind)
+
+    def outcome_unknown(self, resolution: str) -> None:
+        """A create with an unknown outcome, and how it was resolved."""
+        self._emit("incr", f"outcome_unknown.{resolution}", resolution=resolution)
+
+    def budget(self, limiter: RateLimiter, *, now: Callable[[], float] = time.monotonic) -> None:
+        """The remaining budget of each window (at most every :data:`BUDGET_INTERVAL` seconds)."""
+        if now() - self._budget_sent < BUDGET_INTERVAL:
+            return
+        self._budget_sent = now()
+        if self._stats is not None and self._off():
+            return  # metrics off: do not even read the windows
+        try:
+            remaining = limiter.remaining()
+        except Exception:
+            log.debug("Could not read the rate windows' use", exc_info=True)
+            return
+        for (limit, seconds), left in remaining.items():
+            window = f"{limit}_per_{seconds:g}s".replace(".", "_")
+            self._emit("gauge", f"budget_remaining.{window}", left, window=window)
