@@ -48,6 +48,10 @@ _COMMON_FIELDS: dict[str, Any] = {
 }
 
 
+#: the integrations, as named in the provider info
+VENDOR_NAMES = ("Third-Party Manager", "ServiceBridge", "Bridgit Bench")
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider's metadata (validated by Airflow against provider_info.schema.json)."""
     return {
@@ -88,26 +92,28 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_bridge.hooks.bridgit_bench"],
             },
         ],
+        # The generic operators, sensor and triggers work with every vendor (the connection's type
+        # chooses it): listed under each, as official providers list a module per integration.
         "operators": [
+            {"integration-name": name, "python-modules": ["airflow_provider_bridge.operators.entity"]}
+            for name in ("Third-Party Manager", "ServiceBridge")
+        ]
+        + [
             {
                 "integration-name": "Bridgit Bench",
                 "python-modules": [
                     "airflow_provider_bridge.operators.entity",
                     "airflow_provider_bridge.operators.bridgit_bench",
                 ],
-            },
+            }
         ],
         "sensors": [
-            {
-                "integration-name": "Bridgit Bench",
-                "python-modules": ["airflow_provider_bridge.sensors.entity"],
-            },
+            {"integration-name": name, "python-modules": ["airflow_provider_bridge.sensors.entity"]}
+            for name in VENDOR_NAMES
         ],
         "triggers": [
-            {
-                "integration-name": "Bridgit Bench",
-                "python-modules": ["airflow_provider_bridge.triggers.entity"],
-            },
+            {"integration-name": name, "python-modules": ["airflow_provider_bridge.triggers.entity"]}
+            for name in VENDOR_NAMES
         ],
         "connection-types": [
             {

@@ -75,3 +75,26 @@ def test_airflow_config_shows_the_bridge_options_with_their_defaults(monkeypatch
     assert "state_namespace = airflow_bridge" in listed.stdout
     assert "lock_lease = 15" in listed.stdout
     assert "postgres://<airflow conn id>" in listed.stdout  # the description
+
+
+def test_every_vendor_lists_its_operators_sensor_and_triggers():
+    from airflow_provider_bridge.get_provider_info import VENDOR_NAMES, get_provider_info
+
+    info = get_provider_info()
+    for section in ("hooks", "operators", "sensors", "triggers"):
+        named = {entry["integration-name"] for entry in info[section]}
+        assert named == set(VENDOR_NAMES), section
+    integrations = {i["integration-name"] for i in info["integrations"]}
+    assert integrations == set(VENDOR_NAMES)
+
+
+def test_packaging_declares_the_license_and_the_provider_classifier():
+    import tomllib
+
+    from tests.conftest import REPO
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    assert "Apache License" in (REPO / "LICENSE").read_text()[:200]
+    assert "Framework :: Apache Airflow :: Provider" in project["classifiers"]
+    assert (REPO / "CHANGELOG.md").read_text().startswith("# Changelog")
