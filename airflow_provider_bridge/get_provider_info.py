@@ -39,6 +39,17 @@ _COMMON_FIELDS: dict[str, Any] = {
         "and sent again only once it stayed absent this long (a write the vendor applies late).",
         "schema": {"type": ["number", "null"], "default": 30},
     },
+    "natural_keys": {
+        "label": "Natural keys",
+        "description": "JSON object {entity: field} naming the field that identifies a record, used to "
+        'reconcile a create with an unknown outcome, e.g. {"Customers": "Email"}.',
+        "schema": {"type": ["string", "null"]},
+    },
+    "rate_limit_margin": {
+        "label": "Rate limit margin (s)",
+        "description": "Seconds added to every rate window for network jitter (default 0.05).",
+        "schema": {"type": ["number", "null"], "default": 0.05},
+    },
     "allowed_hosts": {
         "label": "Allowed hosts",
         "description": "JSON list of other hosts that links in answers (e.g. JSON:API links.next) may lead "
@@ -152,6 +163,12 @@ def get_provider_info() -> dict[str, Any]:
                             "default": "page",
                         },
                     },
+                    "resource_types": {
+                        "label": "Resource types",
+                        "description": "JSON object {entity path: JSON:API type} for writes, where the "
+                        "type is not the path's last segment.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "extra_headers": {
                         "label": "Extra headers",
                         "description": "JSON object of headers sent with every API call.",
@@ -203,6 +220,12 @@ def get_provider_info() -> dict[str, Any]:
                         "--conn-id <id>",
                         "schema": {"type": ["string", "null"], "format": "password"},
                     },
+                    "session_idle_timeout": {
+                        "label": "Session idle timeout (s)",
+                        "description": "Session auth: log in again after this long without a call "
+                        "(default 1800).",
+                        "schema": {"type": ["number", "null"], "default": 1800},
+                    },
                     "change_overlap": {
                         "label": "Change overlap (s)",
                         "description": "How far before 'since' the changeTime filter asks (default 300).",
@@ -230,6 +253,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "The Bridgit account id. Empty: found through GET /rp/api/v1/Accounts "
                         "when the service account reaches exactly one account.",
                         "schema": {"type": ["integer", "null"]},
+                    },
+                    "use_activity_feed": {
+                        "label": "Use the activity feed",
+                        "description": "Ask the account's activity feed before scanning projects or "
+                        "persons for changes (one request when nothing happened). Default true.",
+                        "schema": {"type": ["boolean", "null"], "default": True},
                     },
                     **_COMMON_FIELDS,
                 },

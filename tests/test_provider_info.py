@@ -98,3 +98,21 @@ def test_packaging_declares_the_license_and_the_provider_classifier():
     assert "Apache License" in (REPO / "LICENSE").read_text()[:200]
     assert "Framework :: Apache Airflow :: Provider" in project["classifiers"]
     assert (REPO / "CHANGELOG.md").read_text().startswith("# Changelog")
+
+
+def test_every_extra_a_hook_reads_is_a_field_of_its_connection_form():
+    """Found by reading the hooks' source: every extra read by name is declared in conn-fields."""
+    import re
+
+    from airflow_provider_bridge.get_provider_info import get_provider_info
+    from tests.conftest import REPO
+
+    hooks = REPO / "airflow_provider_bridge" / "hooks"
+    read = re.compile(r'(?:extra|number_extra|choice_extra|mapping_extra)\(\s*"([a-z_]+)"')
+    base = (hooks / "base.py").read_text()
+    common = set(read.findall(base)) | set(re.findall(r'_extra_value\(extras, ctype, "([a-z_]+)"\)', base))
+    assert {"timeout", "rate_limits", "natural_keys", "write_settle"} <= common  # the pattern works
+    for conn in get_provider_info()["connection-types"]:
+        vendor = conn["connection-type"]
+        used = common | set(read.findall((hooks / f"{vendor}.py").read_text()))
+        assert used - set(conn["conn-fields"]) == set(), vendor
