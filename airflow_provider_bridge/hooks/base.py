@@ -125,6 +125,9 @@ MAX_REDIRECTS = 3
 #: default extra ``write_settle``: seconds a vendor may still apply a create after the client
 #: gave up waiting (a slow database, a queue in front of the API)
 DEFAULT_WRITE_SETTLE = 30.0
+#: a long listing logs its progress every this many pages, or this many seconds
+PROGRESS_PAGES = 10
+PROGRESS_SECONDS = 30.0
 #: default extra ``max_pages``: the longest listing followed before it counts as a runaway
 DEFAULT_MAX_PAGES = 10_000
 #: seconds a connection Test waits for one answer at most (the connection's own timeout if shorter)
@@ -1084,11 +1087,31 @@ class BridgeBaseHook(BaseHook):
         merged = {**self.default_list_params(entity), **(params or {})}
         path = self.entity_path(entity)
         total = pages = 0
+        started = last_report = time.monotonic()
+        requests_before = self.requests_sent
         for records in self.bounded(self.pager_for(entity).pages(self, path, merged, size), entity):
             pages += 1
             total += len(records)
+            now = time.monotonic()
+            if pages % PROGRESS_PAGES == 0 or now - last_report >= PROGRESS_SECONDS:
+                last_report = now
+                log.info(
+                    "Listing %s: %d record(s) in %d page(s) so far, %.0fs, %d request(s)",
+                    entity,
+                    total,
+                    pages,
+                    now - started,
+                    self.requests_sent - requests_before,
+                )
             yield from records
-        log.info("Listed %d %s record(s) in %d page(s)", total, entity, pages)
+        log.info(
+            "Listed %d %s record(s) in %d page(s), %.1fs, %d request(s)",
+            total,
+            entity,
+            pages,
+            time.monotonic() - started,
+            self.requests_sent - requests_before,
+        )
 
     @cached_property
     def max_pages(self) -> int:

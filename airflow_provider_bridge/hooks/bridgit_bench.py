@@ -387,6 +387,14 @@ class BridgitBenchHook(BridgeBaseHook):
                     uncertain=chunk,
                 )
             created.extend(result)
+            log.info(
+                "Chunk %d/%d: %d role(s) created (%d of %d so far)",
+                start // chunk_size + 1,
+                chunks,
+                len(result),
+                len(created),
+                len(roles),
+            )
         return created
 
     # -- changes ---------------------------------------------------------------------------

@@ -268,16 +268,35 @@ class UpsertEntityOperator(BridgeEntityOperator):
         UpsertEntityOperator(task_id="project", conn_id="bridgit_bench_default", entity="projects",
                              match_on=["name"], data={"name": "Harbour View", "colour": "#00FF00"})
 
+    The lookup costs what a listing of the entity costs where the vendor has no filter for the
+    ``match_on`` fields (ServiceBridge lists every record; Bridgit filters projects by name and
+    persons by email): ``query_params`` narrows it (e.g. a ServiceBridge ``changeTime`` or a
+    status), and the task log says what the lookup cost.
+
     :param data: the record's fields (templated).
     :param match_on: the field names that identify the record (templated); each must be in ``data``.
+    :param query_params: vendor filters that narrow the lookup (templated).
     """
 
-    template_fields: Sequence[str] = (*BridgeEntityOperator.template_fields, "data", "match_on")
+    template_fields: Sequence[str] = (
+        *BridgeEntityOperator.template_fields,
+        "data",
+        "match_on",
+        "query_params",
+    )
 
-    def __init__(self, *, data: dict[str, Any], match_on: list[str] | str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        data: dict[str, Any],
+        match_on: list[str] | str,
+        query_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.data = data
         self.match_on = match_on
+        self.query_params = query_params
 
     def execute(self, context: Context) -> dict[str, Any]:
         if not isinstance(self.data, dict) or not self.data:
@@ -296,7 +315,15 @@ class UpsertEntityOperator(BridgeEntityOperator):
                 f"not in data keys {sorted(self.data)}"
             )
         match = {f: self.data[f] for f in fields}
-        found = self.hook.find_entities(self.entity, match)
+        before = self.hook.requests_sent
+        found = self.hook.find_entities(self.entity, match, params=self.query_params)
+        self.log.info(
+            "Upsert lookup of %s by %s: %d request(s), %d match(es)",
+            self.entity,
+            sorted(match),
+            self.hook.requests_sent - before,
+            len(found),
+        )
         if len(found) > 1:
             ids = [r.get("id", r.get("Id")) for r in found[:10]]
             raise BridgeError(

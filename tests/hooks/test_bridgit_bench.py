@@ -483,3 +483,42 @@ class TestBulkRolesAppliedLate:
         op.execute({})
         names = [r["name"] for r in BridgitBenchHook().list_entities(f"projects/{project['id']}/roles")]
         assert sorted(names) == [r["name"] for r in roles]
+
+
+class TestProgressInTheLog:
+    def test_a_long_listing_logs_progress_and_its_cost(self, bridgit_hook, caplog):
+        import logging
+
+        for i in range(23):
+            bridgit_hook.create_entity("projects", {"name": f"Progress {i}"})
+        with caplog.at_level(logging.INFO, logger="airflow_provider_bridge"):
+            assert len(list(bridgit_hook.list_entities("projects", page_size=2))) == 23
+        progress = [r.getMessage() for r in caplog.records if "so far" in r.getMessage()]
+        assert progress == ["Listing projects: 20 record(s) in 10 page(s) so far, 0s, 10 request(s)"]
+        assert any(
+            r.getMessage().startswith("Listed 23 projects record(s) in 12 page(s)") for r in caplog.records
+        )
+
+    def test_bulk_logs_each_chunk_and_upsert_its_lookup_cost(self, bridgit_hook, bridgit, caplog, capfd):
+        import logging
+
+        from airflow_provider_bridge.operators.entity import UpsertEntityOperator
+
+        project = bridgit_hook.create_entity("projects", {"name": "Chunks"})
+        with caplog.at_level(logging.INFO):
+            bridgit_hook.bulk_create_roles(project["id"], [{"name": f"R{i}"} for i in range(5)], chunk_size=2)
+            UpsertEntityOperator(
+                task_id="upsert",
+                conn_id="bridgit_bench_default",
+                entity="projects",
+                data={"name": "Chunks"},
+                match_on="name",
+            ).execute({})
+        messages = [r.getMessage() for r in caplog.records]
+        assert [m for m in messages if m.startswith("Chunk ")] == [
+            "Chunk 1/3: 2 role(s) created (2 of 5 so far)",
+            "Chunk 2/3: 2 role(s) created (4 of 5 so far)",
+            "Chunk 3/3: 1 role(s) created (5 of 5 so far)",
+        ]
+        # the operator logs through Airflow's task logger (structured, to the output)
+        assert "Upsert lookup of projects by ['name']: 1 request(s), 1 match(es)" in capfd.readouterr().out
