@@ -147,5 +147,13 @@ class FingerprintTracker:
             if entry["at"] > cutoff
         ]
         if baseline:
-            log.info("First scan of this listing: %d record(s) recorded as the baseline", len(seen))
+            stamped = sum(1 for record in seen.values() if self._baseline_time(record))
+            log.info(
+                "First scan of this listing: %d record(s) recorded as the baseline. %d carry a "
+                "modification time (those changed after 'since' are reported); the %d without one "
+                "count as unchanged before this scan, whatever 'since' says",
+                len(seen),
+                stamped,
+                len(seen) - stamped,
+            )
         return changed, len(seen), scan_time

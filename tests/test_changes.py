@@ -15,13 +15,18 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def test_first_scan_is_a_baseline_unless_records_carry_a_time():
+def test_first_scan_is_a_baseline_unless_records_carry_a_time(caplog):
+    import logging
+
     tracker = FingerprintTracker(MemoryStateBackend(), "k", timestamp_fields=("updatedAt",))
     recent = (_now() - dt.timedelta(minutes=1)).isoformat()
-    changed, scanned, _ = tracker.scan(
-        [{"id": 1}, {"id": 2, "updatedAt": recent}], _now() - dt.timedelta(hours=1)
-    )
+    with caplog.at_level(logging.INFO, logger="airflow_provider_bridge"):
+        changed, scanned, _ = tracker.scan(
+            [{"id": 1}, {"id": 2, "updatedAt": recent}], _now() - dt.timedelta(hours=1)
+        )
     assert scanned == 2 and [r["id"] for r in changed] == [2]
+    assert "2 record(s) recorded as the baseline. 1 carry a modification time" in caplog.text
+    assert "the 1 without one count as unchanged before this scan" in caplog.text
 
 
 def test_changes_new_records_and_deletions_are_reported_after_since():
