@@ -47,6 +47,16 @@ def mask(value: Any) -> None:
 _warned_plaintext = False
 
 
+def _configured_key() -> str:
+    """``[core] fernet_key`` as configured ('' when unset; some Airflow versions then refuse to
+    build even the null Fernet, which must not read as a malformed key)."""
+    try:
+        from airflow.configuration import conf
+    except ImportError:  # pragma: no cover - a Task SDK without core
+        return "unknown"
+    return str(conf.get("core", "fernet_key", fallback="") or "").strip()
+
+
 def _fernet() -> Any | None:
     """
     Airflow's Fernet when ``[core] fernet_key`` is set; None (with one warning) when it is not.
@@ -60,7 +70,7 @@ def _fernet() -> Any | None:
         from airflow.models.crypto import get_fernet
     global _warned_plaintext
     try:
-        fernet = get_fernet()
+        fernet = get_fernet() if _configured_key() else None
     except Exception as exc:
         raise BridgeConfigError(
             f"[core] fernet_key is set but is not a valid Fernet key ({type(exc).__name__}); shared "

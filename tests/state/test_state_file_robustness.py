@@ -84,3 +84,32 @@ def test_credentials_written_with_another_fernet_key_mean_one_sign_in_not_a_cras
     finally:
         get_fernet.cache_clear()
     assert bridgit.counter("signins") == 2  # once more after the key change, then shared again
+
+
+def test_without_any_fernet_key_credentials_are_stored_with_a_warning_not_refused(bridgit, tmp_path):
+    """
+    A fresh Airflow home with no ``[core] fernet_key`` at all (Airflow's own Fernet helper then
+    refuses to build even its null Fernet): the hook works and warns once that credentials are
+    stored unencrypted — it does not call an unset key malformed.
+    """
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__CORE__FERNET_KEY"}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "fresh-home"),
+        AIRFLOW__BRIDGE__STATE_BACKEND=f"sqlite:///{tmp_path}/state.sqlite",
+        AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT=bridgit.connection_json(rate_limits=[[50, 1]]),
+    )
+    script = (
+        "from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook\n"
+        "print('listed', len(list(BridgitBenchHook().list_entities('projects'))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "listed 0" in done.stdout
+    assert "stored unencrypted" in done.stdout + done.stderr
+    assert "not a valid Fernet key" not in done.stdout + done.stderr
