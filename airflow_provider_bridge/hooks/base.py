@@ -272,7 +272,24 @@ class BridgeBaseHook(BaseHook):
     def config(self) -> ConnectionConfig:
         """The validated connection (read once per hook)."""
         conn = self._connection or self.get_connection(self.conn_id)
-        if conn.conn_type and conn.conn_type != self.conn_type:
+        if not conn.conn_type:
+            hint = ""
+            if (
+                str(os.environ.get(f"AIRFLOW_CONN_{self.conn_id.upper()}", ""))
+                .lstrip()
+                .startswith(f"{self.conn_type}://")
+            ):
+                hint = (
+                    f" Its AIRFLOW_CONN_{self.conn_id.upper()} URI starts with '{self.conn_type}://', which "
+                    "is not a URI scheme (no underscore allowed there): write "
+                    f"'{self.conn_type.replace('_', '-')}://<login>:<password>@<host>?<extra>=...', or use "
+                    "the JSON form"
+                )
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r} has no connection type; {type(self).__name__} expects "
+                f"{self.conn_type!r}.{hint}"
+            )
+        if conn.conn_type != self.conn_type:
             raise BridgeConfigError(
                 f"Connection {self.conn_id!r} has conn_type {conn.conn_type!r}; {type(self).__name__} "
                 f"expects {self.conn_type!r}"
@@ -1298,6 +1315,12 @@ class BridgeBaseHook(BaseHook):
         )
         return batch
 
+    def _for_the_test_button(self, message: str) -> str:
+        """A Test message without the connection id: Airflow's Test gives the connection a random one."""
+        return message.replace(f"Connection {self.conn_id!r}", "This connection").replace(
+            repr(self.conn_id), "this connection"
+        )
+
     def test_connection(self) -> tuple[bool, str]:
         """
         One cheap authenticated call; ``(True, message)`` when it works.
@@ -1311,7 +1334,7 @@ class BridgeBaseHook(BaseHook):
         try:
             cfg = self.config
         except BridgeError as exc:
-            return False, str(exc)
+            return False, self._for_the_test_button(str(exc))
         self.config = replace(cfg, max_retries=0, timeout=min(cfg.timeout, TEST_TIMEOUT))
         try:
             if not self.state_backend.shared_across_hosts:
@@ -1319,13 +1342,34 @@ class BridgeBaseHook(BaseHook):
                 if checked is not None:
                     return checked
             self.check_test_answer(self.request("GET", self.test_path(), params=self.test_params() or None))
+        except BridgeAuthError as exc:
+            return False, self._for_the_test_button(_refused_in_words(self.hook_name, exc))
         except BridgeError as exc:
-            return False, str(exc)
+            return False, self._for_the_test_button(str(exc))
         except Exception as exc:  # the UI shows this message; never let a secret through
             return False, strip_query(f"{type(exc).__name__}: {exc}")
         finally:
             self.config = cfg  # the hook's own settings again
         return True, f"Connected to {self.hook_name} at {cfg.base_url}"
+
+
+#: what a refused sign-in's code means, in words (the answer itself is never quoted)
+_REFUSALS = {
+    "invalid_grant": "the login or password (or refresh token) was refused",
+    "invalidcredentials": "the login or password was refused",
+    "invalid_client": "the client id or client secret was refused",
+    "unauthorized_client": "this client may not use this grant type",
+    "invalid_scope": "the requested scope was refused",
+}
+
+
+def _refused_in_words(hook_name: str, exc: BridgeAuthError) -> str:
+    """A refused credential for the Test button: what the vendor's code means, then the details."""
+    code = (exc.error_code or "").strip()
+    meaning = _REFUSALS.get(code.lower()) or (
+        "the credentials were refused" if exc.status_code == 401 else "access was refused"
+    )
+    return f"{hook_name} refused the connection: {meaning}. ({exc})"
 
 
 def describe_transport_error(exc: requests.RequestException, timeout: float) -> str:

@@ -522,3 +522,22 @@ class TestProgressInTheLog:
         ]
         # the operator logs through Airflow's task logger (structured, to the output)
         assert "Upsert lookup of projects by ['name']: 1 request(s), 1 match(es)" in capfd.readouterr().out
+
+
+class TestConnectionUris:
+    def test_an_underscore_uri_is_refused_with_the_hyphenated_form(self, monkeypatch):
+        monkeypatch.setenv("AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT", "bridgit_bench://user:pw@bench.example.com")
+        with pytest.raises(BridgeConfigError, match="no connection type") as err:
+            BridgitBenchHook().config  # noqa: B018
+        assert "'bridgit-bench://<login>:<password>@<host>?<extra>=...'" in str(err.value)
+
+    def test_the_hyphenated_uri_works(self, bridgit, monkeypatch):
+        from urllib.parse import quote
+
+        conn = bridgit.connection()
+        uri = (
+            f"bridgit-bench://{quote(conn['login'], safe='')}:{quote(conn['password'], safe='')}"
+            f"@{quote(bridgit.url, safe='')}?account_id=1"
+        )
+        monkeypatch.setenv("AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT", uri)
+        assert BridgitBenchHook().test_connection() == (True, f"Connected to Bridgit Bench at {bridgit.url}")

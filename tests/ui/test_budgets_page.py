@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from airflow_provider_bridge.exceptions import BridgeRateLimitError
-from tests.ui.servers import CHROMIUM, ApiServer, Browser
+from tests.ui.servers import CHROMIUM, Browser
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "budgets-page.png"
@@ -23,29 +23,13 @@ SCREENSHOT = REPO / "docs" / "budgets-page.png"
 pytestmark = pytest.mark.airflow
 
 
-@pytest.fixture(scope="module")
-def api_server(tmp_path_factory, state_file_for_module):
-    server = ApiServer(
-        tmp_path_factory.mktemp("api-server-home"),
-        {"AIRFLOW__BRIDGE__STATE_BACKEND": f"sqlite:///{state_file_for_module}"},
-    )
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def state_file_for_module(tmp_path_factory):
-    return tmp_path_factory.mktemp("budgets-state") / "bridge_state.sqlite"
-
-
 @pytest.fixture
-def traffic(api_server, state_file_for_module, bridgit, monkeypatch):
+def traffic(api_server, ui_state_file, bridgit, monkeypatch):
     """Requests through a hook as the task ``budget_demo.load_projects``; the last one gets a 429."""
     from airflow_provider_bridge.activity import flush_all
     from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
 
-    monkeypatch.setenv("AIRFLOW__BRIDGE__STATE_BACKEND", f"sqlite:///{state_file_for_module}")
+    monkeypatch.setenv("AIRFLOW__BRIDGE__STATE_BACKEND", f"sqlite:///{ui_state_file}")
     monkeypatch.setenv(
         "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
         bridgit.connection_json(account_id=1, rate_limits=[[20, 1], [600, 3600]], max_retry_wait=2),
