@@ -55,7 +55,15 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(vendors: list[str], host: str, port: int, config: dict[str, Any]) -> None:
+async def serve(
+    vendors: list[str],
+    host: str,
+    port: int,
+    config: dict[str, Any],
+    *,
+    print_connections: bool = False,
+    seed: str | None = None,
+) -> None:
     """
     Start the emulators and print ``<vendor> <url>`` for each, then ``ready``.
 
@@ -63,10 +71,14 @@ async def serve(vendors: list[str], host: str, port: int, config: dict[str, Any]
     :param host: the address to listen on (keep it on loopback).
     :param port: first port (0: any free port for each vendor).
     :param config: ``{vendor: {setting: value}}`` applied at start (``/_sandbox/config`` shape).
+    :param print_connections: print each vendor's connection (env export and ``airflow
+        connections add``) once serving.
+    :param seed: ``demo`` fills the emulators with sample data once serving.
     """
     from airflow_provider_bridge.sandbox.faults import deep_merge
 
     servers = []
+    urls: dict[str, str] = {}
     for index, vendor in enumerate(vendors):
         app = build_app(vendor)
         if vendor in config:
@@ -77,7 +89,8 @@ async def serve(vendors: list[str], host: str, port: int, config: dict[str, Any]
             uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30)
         )
         servers.append((server, sock))
-        print(f"{vendor} http://{host}:{sock.getsockname()[1]}", flush=True)
+        urls[vendor] = f"http://{host}:{sock.getsockname()[1]}"
+        print(f"{vendor} {urls[vendor]}", flush=True)
 
     def stop_all() -> None:
         for server, _ in servers:
@@ -91,6 +104,15 @@ async def serve(vendors: list[str], host: str, port: int, config: dict[str, Any]
         if any(t.done() for t in tasks):
             break
         await asyncio.sleep(0.02)
+    if seed == "demo":
+        from airflow_provider_bridge.sandbox.seed import seed_demo
+
+        counts = await asyncio.to_thread(seed_demo, urls)
+        print(f"seeded {json.dumps(counts)}", flush=True)
+    if print_connections:
+        from airflow_provider_bridge.sandbox.seed import connection_lines
+
+        print("\n".join(connection_lines(urls)), flush=True)
     print("ready", flush=True)
     await asyncio.gather(*tasks)
 
@@ -121,6 +143,18 @@ def main(argv: list[str] | None = None) -> int:
         default="{}",
         help='JSON {vendor: settings}, e.g. \'{"bridgit_bench": {"rate_limits": [[20, 1]]}}\'',
     )
+    parser.add_argument(
+        "--print-connections",
+        action="store_true",
+        help="once serving, print each vendor's connection as an env export and an "
+        "'airflow connections add' command",
+    )
+    parser.add_argument(
+        "--seed",
+        choices=["demo"],
+        help="once serving, fill the emulators with sample data (projects, roles, people, customers, "
+        "third-party profiles and engagements)",
+    )
     args = parser.parse_args(argv)
     try:
         config = json.loads(args.config)
@@ -129,7 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         parser.error("--config: expected a JSON object {vendor: {setting: value}}")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.vendor or sorted(VENDOR_APPS), args.host, args.port, config))
+        asyncio.run(
+            serve(
+                args.vendor or sorted(VENDOR_APPS),
+                args.host,
+                args.port,
+                config,
+                print_connections=args.print_connections,
+                seed=args.seed,
+            )
+        )
     return 0
 
 

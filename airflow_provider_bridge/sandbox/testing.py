@@ -137,6 +137,7 @@ class SandboxProcess:
     :param vendors: vendors to serve (default: all).
     :param config: ``{vendor: settings}`` applied at start.
     :param startup_timeout: seconds to wait for the servers.
+    :param args: more command-line arguments (e.g. ``["--seed", "demo"]``).
     """
 
     def __init__(
@@ -145,10 +146,12 @@ class SandboxProcess:
         *,
         config: dict[str, Any] | None = None,
         startup_timeout: float = 60.0,
+        args: list[str] | None = None,
     ) -> None:
         self.vendors = vendors
         self.config = config or {}
         self.startup_timeout = startup_timeout
+        self.args = args or []
         self.process: subprocess.Popen[str] | None = None
         self.urls: dict[str, str] = {}
         self.output: list[str] = []
@@ -158,6 +161,7 @@ class SandboxProcess:
         cmd = [sys.executable, "-m", "airflow_provider_bridge.sandbox", "--config", json.dumps(self.config)]
         for vendor in self.vendors or []:
             cmd += ["--vendor", vendor]
+        cmd += self.args
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
