@@ -50,6 +50,13 @@ _COMMON_FIELDS: dict[str, Any] = {
         "description": "Seconds added to every rate window for network jitter (default 0.05).",
         "schema": {"type": ["number", "null"], "default": 0.05},
     },
+    "record_url": {
+        "label": "Record URL template",
+        "description": "The vendor web page of a record, for the operators' 'Vendor record' link: "
+        "a template with {entity}, {id} and {base_url}, e.g. https://bench.gobridgit.com/{entity}/{id}, "
+        "or a JSON object {entity: template}. Empty: no link.",
+        "schema": {"type": ["string", "null"]},
+    },
     "allowed_hosts": {
         "label": "Allowed hosts",
         "description": "JSON list of other hosts that links in answers (e.g. JSON:API links.next) may lead "
@@ -126,6 +133,7 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": name, "python-modules": ["airflow_provider_bridge.triggers.entity"]}
             for name in VENDOR_NAMES
         ],
+        "extra-links": ["airflow_provider_bridge.links.BridgeRecordLink"],
         "connection-types": [
             {
                 "connection-type": "third_party_manager",

@@ -485,6 +485,37 @@ class BridgeBaseHook(BaseHook):
         self.max_pages  # noqa: B018
         self.write_settle  # noqa: B018
 
+    def record_url(self, entity: str, record_id: Any) -> str | None:
+        """
+        The record's page in the vendor's web application, from the extra ``record_url`` (a
+        template with ``{entity}``, ``{id}`` and ``{base_url}``, or ``{entity: template}``); None
+        when not configured or the record has no id.
+        """
+        raw = self.extra("record_url")
+        if raw is None or record_id in (None, ""):
+            return None
+        template: Any = raw
+        if isinstance(raw, str) and raw.strip().startswith("{") and raw.strip().endswith("}"):
+            try:
+                template = jsonlib.loads(raw)
+            except ValueError:
+                template = raw  # a plain template that happens to start with a placeholder
+        if isinstance(template, dict):
+            template = template.get(entity)
+        if not isinstance(template, str) or not template:
+            return None
+        try:
+            return template.format(
+                entity=quote(str(entity), safe="/"),
+                id=quote(str(record_id), safe=""),
+                base_url=self.config.base_url,
+            )
+        except (KeyError, IndexError, ValueError):
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra 'record_url' must use only {{entity}}, {{id}} and "
+                f"{{base_url}}, got {raw!r}"
+            ) from None
+
     def number_extra(self, name: str, default: float, *, minimum: float = 0.0) -> float:
         """A numeric extra (``default`` when unset), at least ``minimum``."""
         return float(_number(self.conn_id, name, self.extra(name), default, minimum=minimum))

@@ -23,6 +23,8 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeError
 from airflow_provider_bridge.hooks import get_bridge_hook
+from airflow_provider_bridge.links import XCOM_KEY as RECORD_URL_KEY
+from airflow_provider_bridge.links import BridgeRecordLink
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -55,6 +57,14 @@ class BridgeEntityOperator(BaseOperator):
         """The vendor hook for ``conn_id``."""
         return get_bridge_hook(self.conn_id)
 
+    def link_record(self, context: Context, record: dict[str, Any]) -> dict[str, Any]:
+        """Keep the record's web page for the task's *Vendor record* link (extra ``record_url``)."""
+        record_id = record.get("id", record.get("Id")) if isinstance(record, dict) else None
+        url = self.hook.record_url(self.entity, record_id)
+        if url:
+            context["ti"].xcom_push(key=RECORD_URL_KEY, value=url)
+        return record
+
 
 class CreateEntityOperator(BridgeEntityOperator):
     """
@@ -73,6 +83,7 @@ class CreateEntityOperator(BridgeEntityOperator):
     :param data: the record's fields (templated).
     """
 
+    operator_extra_links = (BridgeRecordLink(),)
     template_fields: Sequence[str] = (*BridgeEntityOperator.template_fields, "data")
 
     def __init__(self, *, data: dict[str, Any], **kwargs: Any) -> None:
@@ -82,7 +93,7 @@ class CreateEntityOperator(BridgeEntityOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         record = self.hook.create_entity(self.entity, self.data)
         self.log.info("Created %s record %s", self.entity, record.get("id", record.get("Id")))
-        return record
+        return self.link_record(context, record)
 
 
 class GetEntityOperator(BridgeEntityOperator):
@@ -92,6 +103,7 @@ class GetEntityOperator(BridgeEntityOperator):
     :param entity_id: the record's id (templated).
     """
 
+    operator_extra_links = (BridgeRecordLink(),)
     template_fields: Sequence[str] = (*BridgeEntityOperator.template_fields, "entity_id")
 
     def __init__(self, *, entity_id: str | int, **kwargs: Any) -> None:
@@ -99,7 +111,7 @@ class GetEntityOperator(BridgeEntityOperator):
         self.entity_id = entity_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        return self.hook.get_entity(self.entity, self.entity_id)
+        return self.link_record(context, self.hook.get_entity(self.entity, self.entity_id))
 
 
 class ListEntitiesOperator(BridgeEntityOperator):
@@ -226,6 +238,7 @@ class UpdateEntityOperator(BridgeEntityOperator):
     :param data: the fields to change (templated).
     """
 
+    operator_extra_links = (BridgeRecordLink(),)
     template_fields: Sequence[str] = (*BridgeEntityOperator.template_fields, "entity_id", "data")
 
     def __init__(self, *, entity_id: str | int, data: dict[str, Any], **kwargs: Any) -> None:
@@ -234,7 +247,7 @@ class UpdateEntityOperator(BridgeEntityOperator):
         self.data = data
 
     def execute(self, context: Context) -> dict[str, Any]:
-        return self.hook.update_entity(self.entity, self.entity_id, self.data)
+        return self.link_record(context, self.hook.update_entity(self.entity, self.entity_id, self.data))
 
 
 class DeleteEntityOperator(BridgeEntityOperator):
@@ -278,6 +291,7 @@ class UpsertEntityOperator(BridgeEntityOperator):
     :param query_params: vendor filters that narrow the lookup (templated).
     """
 
+    operator_extra_links = (BridgeRecordLink(),)
     template_fields: Sequence[str] = (
         *BridgeEntityOperator.template_fields,
         "data",
@@ -299,6 +313,9 @@ class UpsertEntityOperator(BridgeEntityOperator):
         self.query_params = query_params
 
     def execute(self, context: Context) -> dict[str, Any]:
+        return self.link_record(context, self._upsert())
+
+    def _upsert(self) -> dict[str, Any]:
         if not isinstance(self.data, dict) or not self.data:
             raise BridgeConfigError(f"data: expected a non-empty dict of fields, got {self.data!r:.100}")
         if not isinstance(self.match_on, (str, list, tuple)) or not all(

@@ -51,3 +51,32 @@ def test_operators_on_a_servicebridge_connection(airflow_db, servicebridge, monk
     requests_seen = servicebridge.stats()["requests"]
     assert any(r["method"] == "DELETE" for r in requests_seen)
     assert servicebridge.counter("logins") == 1
+
+
+@pytest.mark.airflow
+def test_record_operators_offer_a_link_to_the_record_in_the_vendor_app(airflow_db, bridgit, monkeypatch):
+    """What the UI's 'Vendor record' button shows: the link the task runner stores after each task."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from airflow_provider_bridge.sandbox.testing import run_dag
+    from tests.conftest import DAGS_FOLDER
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
+        bridgit.connection_json(
+            account_id=1,
+            rate_limits=[[200, 1]],
+            record_url="https://bench.example.com/{entity}/{id}/overview",
+        ),
+    )
+    state, values = run_dag(DAGS_FOLDER, "record_links")
+    assert state == "success"
+    project_id = values["create"]["id"]
+    with create_session() as session:
+        rows = session.query(XComModel).filter(
+            XComModel.dag_id == "record_links", XComModel.key == "_link_BridgeRecordLink"
+        )
+        links = {row.task_id: XComModel.deserialize_value(row) for row in rows}
+    expected = f"https://bench.example.com/projects/{project_id}/overview"
+    assert links == {"create": expected, "get": expected, "upsert": expected}
