@@ -75,6 +75,13 @@ class BulkCreateRolesOperator(BaseOperator):
         self.chunk_size = chunk_size
         self.match_on = match_on
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The project's roles, written (an OpenLineage output dataset)."""
+        from airflow_provider_bridge.lineage import entity_dataset, operator_lineage
+
+        hook = get_bridge_hook(self.conn_id)
+        return operator_lineage([], [entity_dataset(hook, f"projects/{self.project_id}/roles")])
+
     def execute(self, context: Context) -> list[dict[str, Any]]:
         hook = get_bridge_hook(self.conn_id)
         if not isinstance(hook, BridgitBenchHook):

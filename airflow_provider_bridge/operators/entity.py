@@ -57,6 +57,18 @@ class BridgeEntityOperator(BaseOperator):
         """The vendor hook for ``conn_id``."""
         return get_bridge_hook(self.conn_id)
 
+    #: whether the operator reads (input) or writes (output) its entity, for OpenLineage
+    lineage_direction = "output"
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The entity read or written, as an OpenLineage dataset (:mod:`airflow_provider_bridge.lineage`)."""
+        from airflow_provider_bridge.lineage import entity_dataset, operator_lineage
+
+        dataset = entity_dataset(self.hook, self.entity)
+        if self.lineage_direction == "input":
+            return operator_lineage([dataset], [])
+        return operator_lineage([], [dataset])
+
     def link_record(self, context: Context, record: dict[str, Any]) -> dict[str, Any]:
         """Keep the record's web page for the task's *Vendor record* link (extra ``record_url``)."""
         record_id = record.get("id", record.get("Id")) if isinstance(record, dict) else None
@@ -104,6 +116,7 @@ class GetEntityOperator(BridgeEntityOperator):
     """
 
     operator_extra_links = (BridgeRecordLink(),)
+    lineage_direction = "input"
     template_fields: Sequence[str] = (*BridgeEntityOperator.template_fields, "entity_id")
 
     def __init__(self, *, entity_id: str | int, **kwargs: Any) -> None:
@@ -131,6 +144,7 @@ class ListEntitiesOperator(BridgeEntityOperator):
     :param max_records: fail rather than push more than this many records to XCom.
     """
 
+    lineage_direction = "input"
     template_fields: Sequence[str] = (*BridgeEntityOperator.template_fields, "query_params", "output_path")
     template_fields_renderers = {"query_params": "json"}
 
@@ -148,6 +162,13 @@ class ListEntitiesOperator(BridgeEntityOperator):
         self.page_size = page_size
         self.output_path = output_path
         self.max_records = max_records
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The entity as input, and ``output_path`` (when given) as output."""
+        from airflow_provider_bridge.lineage import entity_dataset, file_dataset, operator_lineage
+
+        outputs = [file_dataset(self.output_path)] if self.output_path else []
+        return operator_lineage([entity_dataset(self.hook, self.entity)], outputs)
 
     def execute(self, context: Context) -> list[dict[str, Any]] | str:
         records = self.hook.list_entities(self.entity, self.query_params, page_size=self.page_size)
