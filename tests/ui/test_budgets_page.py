@@ -45,10 +45,13 @@ def traffic(api_server, ui_state_file, bridgit, monkeypatch):
         list(hook.list_entities("projects"))  # a 5-minute pause: longer than max_retry_wait
     flush_all()
     stored = hook.credential_store.load() or {}
-    return {
+    yield {
         "requests": bridgit.stats()["accepted"] + bridgit.counter("throttled_429"),
         "secrets": [stored["access_token"], stored["refresh_token"], "sandbox-password"],
     }
+    from airflow_provider_bridge.state.backend import PAUSE_NAMESPACE
+
+    hook.state_backend.delete(PAUSE_NAMESPACE, hook.account_key)  # the other UI tests use this account
 
 
 def test_a_user_who_may_not_read_connections_gets_403(api_server):

@@ -32,7 +32,8 @@ def test_the_three_connection_types_are_offered_with_their_fields(api_server):
         meta = offered[vendor]
         assert meta["hook_name"] == declared[vendor]["hook-name"]
         assert set(meta["extra_fields"]) == set(declared[vendor]["conn-fields"]), vendor
-        assert meta["standard_fields"]["host"]["title"] == "Base URL"
+        relabeled = declared[vendor]["ui-field-behaviour"]["relabeling"]["host"]
+        assert meta["standard_fields"]["host"]["title"] == relabeled
 
 
 def _test(api_server, conn: dict) -> dict:
