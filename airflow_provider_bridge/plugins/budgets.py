@@ -134,20 +134,9 @@ def _account(entry: dict[str, Any]) -> str:
         if entry["pause_seconds"]
         else '<p class="ok pause-none">No 429 pause</p>'
     )
-    creds = []
-    for cred in entry["credentials"] or [{"stored": False}]:
-        if not cred["stored"]:
-            creds.append("none stored")
-        elif not cred["readable"]:
-            creds.append("stored, not readable with this API server's Fernet key")
-        else:
-            expiry = (
-                "expiry unknown (renewed when refused)"
-                if cred["expires_in_seconds"] is None
-                else f"expires in {cred['expires_in_seconds']} s"
-            )
-            refresh = ", with a refresh token" if cred["has_refresh_token"] else ""
-            creds.append(f"{cred['kind']} stored, {expiry}{refresh}")
+    from airflow_provider_bridge.state.cli import describe_credentials
+
+    creds = describe_credentials(entry["credentials"], "this API server")
     events = []
     for kind, label in (("last_429", "Last 429"), ("last_error", "Last error")):
         event = activity.get(kind)

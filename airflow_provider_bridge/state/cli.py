@@ -123,19 +123,27 @@ def _print_status(accounts: list[dict[str, Any]]) -> None:
                 if event:
                     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(event["at"]))
                     print(f"    {label}: {when} ({event['conn_id']}, {event['caller']}): {event['message']}")
-        for cred in entry["credentials"] or [{"stored": False}]:
-            if not cred["stored"]:
-                print("    credentials: none stored")
-            elif not cred["readable"]:
-                print("    credentials: stored, but not readable with this process's Fernet key")
-            else:
-                expiry = (
-                    "expiry unknown (renewed when refused)"
-                    if cred["expires_in_seconds"] is None
-                    else f"expires in {cred['expires_in_seconds']}s"
-                )
-                refresh = ", with a refresh token" if cred["has_refresh_token"] else ""
-                print(f"    credentials: {cred['kind']} stored, {expiry}{refresh}")
+        for text in describe_credentials(entry["credentials"], "this process"):
+            print(f"    credentials: {text}")
+
+
+def describe_credentials(credentials: list[dict[str, Any]], reader: str) -> list[str]:
+    """Each stored credential of an account in words (never a secret); ``reader`` reads them."""
+    found = []
+    for cred in credentials or [{"stored": False}]:
+        if not cred["stored"]:
+            found.append("none stored")
+        elif not cred["readable"]:
+            found.append(f"stored, but not readable with {reader}'s Fernet key")
+        else:
+            expiry = (
+                "expiry unknown (renewed when refused)"
+                if cred["expires_in_seconds"] is None
+                else f"expires in {cred['expires_in_seconds']}s"
+            )
+            refresh = ", with a refresh token" if cred["has_refresh_token"] else ""
+            found.append(f"{cred['kind']} stored, {expiry}{refresh}")
+    return found
 
 
 def check(backend: StateBackend) -> dict[str, Any]:
