@@ -109,3 +109,19 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def kill_a_credential_lock_holder(hosts: Hosts, ready_dir: Path) -> float:
+    """
+    On host 0: sign in once, wait until the token is due for its refresh (the sandbox must issue
+    3 s tokens), take the credential lock in another process and SIGKILL it while it holds the
+    lock. Returns when it was killed (``time.monotonic()``).
+    """
+    hosts.start("first", 0, one_bridgit_call)  # signs in and stores the session
+    assert hosts.collect(["first"])["first"][1] is None
+    time.sleep(2.6)  # the access token is now due for its refresh
+    ready = ready_dir / "ready"
+    hosts.start("holder", 0, hold_credential_lock, str(ready))
+    wait_for(ready.exists)
+    hosts.kill("holder")
+    return time.monotonic()

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.hosts import Hosts, hold_credential_lock, one_bridgit_call, wait_for
+from tests.hosts import Hosts, kill_a_credential_lock_holder, one_bridgit_call
 
 pytestmark = pytest.mark.multiprocess
 
@@ -133,14 +133,8 @@ def test_a_holder_killed_with_the_credential_lock_delays_the_others_by_at_most_i
     monkeypatch.setenv("AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT", bridgit.connection_json(rate_limits=[[50, 1]]))
     hosts = Hosts(tmp_path)
     try:
-        hosts.start("first", 0, one_bridgit_call)  # signs in and stores the session
-        assert hosts.collect(["first"])["first"][1] is None
-        time.sleep(2.6)  # the access token is now due for its refresh
-        ready = tmp_path / "ready"
-        hosts.start("holder", 0, hold_credential_lock, str(ready))
-        wait_for(ready.exists)
-        hosts.kill("holder")  # SIGKILL while it holds the lock: nothing releases it but the lease
-        killed_at = time.monotonic()
+        # SIGKILL while it holds the lock: nothing releases it but the lease
+        killed_at = kill_a_credential_lock_holder(hosts, tmp_path)
         for name in ("other-a", "other-b"):
             hosts.start(name, 1, one_bridgit_call)
         results = hosts.collect(["other-a", "other-b"], timeout=120)
