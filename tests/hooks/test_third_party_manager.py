@@ -286,6 +286,7 @@ def test_no_client_secret_or_token_leaks(tpm, monkeypatch, caplog, capsys):
     hook = _hook()
     hook.create_entity(PROFILES, {"officialName": "Leak check"})
     time.sleep(0.4)
+    tpm.configure(access_token_ttl=60)  # the next token lives long enough for a loaded machine
     list(hook.list_entities(PROFILES))  # 401, new token
     attempt(lambda: hook.create_entity(PROFILES, {"status": "x"}))  # 422
     tpm.configure(ip_allow_list=["203.0.113.7"])

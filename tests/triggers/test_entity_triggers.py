@@ -235,7 +235,9 @@ def test_polls_do_not_block_the_event_loop(bridgit):
         task.cancel()
         return ticks
 
-    assert asyncio.run(scenario()) >= 25  # the loop kept ticking through 0.5 s requests
+    # 40 ticks in 2 s if nothing else ran; a poll blocking the loop for its 0.5 s requests would
+    # leave about 8. Half the ideal tolerates a loaded 2-core machine and still tells them apart.
+    assert asyncio.run(scenario()) >= 20
 
 
 def test_the_change_trigger_ends_with_a_timeout_event_at_its_deadline(bridgit):
