@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -90,13 +91,18 @@ async def in_thread(function: Callable[..., T], *args: Any) -> T:
 
 
 def _runs_in_line() -> bool:
-    """Whether this trigger runs in line under ``dag.test()`` / ``airflow dags test``."""
-    try:
-        from airflow.sdk.execution_time import task_runner
-        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
-    except ImportError:  # another Airflow layout: behave as in a triggerer
+    """
+    Whether this trigger runs in line under ``dag.test()`` / ``airflow dags test``: Airflow's
+    in-process supervisor comms are installed. Imports nothing (this runs on the triggerer's event
+    loop, where importing the supervisor module would block it): ``dag.test`` has imported both
+    modules already when it runs a trigger in line.
+    """
+    supervisor = sys.modules.get("airflow.sdk.execution_time.supervisor")
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    comms_class = getattr(supervisor, "InProcessSupervisorComms", None)
+    if task_runner is None or not isinstance(comms_class, type):
         return False
-    return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), InProcessSupervisorComms)
+    return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), comms_class)
 
 
 @contextlib.contextmanager
