@@ -10,7 +10,9 @@ cursor. Detection time is never before the change itself, so nothing after ``sin
 (a change made shortly before ``since`` but detected after it may be reported once more).
 
 The first scan of a listing sets a baseline: records in it count as changed at the epoch, unless
-they carry a modification timestamp (``timestamp_fields``).
+they carry a modification timestamp (``timestamp_fields``). Those it cannot date are kept in
+:attr:`FingerprintTracker.undated`, for a caller that waits for a *state* (``where``) rather than
+for a change: a record already in that state when watching starts must not be missed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_bridge.exceptions import BridgeConfigError
 from airflow_provider_bridge.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
@@ -63,6 +66,61 @@ class ChangeBatch:
     scanned: int = 0
 
 
+def check_where(where: Any, *, field: str = "where") -> dict[str, list[Any]] | None:
+    """
+    Validate a ``where`` filter (``{field: value or [values]}``) before any request; return it
+    with every value as a list of allowed values (``None`` when there is no filter).
+    """
+    if where is None or where == {}:
+        return None
+    if not isinstance(where, dict):
+        raise BridgeConfigError(
+            f"{field}: expected a mapping of record field to allowed value(s), e.g. "
+            f"{{'approvalStatus': 'Approved'}}, got {type(where).__name__}"
+        )
+    checked: dict[str, list[Any]] = {}
+    for name, value in where.items():
+        if not isinstance(name, str) or not name.strip():
+            raise BridgeConfigError(f"{field}: field names must be non-empty strings, got {name!r:.80}")
+        allowed = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not allowed:
+            raise BridgeConfigError(f"{field}[{name!r}]: expected a value or a non-empty list of values")
+        for item in allowed:
+            if item is not None and not isinstance(item, (str, int, float, bool)):
+                raise BridgeConfigError(
+                    f"{field}[{name!r}]: values must be strings, numbers, booleans or null, "
+                    f"got {type(item).__name__}"
+                )
+        checked[name] = allowed
+    return checked
+
+
+def _field(record: dict[str, Any], name: str) -> tuple[bool, Any]:
+    """A record's field by name; a dotted name reaches into nested objects (``Metadata.Status``)."""
+    if name in record:
+        return True, record[name]
+    value: Any = record
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _same(value: Any, item: Any) -> bool:
+    """JSON equality: ``1 == 1.0``, but ``True`` is not ``1`` and ``"1"`` is not ``1``."""
+    return bool(value == item) and isinstance(value, bool) == isinstance(item, bool)
+
+
+def matches(record: dict[str, Any], where: dict[str, list[Any]]) -> bool:
+    """Whether ``record`` has one of the allowed values for every field of a checked ``where``."""
+    for name, allowed in where.items():
+        present, value = _field(record, name)
+        if not present or not any(_same(value, item) for item in allowed):
+            return False
+    return True
+
+
 def change_cursor(records: list[dict[str, Any]], poll_started: dt.datetime) -> dt.datetime:
     """
     Where the next poll should start: the newest vendor timestamp among ``records`` when every
@@ -99,6 +157,8 @@ class FingerprintTracker:
         self.backend = backend
         self.key = key
         self.timestamp_fields = tuple(timestamp_fields)
+        #: after a first scan: the records it could not date (no modification time)
+        self.undated: list[dict[str, Any]] = []
 
     def _baseline_time(self, record: dict[str, Any]) -> int:
         for field in self.timestamp_fields:
@@ -147,7 +207,8 @@ class FingerprintTracker:
             if entry["at"] > cutoff
         ]
         if baseline:
-            stamped = sum(1 for record in seen.values() if self._baseline_time(record))
+            self.undated = [record for record in seen.values() if not self._baseline_time(record)]
+            stamped = len(seen) - len(self.undated)
             log.info(
                 "First scan of this listing: %d record(s) recorded as the baseline. %d carry a "
                 "modification time (those changed after 'since' are reported); the %d without one "

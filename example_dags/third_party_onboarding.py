@@ -4,8 +4,9 @@ Onboard a third party in Third-Party Manager, then staff a Bridgit project for t
 1. ``upsert_profile``: find the third-party profile by its official name, or create it
    (``approvalStatus`` starts ``Pending``).
 2. ``needs_approval``: skip the wait when the profile is already approved (a re-run).
-3. ``wait_for_approval``: wait (deferred, in the triggerer) until the profile record changes:
-   its approval status.
+3. ``wait_for_approval``: wait (deferred, in the triggerer) until the profile is approved. ``where``
+   makes it wait for that state rather than for any change, and an approval that lands between
+   the branch and the sensor's first look is found, not missed.
 4. ``upsert_engagement``: the engagement with the third party, linked through a JSON:API
    relationship.
 5. ``upsert_project`` / ``create_roles``: a Bridgit project named after the engagement, staffed
@@ -62,6 +63,7 @@ with DAG(
         task_id="wait_for_approval",
         conn_id=TPM,
         entity="thirdparty/profile/" + PROFILE_ID,
+        where={"approvalStatus": "Approved"},
         poke_interval=2,
         timeout=3600,
         deferrable=True,  # wait in the triggerer: approval can take days, no worker slot is held

@@ -8,4 +8,4 @@ bash scripts/install-chromium.sh   # for the UI test's browser part (skipped, wi
 echo "== ruff check";  .venv/bin/ruff check .
 echo "== ruff format"; .venv/bin/ruff format --check .
 echo "== mypy";        .venv/bin/mypy
-echo "== pytest";      .venv/bin/python -m pytest -p no:cacheprovider "$@"
+echo "== pytest";      .venv/bin/python -m pytest -p no:cacheprovider --durations=12 --durations-min=15 "$@"

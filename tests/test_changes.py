@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from airflow_provider_bridge.changes import FingerprintTracker
+from airflow_provider_bridge.changes import FingerprintTracker, check_where, matches
 from airflow_provider_bridge.state.backend import MemoryStateBackend
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -60,3 +60,25 @@ def test_since_may_be_a_pendulum_datetime_from_the_airflow_context():
     time.sleep(0.01)
     changed, _, _ = tracker.scan([{"id": 1, "v": 2}], since)
     assert [r["id"] for r in changed] == [1]
+
+
+def test_the_first_scan_keeps_the_records_it_cannot_date_and_later_scans_none():
+    tracker = FingerprintTracker(MemoryStateBackend(), "k", timestamp_fields=("updatedAt",))
+    tracker.scan([{"id": 1}, {"id": 2, "updatedAt": _now().isoformat()}], EPOCH)
+    assert tracker.undated == [{"id": 1}]
+    later = FingerprintTracker(tracker.backend, "k", timestamp_fields=("updatedAt",))
+    later.scan([{"id": 1}, {"id": 3}], EPOCH)
+    assert later.undated == []  # not a baseline: new records are dated by their detection
+
+
+def test_where_matches_values_lists_and_dotted_names_with_json_equality():
+    record = {"status": "Active", "n": 1, "flag": True, "Metadata": {"Status": "Open"}, "none": None}
+    assert matches(record, check_where({"status": "Active"}))
+    assert matches(record, check_where({"status": ["Inactive", "Active"], "Metadata.Status": "Open"}))
+    assert matches(record, check_where({"n": 1.0, "none": None}))
+    assert not matches(record, check_where({"n": True}))  # a boolean is not the number 1
+    assert not matches(record, check_where({"flag": 1}))
+    assert not matches(record, check_where({"n": "1"}))
+    assert not matches(record, check_where({"missing": None}))  # absent is not null
+    assert not matches(record, check_where({"Metadata.Other": "Open"}))
+    assert check_where(None) is None and check_where({}) is None

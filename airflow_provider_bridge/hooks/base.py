@@ -33,7 +33,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_bridge import __version__, urls
 from airflow_provider_bridge.activity import ActivityRecorder, caller, recorder_for
-from airflow_provider_bridge.changes import ChangeBatch, change_cursor
+from airflow_provider_bridge.changes import ChangeBatch, change_cursor, check_where, matches
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeAuthError,
@@ -264,6 +264,8 @@ class BridgeBaseHook(BaseHook):
         #: records the last change poll read, and the cursor it advises (set by vendors)
         self.last_scanned = 0
         self.last_change_cursor: datetime | None = None
+        #: records a first fingerprint scan could not date (set by vendors that scan)
+        self.last_undated: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------------------------
     # configuration
@@ -1323,26 +1325,49 @@ class BridgeBaseHook(BaseHook):
         ]
 
     def poll_changes(
-        self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
+        self,
+        entity: str,
+        since: datetime | str,
+        params: dict[str, Any] | None = None,
+        where: dict[str, Any] | None = None,
+        *,
+        undated: bool = True,
     ) -> ChangeBatch:
         """
         One poll for changes: the records changed after ``since``, the cursor for the next poll,
         and what the poll cost (requests sent, records read). Used by the change sensor and
         triggers; every request goes through the shared rate limiter.
+
+        With ``where`` (``{field: value or [values]}``) only records with those values count, and
+        a listing watched by fingerprints also counts the records its first scan cannot date
+        (they carry no modification time) when they match, unless ``undated`` is false: waiting
+        for a state, a record already in it when watching starts is found, not missed. The cursor
+        still moves past every change.
         """
+        checked = check_where(where)
         started = dt.datetime.now(dt.UTC)
         before = self.requests_sent
-        self.last_scanned, self.last_change_cursor = 0, None
+        self.last_scanned, self.last_change_cursor, self.last_undated = 0, None, []
         records = list(self.changed_since(entity, since, params))
         cursor = self.last_change_cursor or change_cursor(records, started)
         cursor = max(cursor, coerce_since(since))
-        batch = ChangeBatch(records, cursor, self.requests_sent - before, self.last_scanned or len(records))
+        scanned = self.last_scanned or len(records)
+        changes = len(records)
+        matching = ""
+        if checked is not None:
+            records = [r for r in records if matches(r, checked)]
+            seen = {id(r) for r in records}
+            if undated:
+                records += [r for r in self.last_undated if id(r) not in seen and matches(r, checked)]
+            matching = f", {len(records)} matching {jsonlib.dumps(where, default=str)}"
+        batch = ChangeBatch(records, cursor, self.requests_sent - before, scanned)
         log.info(
-            "Poll of %s: %d request(s), %d record(s) scanned, %d change(s)",
+            "Poll of %s: %d request(s), %d record(s) scanned, %d change(s)%s",
             entity,
             batch.requests,
             batch.scanned,
-            len(records),
+            changes,
+            matching,
         )
         return batch
 

@@ -299,7 +299,7 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         key = f"{self.account_key}|{entity}|{json.dumps(params or {}, sort_keys=True, default=str)}"
         tracker = FingerprintTracker(self.state_backend, key, timestamp_fields=TIMESTAMP_FIELDS)
         changed, scanned, self.last_change_cursor = tracker.scan(self.list_entities(entity, params), start)
-        self.last_scanned = scanned
+        self.last_scanned, self.last_undated = scanned, tracker.undated
         log.info(
             "Fingerprint poll of %s since %s: %d record(s) scanned, %d changed",
             entity,

@@ -61,11 +61,16 @@ class EntityChangeSensor(BaseSensorOperator):
         interval (for a manual run without one, the run's start).
     :param query_params: filters for the vendor's listing (templated). Named ``query_params``
         because Airflow reserves ``params`` for DAG/task params.
+    :param where: wait for a state, not just any change (templated): ``{field: value or [values]}``,
+        e.g. ``{"approvalStatus": "Approved"}``; only changed records with those values count (a
+        dotted name reaches into nested objects). Where the vendor's records carry no modification
+        time (fingerprint polling), a record already matching when watching starts counts too, so
+        a change made just before the sensor started is not missed.
     :param max_records: most records returned in XCom.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     """
 
-    template_fields: Sequence[str] = ("conn_id", "entity", "since", "query_params")
+    template_fields: Sequence[str] = ("conn_id", "entity", "since", "query_params", "where")
     ui_color = "#fff4d6"
 
     def __init__(
@@ -75,6 +80,7 @@ class EntityChangeSensor(BaseSensorOperator):
         entity: str,
         since: dt.datetime | str | None = None,
         query_params: dict[str, Any] | None = None,
+        where: dict[str, Any] | None = None,
         poke_interval: float = 60,
         max_records: int = 1000,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -85,6 +91,7 @@ class EntityChangeSensor(BaseSensorOperator):
         self.entity = entity
         self.since = since
         self.query_params = query_params
+        self.where = where
         self.max_records = max_records
         self.deferrable = deferrable
 
@@ -110,7 +117,7 @@ class EntityChangeSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         since = self.resolve_since(context)
-        batch = self.hook.poll_changes(self.entity, since, self.query_params)
+        batch = self.hook.poll_changes(self.entity, since, self.query_params, self.where)
         self.log.info(
             "Poll of %s since %s: %d change(s)", self.entity, isoformat_z(since), len(batch.records)
         )
@@ -133,6 +140,7 @@ class EntityChangeSensor(BaseSensorOperator):
                 entity=self.entity,
                 since=isoformat_z(since),
                 query_params=self.query_params,
+                where=self.where,
                 poll_interval=float(self.poke_interval),
                 max_records=self.max_records,
                 end_time=time.time() + float(self.timeout) if self.timeout is not None else None,

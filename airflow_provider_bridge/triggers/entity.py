@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -155,6 +156,7 @@ class EntityChangeTrigger(BaseTrigger):
     :param entity: the resource path.
     :param since: ISO 8601 timestamp.
     :param query_params: filters for the listing.
+    :param where: only records with these values count (see the sensor's ``where``).
     :param poll_interval: seconds between polls.
     :param max_records: most records in the event.
     :param end_time: UNIX time after which the trigger gives up with a timeout event (None: never).
@@ -169,12 +171,14 @@ class EntityChangeTrigger(BaseTrigger):
         poll_interval: float = 60.0,
         max_records: int = 1000,
         end_time: float | None = None,
+        where: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
         self.entity = entity
         self.since = since
         self.query_params = query_params
+        self.where = where
         self.poll_interval = poll_interval
         self.max_records = max_records
         self.end_time = end_time
@@ -187,6 +191,7 @@ class EntityChangeTrigger(BaseTrigger):
                 "entity": self.entity,
                 "since": self.since,
                 "query_params": self.query_params,
+                "where": self.where,
                 "poll_interval": self.poll_interval,
                 "max_records": self.max_records,
                 "end_time": self.end_time,
@@ -215,7 +220,7 @@ class EntityChangeTrigger(BaseTrigger):
         since = coerce_since(self.since)
         while True:
             try:
-                batch = await in_thread(hook.poll_changes, self.entity, since, self.query_params)
+                batch = await in_thread(hook.poll_changes, self.entity, since, self.query_params, self.where)
             except BridgeRateLimitError as exc:
                 log.warning(
                     "Poll of %s deferred by the rate limit (%s); trying again later", self.entity, exc
@@ -266,6 +271,8 @@ class EntityChangeEventTrigger(BaseEventTrigger):
     :param query_params: filters for the listing.
     :param poll_interval: seconds between polls.
     :param max_records: most records in one event.
+    :param where: only changed records with these values fire an event (``{field: value or
+        [values]}``); the cursor still moves past the others.
     :param start_from: ISO 8601 timestamp of the first ``since`` (default: now at first run).
     """
 
@@ -277,11 +284,13 @@ class EntityChangeEventTrigger(BaseEventTrigger):
         poll_interval: float = 60.0,
         max_records: int = 1000,
         start_from: str | None = None,
+        where: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
         self.entity = entity
         self.query_params = query_params
+        self.where = where
         self.poll_interval = poll_interval
         self.max_records = max_records
         self.start_from = start_from
@@ -296,6 +305,7 @@ class EntityChangeEventTrigger(BaseEventTrigger):
                 "poll_interval": self.poll_interval,
                 "max_records": self.max_records,
                 "start_from": self.start_from,
+                "where": self.where,
             },
         )
 
@@ -329,7 +339,8 @@ class EntityChangeEventTrigger(BaseEventTrigger):
             log.info("Watching %s from %s", self.entity, cursor)
         while True:
             try:
-                batch = await in_thread(hook.poll_changes, self.entity, cursor, self.query_params)
+                poll = functools.partial(hook.poll_changes, undated=False)  # no history at the start
+                batch = await in_thread(poll, self.entity, cursor, self.query_params, self.where)
             except BridgeError as exc:  # keep watching: a watcher that dies schedules nothing, silently
                 log.warning(
                     "Poll of %s failed (%s); trying again in %ss", self.entity, exc, self.poll_interval

@@ -224,6 +224,54 @@ class TestChanges:
         changed = list(hook.changed_since(entity, "2000-01-01T00:00:00Z"))
         assert [c["approvalStatus"] for c in changed] == ["Approved"]
 
+    def test_waiting_for_a_state_finds_a_change_made_before_the_first_scan(self, tpm):
+        """The example DAG's race: approved between the branch and the sensor's first look."""
+        hook = _hook()
+        profile = hook.create_entity(PROFILES, {"officialName": "Early"})
+        since = "2000-01-01T00:00:00Z"
+        hook.update_entity(PROFILES, profile["id"], {"approvalStatus": "Approved"})
+        entity = f"{PROFILES}/{profile['id']}"
+        # any change: the first scan cannot date the approval, so it only records the baseline
+        assert _hook().poll_changes(entity, since).records == []
+        hook_b = _hook()  # a fresh listing key: a first scan again, this time waiting for the state
+        other = hook_b.create_entity(PROFILES, {"officialName": "Early too"})
+        hook_b.update_entity(PROFILES, other["id"], {"approvalStatus": "Approved"})
+        batch = hook_b.poll_changes(f"{PROFILES}/{other['id']}", since, where={"approvalStatus": "Approved"})
+        assert [r["id"] for r in batch.records] == [other["id"]]
+        # still pending: nothing matches, the first scan included
+        pending = hook_b.create_entity(PROFILES, {"officialName": "Pending"})
+        wait = {"approvalStatus": ["Approved", "Rejected"]}
+        assert hook_b.poll_changes(f"{PROFILES}/{pending['id']}", since, where=wait).records == []
+        hook_b.update_entity(PROFILES, pending["id"], {"approvalStatus": "Rejected"})
+        found = hook_b.poll_changes(f"{PROFILES}/{pending['id']}", since, where=wait).records
+        assert [r["approvalStatus"] for r in found] == ["Rejected"]
+
+    def test_a_changed_record_that_does_not_match_where_does_not_count(self, tpm):
+        hook = _hook()
+        profile = hook.create_entity(PROFILES, {"officialName": "Renamed"})
+        entity = f"{PROFILES}/{profile['id']}"
+        where = {"approvalStatus": "Approved"}
+        assert hook.poll_changes(entity, "2000-01-01T00:00:00Z", where=where).records == []
+        hook.update_entity(PROFILES, profile["id"], {"officialName": "Renamed again"})
+        batch = hook.poll_changes(entity, "2000-01-01T00:00:00Z", where=where)
+        assert batch.records == [] and batch.scanned == 1
+        assert [r["id"] for r in hook.poll_changes(entity, "2000-01-01T00:00:00Z").records] == [profile["id"]]
+
+    @pytest.mark.parametrize(
+        ("where", "expected"),
+        [
+            ("approvalStatus=Approved", "where: expected a mapping"),
+            ({"": "x"}, "where: field names must be non-empty"),
+            ({"approvalStatus": []}, "where['approvalStatus']: expected a value or a non-empty list"),
+            ({"approvalStatus": {"in": ["A"]}}, "where['approvalStatus']: values must be strings"),
+        ],
+    )
+    def test_a_bad_where_fails_naming_it_before_any_request(self, tpm, where, expected):
+        before = len(tpm.stats()["requests"])
+        with pytest.raises(BridgeConfigError, match=expected.replace("[", r"\[")):
+            _hook().poll_changes(PROFILES, "2000-01-01T00:00:00Z", where=where)
+        assert len(tpm.stats()["requests"]) == before
+
     def test_tenant_filter_parameter_is_used_when_configured(self, tpm, monkeypatch):
         _set_conn(monkeypatch, tpm, change_filter="filter[updatedSince]")
         list(_hook().changed_since(PROFILES, "2026-01-02T03:04:05Z"))

@@ -78,6 +78,7 @@ def _after(seconds: float, action) -> threading.Thread:
             query_params={"name": "x"},
             poll_interval=5,
             max_records=3,
+            where={"state": ["Active", "Pending"]},
         ),
         EntityChangeEventTrigger(
             conn_id="c",
@@ -86,6 +87,7 @@ def _after(seconds: float, action) -> threading.Thread:
             poll_interval=7,
             max_records=9,
             start_from="2026-01-01T00:00:00Z",
+            where={"approvalStatus": "Approved"},
         ),
     ],
 )
@@ -278,3 +280,46 @@ def test_a_cancelled_trigger_stops_at_once_while_a_poll_is_in_flight(bridgit):
 
     asyncio.run(scenario())  # includes the loop's shutdown: no thread may hold it open
     assert time.monotonic() - cancelled_at[0] < 1.0
+
+
+def test_triggers_wait_for_a_state_with_where(tpm):
+    """The sensor's trigger finds a record already in the state; a watcher fires only on new ones."""
+    from airflow_provider_bridge.hooks.third_party_manager import ThirdPartyManagerHook
+
+    hook = ThirdPartyManagerHook()
+    approved = hook.create_entity("thirdparty/profile", {"officialName": "Approved early"})
+    hook.update_entity("thirdparty/profile", approved["id"], {"approvalStatus": "Approved"})
+    pending = hook.create_entity("thirdparty/profile", {"officialName": "Pending"})
+    where = {"approvalStatus": "Approved"}
+    waiting = EntityChangeTrigger(
+        conn_id="third_party_manager_default",
+        entity=f"thirdparty/profile/{approved['id']}",
+        since="2000-01-01T00:00:00Z",
+        where=where,
+        poll_interval=0.2,
+    )
+    event = asyncio.run(_next(waiting.run(), 30))
+    assert event.payload["status"] == "success"
+    assert [c["id"] for c in event.payload["changes"]] == [approved["id"]]
+
+    watcher = EntityChangeEventTrigger(
+        conn_id="third_party_manager_default", entity="thirdparty/profile", poll_interval=0.2, where=where
+    )
+
+    async def life():
+        async with Running(watcher) as running:
+            await asyncio.sleep(1.0)
+            assert list(running.events) == []  # no history at the start, matching or not
+            await asyncio.to_thread(
+                hook.update_entity, "thirdparty/profile", pending["id"], {"officialName": "x"}
+            )
+            await asyncio.sleep(1.0)
+            assert list(running.events) == []  # a change, but not to the state
+            await asyncio.to_thread(
+                hook.update_entity, "thirdparty/profile", pending["id"], {"approvalStatus": "Approved"}
+            )
+            await running.wait(1, 30)
+            return list(running.events)
+
+    events = asyncio.run(life())
+    assert [c["id"] for c in events[0].payload["changes"]] == [pending["id"]]
