@@ -51,7 +51,7 @@ def test_writes_need_the_media_type_and_the_right_type(api):
 
 def test_approval_switch_approves_after_the_delay(api):
     sandbox, session = api
-    sandbox.configure(approve_after=0.3)
+    sandbox.configure(approve_after=1.5)
     ref = session.post(
         f"{sandbox.url}/rest/thirdparty/profile",
         timeout=10,
@@ -63,7 +63,7 @@ def test_approval_switch_approves_after_the_delay(api):
         ]
         == "Pending"
     )
-    time.sleep(0.4)
+    time.sleep(1.6)
     assert (
         session.get(f"{sandbox.url}/rest/thirdparty/profile/{ref}", timeout=10).json()["data"]["attributes"][
             "approvalStatus"
