@@ -12,7 +12,7 @@ _COMMON_FIELDS: dict[str, Any] = {
         "label": "Rate limits",
         "description": "JSON list of [requests, seconds] windows, all enforced together across every worker, "
         "e.g. [[50, 1], [60000, 3600]]. Empty: the vendor default.",
-        "schema": {"type": ["string", "null"]},
+        "schema": {"type": ["array", "null"], "items": {"type": "array", "items": {"type": "number"}}},
     },
     "timeout": {"label": "Timeout (s)", "schema": {"type": ["number", "null"], "default": 30}},
     "verify": {
@@ -43,7 +43,7 @@ _COMMON_FIELDS: dict[str, Any] = {
         "label": "Natural keys",
         "description": "JSON object {entity: field} naming the field that identifies a record, used to "
         'reconcile a create with an unknown outcome, e.g. {"Customers": "Email"}.',
-        "schema": {"type": ["string", "null"]},
+        "schema": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
     },
     "rate_limit_margin": {
         "label": "Rate limit margin (s)",
@@ -61,7 +61,7 @@ _COMMON_FIELDS: dict[str, Any] = {
         "label": "Allowed hosts",
         "description": "JSON list of other hosts that links in answers (e.g. JSON:API links.next) may lead "
         "to; followed without credentials. Empty: such a link is an error.",
-        "schema": {"type": ["string", "null"]},
+        "schema": {"type": ["array", "null"], "items": {"type": "string"}},
     },
 }
 
@@ -81,8 +81,9 @@ def get_provider_info() -> dict[str, Any]:
         "config": provider_config(),
         "integrations": [
             {
+                # no public address of the vendor's API reference is known (each tenant has its own
+                # host): no link rather than one to the JSON:API specification it builds on
                 "integration-name": "Third-Party Manager",
-                "external-doc-url": "https://jsonapi.org/format/1.0/",
                 "tags": ["service"],
             },
             {
@@ -175,12 +176,12 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Resource types",
                         "description": "JSON object {entity path: JSON:API type} for writes, where the "
                         "type is not the path's last segment.",
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
                     },
                     "extra_headers": {
                         "label": "Extra headers",
                         "description": "JSON object of headers sent with every API call.",
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
                     },
                     "change_filter": {
                         "label": "Modified-since filter parameter",

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Create .venv (Python >= 3.11) and install the provider with its dev tools. Idempotent: reinstalls
-# only when pyproject.toml changed. Everything comes from PyPI; no system packages are needed.
+# Create .venv (Python >= 3.11) and install the provider with its dev tools, exactly as tested:
+# every package at the version and hash pinned in requirements/dev.lock (regenerate it with
+# scripts/lock.sh), then the provider itself, editable. Idempotent: reinstalls only when
+# pyproject.toml or the lock changed. Everything comes from PyPI; no system packages are needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -8,12 +10,22 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
   "$PYTHON" -m venv .venv
 fi
+pip_quiet() {  # pip, without the machine's noise about a missing local index; fails when pip fails
+  local out
+  if ! out=$(.venv/bin/python -m pip --quiet "$@" 2>&1); then
+    echo "$out" >&2
+    return 1
+  fi
+  echo "$out" | grep -v "^WARNING: Location" || true
+}
 stamp=.venv/.bridge-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements/dev.lock | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "Installing airflow-provider-bridge and its dependencies into .venv ..."
-  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+  pip_quiet install --upgrade pip
+  pip_quiet install --require-hashes -r requirements/dev.lock
+  pip_quiet install --no-deps -e .
+  .venv/bin/python -m pip check
   .venv/bin/python -c "import airflow_provider_bridge, airflow.sdk, pyrate_limiter, filelock, pytest"
   echo "$want" > "$stamp"
 fi

@@ -116,3 +116,67 @@ def test_every_extra_a_hook_reads_is_a_field_of_its_connection_form():
         vendor = conn["connection-type"]
         used = common | set(read.findall((hooks / f"{vendor}.py").read_text()))
         assert used - set(conn["conn-fields"]) == set(), vendor
+
+
+def test_json_valued_fields_are_declared_as_json_and_accepted_as_the_form_stores_them(tpm, monkeypatch):
+    """The form edits them as JSON and stores the value itself in the extra, not its text."""
+    import json
+
+    from airflow_provider_bridge.get_provider_info import get_provider_info
+    from airflow_provider_bridge.hooks.third_party_manager import ThirdPartyManagerHook
+
+    declared = {c["connection-type"]: c["conn-fields"] for c in get_provider_info()["connection-types"]}
+    for vendor, fields in declared.items():
+        for name in ("rate_limits", "allowed_hosts"):
+            assert fields[name]["schema"]["type"] == ["array", "null"], (vendor, name)
+        assert fields["natural_keys"]["schema"]["type"] == ["object", "null"], vendor
+    for name in ("resource_types", "extra_headers"):
+        assert declared["third_party_manager"][name]["schema"]["type"] == ["object", "null"]
+    conn = tpm.connection()
+    conn["extra"].update(
+        rate_limits=[[100, 1]],
+        allowed_hosts=["cdn.example.com"],
+        extra_headers={"X-Team": "data"},
+        resource_types={"engagements": "engagement"},
+        natural_keys={"engagement": "name"},
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_THIRD_PARTY_MANAGER_DEFAULT", json.dumps(conn))
+    hook = ThirdPartyManagerHook()
+    assert list(hook.list_entities("engagements")) == []
+    assert hook.allowed_hosts == frozenset({"cdn.example.com"})
+    assert hook.default_headers()["X-Team"] == "data"
+    assert hook.resource_type("engagements") == "engagement"
+
+
+def test_the_lock_pins_every_dependency_within_its_range_with_hashes():
+    """requirements/dev.lock (what bootstrap installs) satisfies pyproject.toml's ranges."""
+    import re
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    from tests.conftest import REPO
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    wanted, todo = [], ["dev"]
+    wanted += [Requirement(r) for r in project["dependencies"]]
+    while todo:
+        for text in extras[todo.pop()]:
+            req = Requirement(text)
+            if req.name == project["name"]:
+                todo += sorted(req.extras)
+            else:
+                wanted.append(req)
+    lock = (REPO / "requirements" / "dev.lock").read_text()
+    pinned = {
+        re.sub(r"[-_.]+", "-", name).lower(): version
+        for name, version in re.findall(r"^([A-Za-z0-9][A-Za-z0-9_.-]*)==([^\s;\\]+)", lock, re.MULTILINE)
+    }
+    assert len(pinned) > 100
+    for req in wanted:
+        name = re.sub(r"[-_.]+", "-", req.name).lower()
+        assert name in pinned, f"{req.name} is not in requirements/dev.lock: run scripts/lock.sh"
+        assert req.specifier.contains(pinned[name], prereleases=True), (req, pinned[name])
+    entries = re.split(r"\n(?=[A-Za-z0-9])", lock.split("\n", 3)[3])
+    assert all("--hash=sha256:" in entry for entry in entries if "==" in entry)
