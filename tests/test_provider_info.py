@@ -62,15 +62,20 @@ def test_airflow_lists_the_provider_and_its_connection_type():
 
 def test_airflow_config_shows_the_bridge_options_with_their_defaults(monkeypatch):
     monkeypatch.delenv("AIRFLOW__BRIDGE__STATE_BACKEND", raising=False)
-    listed = subprocess.run(
-        [
-            *(sys.executable, "-m", "airflow", "config", "list", "--section", "bridge"),
-            *("--show-values", "--include-descriptions"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "airflow",
+        "config",
+        "list",
+        "--section",
+        "bridge",
+        "--include-descriptions",
+    ]
+    usage = subprocess.run([*command[:5], "--help"], capture_output=True, text=True, check=True).stdout
+    if "--show-values" in usage:  # newer Airflow hides values unless asked; 3.1 always shows them
+        command.append("--show-values")
+    listed = subprocess.run(command, capture_output=True, text=True, check=True)
     assert "state_backend = sqlite" in listed.stdout
     assert "state_namespace = airflow_bridge" in listed.stdout
     assert "lock_lease = 15" in listed.stdout
@@ -180,3 +185,63 @@ def test_the_lock_pins_every_dependency_within_its_range_with_hashes():
         assert req.specifier.contains(pinned[name], prereleases=True), (req, pinned[name])
     entries = re.split(r"\n(?=[A-Za-z0-9])", lock.split("\n", 3)[3])
     assert all("--hash=sha256:" in entry for entry in entries if "==" in entry)
+
+
+def test_the_pre_3_2_form_is_built_from_the_same_declaration(monkeypatch):
+    """What Airflow 3.1's API server does with get_connection_form_widgets, with its own stand-ins."""
+    import sys
+    from unittest import mock
+
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService as Meta
+
+    from airflow_provider_bridge.get_provider_info import get_provider_info
+    from airflow_provider_bridge.hooks import hook_class_for
+
+    for name in (
+        "wtforms",
+        "wtforms.validators",
+        "flask_babel",
+        "flask_appbuilder",
+        "flask_appbuilder.fieldwidgets",
+    ):
+        monkeypatch.setitem(sys.modules, name, mock.MagicMock())
+    patches = {
+        "wtforms.StringField": Meta.MockStringField,
+        "wtforms.IntegerField": Meta.MockIntegerField,
+        "wtforms.PasswordField": Meta.MockPasswordField,
+        "wtforms.BooleanField": Meta.MockBooleanField,
+        "flask_babel.lazy_gettext": lambda text: text,
+        "flask_appbuilder.fieldwidgets.BS3TextFieldWidget": Meta.MockAnyWidget,
+        "flask_appbuilder.fieldwidgets.BS3PasswordFieldWidget": Meta.MockAnyWidget,
+        "wtforms.validators.Optional": Meta.MockOptional,
+        "wtforms.validators.any_of": Meta.MockEnum,
+    }
+    for target, value in patches.items():  # on the modules an import statement finds
+        module, _, attribute = target.rpartition(".")
+        monkeypatch.setattr(sys.modules[module], attribute, value)
+    for conn in get_provider_info()["connection-types"]:
+        hook = hook_class_for(conn["connection-type"])
+        assert "get_connection_form_widgets" in hook.__dict__  # 3.1 ignores inherited ones
+        fields = {name: field.param.dump() for name, field in hook.get_connection_form_widgets().items()}
+        assert set(fields) == set(conn["conn-fields"])
+        for name, declared in conn["conn-fields"].items():
+            offered, schema = fields[name], declared["schema"]
+            assert offered["schema"]["title"] == declared["label"], name
+            if schema.get("format") == "password":
+                assert offered["schema"]["format"] == "password"
+            elif "integer" in schema["type"] or "boolean" in schema["type"]:
+                assert offered["schema"]["type"] == schema["type"], name
+                assert offered["value"] == schema.get("default")
+            else:  # text: numbers and JSON values are typed as text there
+                assert offered["schema"]["type"] == ["string", "null"], name
+                default = schema.get("default")
+                assert offered["value"] == (
+                    default if default is None or isinstance(default, str) else str(default)
+                )
+            if "enum" in schema:
+                assert offered["schema"]["enum"] == [v for v in schema["enum"] if v is not None]
+        behaviour = hook.get_ui_field_behaviour()
+        declared_behaviour = conn["ui-field-behaviour"]
+        assert behaviour["hidden_fields"] == declared_behaviour["hidden-fields"]
+        assert behaviour["relabeling"] == declared_behaviour["relabeling"]
+        assert behaviour["placeholders"] == declared_behaviour["placeholders"]

@@ -43,6 +43,7 @@ from airflow_provider_bridge.exceptions import (
     BridgeOutcomeUnknownError,
     BridgeRateLimitError,
 )
+from airflow_provider_bridge.forms import field_behaviour, form_widgets
 from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import Pager, SinglePage
 from airflow_provider_bridge.metrics import HookMetrics
@@ -247,6 +248,17 @@ class BridgeBaseHook(BaseHook):
     #: backoff base and cap (seconds) for full-jitter exponential retries
     backoff_base: ClassVar[float] = 0.5
     backoff_cap: ClassVar[float] = 30.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """
+        Give each vendor hook its connection form for Airflow < 3.2 (3.2+ reads the provider
+        info's ``conn-fields``): Airflow 3.1 calls the two methods only where the class itself
+        defines them, not where it inherits them. See :mod:`airflow_provider_bridge.forms`.
+        """
+        super().__init_subclass__(**kwargs)
+        if "conn_type" in cls.__dict__:
+            setattr(cls, "get_connection_form_widgets", classmethod(form_widgets))  # noqa: B010
+            setattr(cls, "get_ui_field_behaviour", classmethod(field_behaviour))  # noqa: B010
 
     def __init__(
         self,

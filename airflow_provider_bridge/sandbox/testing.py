@@ -214,7 +214,10 @@ def run_dag(
     :return: the run's final state and ``{task_id: XCom return value}`` (for a mapped task, the
         list of its values in map-index order).
     """
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 

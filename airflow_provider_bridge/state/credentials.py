@@ -37,10 +37,8 @@ def mask(value: Any) -> None:
     """Register a runtime secret with Airflow's secrets masker (no-op for empty values)."""
     if not value or not isinstance(value, str):
         return
-    try:
-        from airflow.providers.common.compat.sdk import mask_secret
-    except ImportError:  # pragma: no cover - Airflow always provides it
-        return
+    from airflow.providers.common.compat.sdk import mask_secret  # common-compat >= 1.22
+
     mask_secret(value)
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import pytest
 import requests
+from airflow import __version__ as airflow_version
 
 from airflow_provider_bridge.get_provider_info import get_provider_info
 
 pytestmark = pytest.mark.airflow
 
 VENDORS = ("bridgit_bench", "servicebridge", "third_party_manager")
+#: Airflow 3.2+ reads the form from the provider info; 3.1 from the hooks' methods
+AIRFLOW_READS_CONN_FIELDS = tuple(int(p) for p in airflow_version.split(".")[:2]) >= (3, 2)
 
 
 def _admin(api_server) -> dict[str, str]:
@@ -32,6 +35,11 @@ def test_the_three_connection_types_are_offered_with_their_fields(api_server):
         meta = offered[vendor]
         assert meta["hook_name"] == declared[vendor]["hook-name"]
         assert set(meta["extra_fields"]) == set(declared[vendor]["conn-fields"]), vendor
+        for name, field in declared[vendor]["conn-fields"].items():
+            schema = meta["extra_fields"][name]["schema"]
+            assert schema["title"] == field["label"], (vendor, name)
+            if AIRFLOW_READS_CONN_FIELDS:  # else built by the hook (forms.py): numbers, JSON as text
+                assert schema["type"] == field["schema"]["type"], (vendor, name)
         relabeled = declared[vendor]["ui-field-behaviour"]["relabeling"]["host"]
         assert meta["standard_fields"]["host"]["title"] == relabeled
 
