@@ -27,6 +27,9 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__FERNET_KEY"] = "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="
 os.environ.pop("AIRFLOW__BRIDGE__STATE_BACKEND", None)
 
+#: the sandbox fixtures (opt-in: the plugin is not registered for every pytest run of an environment)
+pytest_plugins = ["airflow_provider_bridge.sandbox.pytest_plugin"]
+
 #: what the hooks are allowed, and what the sandbox enforces, in the fast tests
 FAST_LIMIT = [[200, 1]]
 

@@ -1,5 +1,8 @@
 """
-pytest fixtures for testing DAGs against the sandbox (registered through the ``pytest11`` entry point).
+pytest fixtures for testing DAGs against the sandbox. Opt-in, so that installing the provider
+(in a production image, say) adds nothing to other pytest runs: in your ``conftest.py``,
+``pytest_plugins = ["airflow_provider_bridge.sandbox.pytest_plugin"]``, or
+``pytest -p airflow_provider_bridge.sandbox.pytest_plugin``.
 
 * ``bridge_sandbox``: one sandbox process for the whole session (all vendors).
 * ``bridgit_sandbox``: the Bridgit emulator, reset before the test.
