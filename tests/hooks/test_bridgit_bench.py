@@ -339,8 +339,11 @@ class TestResilience:
         assert err.value.status_code == 500
         assert bridgit.counter("fault_error") == bridgit_hook.config.max_retries + 1
 
-    def test_429_pauses_and_retries(self, bridgit_hook, bridgit):
-        bridgit.add_fault("status", method="GET", path="/Projects", status=429, retry_after=2)
+    @pytest.mark.parametrize("status", [429, 503])
+    def test_429_and_503_with_retry_after_pause_every_caller_then_retry(self, bridgit_hook, bridgit, status):
+        """Throttling: a shared pause for Retry-After (a plain 503 would be retried after a
+        backoff of ~0.01 s here, by this caller alone)."""
+        bridgit.add_fault("status", method="GET", path="/Projects", status=status, retry_after=2)
         other = _hook()  # another caller of the same account
         listed: list[list[dict]] = []
         started = time.monotonic()
@@ -352,6 +355,7 @@ class TestResilience:
         caller.join(30)
         assert listed == [[]]
         assert time.monotonic() - started >= 1.9
+        assert bridgit.counter("fault_status") == 1
 
     def test_retry_after_longer_than_max_retry_wait_raises_rate_limit_error(self, bridgit_hook, bridgit):
         bridgit.add_fault("status", method="GET", path="/Projects", status=429, retry_after=3600)
@@ -362,10 +366,6 @@ class TestResilience:
         # every other process of this account now waits too: the pause is shared
         with pytest.raises(BridgeRateLimitError, match="pause"):
             _hook().get_entity("projects", 1)
-
-    def test_503_with_retry_after_is_throttling(self, bridgit_hook, bridgit):
-        bridgit.add_fault("status", method="GET", path="/Projects", status=503, retry_after=1)
-        assert list(bridgit_hook.list_entities("projects")) == []
 
 
 class TestSession:
@@ -407,10 +407,23 @@ class TestSession:
             _hook().get_entity("projects", 1)
         assert err.value.status_code == 401 and "not-the-password-42" not in str(err.value)
 
-    def test_never_signs_out(self, bridgit, bridgit_hook):
-        list(bridgit_hook.list_entities("projects"))
-        del bridgit_hook
+    def test_never_signs_out(self, bridgit):
+        """Not when a hook is collected, nor when its process exits: the next process reuses the session."""
+        import subprocess
+        import sys
+
+        code = (
+            "import gc\n"
+            "from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook\n"
+            "hook = BridgitBenchHook()\n"
+            "list(hook.list_entities('projects'))\n"
+            "del hook\n"
+            "gc.collect()\n"
+        )
+        for _ in range(2):
+            subprocess.run([sys.executable, "-c", code], check=True, timeout=120, capture_output=True)
         assert bridgit.counter("signouts") == 0
+        assert bridgit.counter("signins") == 1  # the session outlived the first process
 
 
 class TestBulkRolesAppliedLate:
