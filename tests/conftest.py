@@ -68,11 +68,9 @@ def bridgit(bridgit_sandbox, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def bridgit_hook(bridgit):
     from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+    from tests.helpers import fast_hook
 
-    hook = BridgitBenchHook()
-    # Fast backoff so fault tests do not sleep for seconds.
-    hook.backoff_base = 0.01  # type: ignore[misc]
-    return hook
+    return fast_hook(BridgitBenchHook)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from airflow_provider_bridge.exceptions import BridgeError
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
 from airflow_provider_bridge.sandbox.testing import run_dag
 from tests.conftest import DAGS_FOLDER
+from tests.helpers import fast_hook
 
 PASSWORD = "sandbox-password"
 WRONG_PASSWORD = "wrong-but-secret-password"
@@ -27,8 +28,7 @@ def _exercise(bridgit, monkeypatch) -> list[str]:
         except BridgeError as exc:
             texts.extend([str(exc), repr(exc), str(exc.__cause__ or ""), str(exc.__context__ or "")])
 
-    hook = BridgitBenchHook()
-    hook.backoff_base = 0.01  # type: ignore[misc]
+    hook = fast_hook(BridgitBenchHook)
     bridgit.configure(access_token_ttl=1)
     project = hook.create_entity("projects", {"name": "Leakproof"})
     attempt(lambda: hook.create_entity("projects", {"name": "Leakproof"}))  # 409

@@ -17,14 +17,11 @@ from airflow_provider_bridge.exceptions import (
     BulkCreateError,
 )
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+from tests.helpers import fast_hook
 
 
-def _hook(**kw) -> BridgitBenchHook:
-    hook = BridgitBenchHook()
-    hook.backoff_base = 0.01  # type: ignore[misc]
-    for k, v in kw.items():
-        setattr(hook, k, v)
-    return hook
+def _hook() -> BridgitBenchHook:
+    return fast_hook(BridgitBenchHook)
 
 
 def _set_conn(monkeypatch, sandbox, **overrides):

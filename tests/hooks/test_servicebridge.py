@@ -20,14 +20,13 @@ from airflow_provider_bridge.exceptions import (
     BridgeOutcomeUnknownError,
 )
 from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
+from tests.helpers import fast_hook
 
 FAST = [[500, 1]]
 
 
-def _hook(**kwargs) -> ServiceBridgeHook:
-    hook = ServiceBridgeHook(**kwargs)
-    hook.backoff_base = 0.01  # type: ignore[misc]
-    return hook
+def _hook() -> ServiceBridgeHook:
+    return fast_hook(ServiceBridgeHook)
 
 
 def _set_conn(monkeypatch, conn: dict) -> None:

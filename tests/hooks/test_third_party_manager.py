@@ -18,15 +18,14 @@ from airflow_provider_bridge.exceptions import (
     BridgeRateLimitError,
 )
 from airflow_provider_bridge.hooks.third_party_manager import ThirdPartyManagerHook
+from tests.helpers import fast_hook
 
 FAST = [[500, 1]]
 PROFILES = "thirdparty/profile"
 
 
 def _hook() -> ThirdPartyManagerHook:
-    hook = ThirdPartyManagerHook()
-    hook.backoff_base = 0.01  # type: ignore[misc]
-    return hook
+    return fast_hook(ThirdPartyManagerHook)
 
 
 def _set_conn(monkeypatch, sandbox, **extra) -> None:

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from airflow_provider_bridge.exceptions import BridgeOutcomeUnknownError, BridgeRateLimitError
+from tests.helpers import fast_hook
 from tests.metrics.statsd_listener import StatsdListener
 
 P = "airflow.bridge.bridgit_bench_default."
@@ -43,9 +44,7 @@ def _hook(bridgit, monkeypatch, **extra):
         "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
         bridgit.connection_json(**{"account_id": 1, "rate_limits": [[200, 1]], "max_retry_wait": 5, **extra}),
     )
-    hook = BridgitBenchHook()
-    hook.backoff_base = 0.01  # type: ignore[misc]
-    return hook
+    return fast_hook(BridgitBenchHook)
 
 
 def test_requests_throttling_and_budget(statsd, bridgit, monkeypatch):
