@@ -113,7 +113,7 @@ def test_every_extra_a_hook_reads_is_a_field_of_its_connection_form():
     from tests.conftest import REPO
 
     hooks = REPO / "airflow_provider_bridge" / "hooks"
-    read = re.compile(r'(?:extra|number_extra|choice_extra|mapping_extra)\(\s*"([a-z_]+)"')
+    read = re.compile(r'(?:extra|number_extra|choice_extra|mapping_extra|bool_extra)\(\s*"([a-z_]+)"')
     base = (hooks / "base.py").read_text()
     common = set(read.findall(base)) | set(re.findall(r'_extra_value\(extras, ctype, "([a-z_]+)"\)', base))
     assert {"timeout", "rate_limits", "natural_keys", "write_settle"} <= common  # the pattern works

@@ -27,6 +27,7 @@ from airflow_provider_bridge.exceptions import (
     BridgeOutcomeUnknownError,
 )
 from airflow_provider_bridge.hooks.decoding import decode_json
+from airflow_provider_bridge.options import ClientAuth
 from airflow_provider_bridge.state.credentials import mask
 
 if TYPE_CHECKING:
@@ -247,7 +248,7 @@ class OAuthTokenEndpoint:
         client_id: str,
         client_secret: str,
         scope: str | None = None,
-        client_auth: str = "body",
+        client_auth: ClientAuth | str = ClientAuth.BODY,
         default_lifetime: float = 3600,
     ) -> None:
         self.hook = hook
@@ -255,7 +256,7 @@ class OAuthTokenEndpoint:
         self.client_id = client_id
         self.client_secret = client_secret
         self.scope = scope
-        self.client_auth = client_auth
+        self.client_auth = ClientAuth(client_auth)
         self.default_lifetime = default_lifetime
 
     def token(self, form: dict[str, str], *, idempotent: bool) -> dict[str, Any]:
@@ -266,7 +267,7 @@ class OAuthTokenEndpoint:
         headers = {"Accept": "application/json"}
         if self.scope:
             data.setdefault("scope", self.scope)
-        if self.client_auth == "basic":
+        if self.client_auth is ClientAuth.BASIC:
             basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
             mask(basic)
             headers["Authorization"] = "Basic " + basic

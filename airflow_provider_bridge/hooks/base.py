@@ -22,8 +22,9 @@ import re
 import time
 import weakref
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 import requests
@@ -47,6 +48,7 @@ from airflow_provider_bridge.forms import field_behaviour, form_widgets
 from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import Pager, SinglePage
 from airflow_provider_bridge.metrics import HookMetrics
+from airflow_provider_bridge.options import parse_bool
 from airflow_provider_bridge.retry_policy import (
     Action,
     Outcome,
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
     from airflow_provider_bridge.hooks.auth import BridgeAuth
     from airflow_provider_bridge.state.backend import StateBackend
 
+E = TypeVar("E", bound=StrEnum)
 log = logging.getLogger(__name__)
 
 _QUERY_RE = re.compile(r"\?[^\s'\")]*")
@@ -418,15 +421,23 @@ class BridgeBaseHook(BaseHook):
         """A connection extra by its bare name (or the UI's prefixed form), None when unset."""
         return _extra_value(self.config.extras, self.conn_type, name)
 
-    def choice_extra(self, name: str, choices: tuple[str, ...]) -> str:
-        """An extra that must be one of ``choices`` (case-insensitive; the first is the default)."""
-        value = str(self.extra(name) or choices[0]).strip().lower()
-        if value not in choices:
-            raise BridgeConfigError(
-                f"Connection {self.conn_id!r}: extra {name!r} must be one of {', '.join(choices)}, "
-                f"got {self.extra(name)!r}"
-            )
-        return value
+    def choice_extra(self, name: str, choices: type[E]) -> E:
+        """An extra that must be a member of the enum ``choices`` (case-insensitive; first: the default)."""
+        members = list(choices)
+        value = str(self.extra(name) or members[0].value).strip().lower()
+        for member in members:
+            if member.value == value:
+                return member
+        raise BridgeConfigError(
+            f"Connection {self.conn_id!r}: extra {name!r} must be one of "
+            f"{', '.join(m.value for m in members)}, got {self.extra(name)!r}"
+        )
+
+    def bool_extra(self, name: str, *, default: bool) -> bool:
+        """A yes/no extra (:func:`~airflow_provider_bridge.options.parse_bool`)."""
+        return parse_bool(
+            self.extra(name), field=f"Connection {self.conn_id!r}: extra {name!r}", default=default
+        )
 
     def mapping_extra(self, name: str) -> dict[str, str]:
         """An extra holding a JSON object of strings (a dict, or its JSON text); {} when unset."""

@@ -400,8 +400,7 @@ class BridgitBenchHook(BridgeBaseHook):
     # -- changes ---------------------------------------------------------------------------
     def _activity_gate(self) -> bool:
         """Whether to ask the activity feed before scanning (extra ``use_activity_feed``, default true)."""
-        value = self.extra("use_activity_feed")
-        return value is None or str(value).strip().lower() not in ("false", "0", "no")
+        return self.bool_extra("use_activity_feed", default=True)
 
     def _any_activity(self, since: datetime) -> bool:
         """One cheap request: has anything happened in the account since ``since``?"""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import urls
 from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeConfigError
+from airflow_provider_bridge.options import PagingStyle
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -148,13 +149,14 @@ class JsonApiPager(Pager):
     After the first page, when ``meta`` gives a total, the hook announces how many requests the
     listing will need (and how much of the rate budget that is).
 
-    :param style: ``page`` or ``jsonapi``.
+    :param style: :class:`~airflow_provider_bridge.options.PagingStyle` (or its text).
     """
 
-    def __init__(self, style: str = "page") -> None:
-        self.number_param, self.size_param = (
-            ("page", "perPage") if style == "page" else ("page[number]", "page[size]")
-        )
+    def __init__(self, style: PagingStyle | str = PagingStyle.PAGE) -> None:
+        self.number_param, self.size_param = {
+            PagingStyle.PAGE: ("page", "perPage"),
+            PagingStyle.JSONAPI: ("page[number]", "page[size]"),
+        }[PagingStyle(style)]  # an unknown style is a ValueError, not JSON:API by default
 
     def pages(
         self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int

@@ -39,6 +39,7 @@ from airflow_provider_bridge.hooks.auth import (
 from airflow_provider_bridge.hooks.base import BridgeBaseHook, ErrorDetails
 from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import PageNumberPager, Pager
+from airflow_provider_bridge.options import AuthType
 from airflow_provider_bridge.retry_policy import Outcome
 from airflow_provider_bridge.state.credentials import mask
 from airflow_provider_bridge.timestamps import coerce_since, parse_timestamp
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AUTH_TYPES = ("session", "basic", "oauth")
 API_VERSION = re.compile(r"^v\d+(\.\d+)?$")
 #: an unsuccessful envelope whose error reads like this means "your session is gone"
 AUTH_ERROR = re.compile(
@@ -182,7 +182,7 @@ class ServiceBridgeHook(BridgeBaseHook):
     @cached_property
     def auth_type(self) -> str:
         """``session`` (default), ``basic`` or ``oauth``."""
-        return self.choice_extra("auth_type", AUTH_TYPES)
+        return self.choice_extra("auth_type", AuthType)
 
     @cached_property
     def api_version(self) -> str:
@@ -216,9 +216,9 @@ class ServiceBridgeHook(BridgeBaseHook):
         """The auth object for ``auth_type``."""
         self.api_version  # noqa: B018 - validate before any request
         cfg = self.config
-        if self.auth_type == "basic":
+        if self.auth_type is AuthType.BASIC:
             return BasicAuth(cfg.login or "", cfg.password or "")
-        if self.auth_type == "session":
+        if self.auth_type is AuthType.SESSION:
             return ServiceBridgeSessionAuth(
                 self, idle_timeout=self.number_extra("session_idle_timeout", 1800, minimum=0.001)
             )
@@ -287,7 +287,11 @@ class ServiceBridgeHook(BridgeBaseHook):
                 # an envelope that does not say Success: true (missing, "true", 1) is not a success;
                 # a write answered so may or may not have been applied, as after a 5xx
                 return Outcome.SERVER_ERROR
-        elif outcome is Outcome.CLIENT_ERROR and response.status_code == 403 and self.auth_type == "session":
+        elif (
+            outcome is Outcome.CLIENT_ERROR
+            and response.status_code == 403
+            and self.auth_type is AuthType.SESSION
+        ):
             return Outcome.AUTH_EXPIRED  # a dead session key may answer 403: log in again once
         return outcome
 

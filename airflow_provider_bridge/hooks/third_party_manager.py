@@ -38,6 +38,7 @@ from airflow_provider_bridge.hooks.auth import OAuthClientCredentialsAuth
 from airflow_provider_bridge.hooks.base import BridgeBaseHook, ErrorDetails, _request_path
 from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import JsonApiPager, Pager
+from airflow_provider_bridge.options import ClientAuth, PagingStyle
 from airflow_provider_bridge.retry_policy import Outcome
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
 
@@ -132,15 +133,15 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         super().check_extras()
         self.path_prefix  # noqa: B018 - reading validates
         self.token_url  # noqa: B018
-        self.choice_extra("paging", ("page", "jsonapi"))
-        self.choice_extra("client_auth", ("body", "basic"))
+        self.choice_extra("paging", PagingStyle)
+        self.choice_extra("client_auth", ClientAuth)
         self.mapping_extra("extra_headers")
         self.mapping_extra("resource_types")
 
     def build_auth(self) -> OAuthClientCredentialsAuth:
         """Client credentials, validated before any request."""
         self.path_prefix  # noqa: B018
-        self.choice_extra("paging", ("page", "jsonapi"))
+        self.choice_extra("paging", PagingStyle)
         self.mapping_extra("extra_headers")
         self.mapping_extra("resource_types")
         cfg = self.config
@@ -150,7 +151,7 @@ class ThirdPartyManagerHook(BridgeBaseHook):
             client_id=cfg.login or "",
             client_secret=cfg.password or "",
             scope=self.extra("scope"),
-            client_auth=self.choice_extra("client_auth", ("body", "basic")),
+            client_auth=self.choice_extra("client_auth", ClientAuth),
             default_lifetime=3000,  # 50 minutes when the answer has no expires_in
         )
 
@@ -174,7 +175,7 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         return urls.join(self.path_prefix, entity, entity_id)
 
     def pager_for(self, entity: str) -> Pager:
-        return JsonApiPager(self.choice_extra("paging", ("page", "jsonapi")))
+        return JsonApiPager(self.choice_extra("paging", PagingStyle))
 
     def document(self, response: requests.Response) -> jsonapi.Document:
         """The JSON:API document of an answer, or a clear error naming what came instead."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_bridge.options import parse_bool
 from airflow_provider_bridge.state.backend import Admission, WindowUsage, digest, window_key
 from airflow_provider_bridge.state.remote import RemoteStateBackend
 
@@ -167,7 +168,9 @@ class RedisStateBackend(RemoteStateBackend):
             "retry": Retry(NoBackoff(), 1),
             "decode_responses": True,
         }
-        if str(extras.get("ssl", "")).lower() in ("true", "1", "yes"):
+        if parse_bool(
+            extras.get("ssl"), field=f"[bridge] state_backend {self.description}: extra 'ssl'", default=False
+        ):
             kwargs["ssl"] = True
             for name in (
                 "ssl_cert_reqs",
