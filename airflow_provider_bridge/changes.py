@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -119,6 +120,25 @@ def matches(record: dict[str, Any], where: dict[str, list[Any]]) -> bool:
         if not present or not any(_same(value, item) for item in allowed):
             return False
     return True
+
+
+@dataclass
+class ChangeScan:
+    """
+    What a vendor's change scan found (returned by a hook's ``scan_changes``).
+
+    :param records: the records changed after ``since`` (tombstones ``{"id", "deleted": True}``
+        for records gone).
+    :param scanned: records read.
+    :param cursor: where the next poll should start, when the vendor knows better than the
+        newest timestamp among ``records`` (a fingerprint scan: its own time); None otherwise.
+    :param undated: records a first fingerprint scan could not date (see ``where``).
+    """
+
+    records: list[dict[str, Any]]
+    scanned: int
+    cursor: dt.datetime | None = None
+    undated: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def change_cursor(records: list[dict[str, Any]], poll_started: dt.datetime) -> dt.datetime:

@@ -34,7 +34,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_bridge import __version__, urls
 from airflow_provider_bridge.activity import ActivityRecorder, caller, recorder_for
-from airflow_provider_bridge.changes import ChangeBatch, change_cursor, check_where, matches
+from airflow_provider_bridge.changes import ChangeBatch, ChangeScan, change_cursor, check_where, matches
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeAuthError,
@@ -276,11 +276,6 @@ class BridgeBaseHook(BaseHook):
         self._connection = connection  # prefetched (a trigger reads it with the async helper)
         #: HTTP requests this hook has sent (every attempt, auth calls included)
         self.requests_sent = 0
-        #: records the last change poll read, and the cursor it advises (set by vendors)
-        self.last_scanned = 0
-        self.last_change_cursor: datetime | None = None
-        #: records a first fingerprint scan could not date (set by vendors that scan)
-        self.last_undated: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------------------------
     # configuration
@@ -733,7 +728,17 @@ class BridgeBaseHook(BaseHook):
     def changed_since(
         self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Records of ``entity`` changed after ``since``."""
+        """Records of ``entity`` changed after ``since`` (the vendor's :meth:`scan_changes`)."""
+        yield from self.scan_changes(entity, since, params).records
+
+    def scan_changes(
+        self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
+    ) -> ChangeScan:
+        """
+        The vendor's cheapest way to find the records of ``entity`` changed after ``since``: the
+        records, how many it read, and the cursor when the vendor advises one. Each vendor
+        hook implements it.
+        """
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------
@@ -1370,20 +1375,18 @@ class BridgeBaseHook(BaseHook):
         checked = check_where(where)
         started = dt.datetime.now(dt.UTC)
         before = self.requests_sent
-        self.last_scanned, self.last_change_cursor, self.last_undated = 0, None, []
-        records = list(self.changed_since(entity, since, params))
-        cursor = self.last_change_cursor or change_cursor(records, started)
-        cursor = max(cursor, coerce_since(since))
-        scanned = self.last_scanned or len(records)
+        scan = self.scan_changes(entity, since, params)
+        records = list(scan.records)
+        cursor = max(scan.cursor or change_cursor(records, started), coerce_since(since))
         changes = len(records)
         matching = ""
         if checked is not None:
             records = [r for r in records if matches(r, checked)]
             seen = {id(r) for r in records}
             if undated:
-                records += [r for r in self.last_undated if id(r) not in seen and matches(r, checked)]
+                records += [r for r in scan.undated if id(r) not in seen and matches(r, checked)]
             matching = f", {len(records)} matching {jsonlib.dumps(where, default=str)}"
-        batch = ChangeBatch(records, cursor, self.requests_sent - before, scanned)
+        batch = ChangeBatch(records, cursor, self.requests_sent - before, scan.scanned)
         log.info(
             "Poll of %s: %d request(s), %d record(s) scanned, %d change(s)%s",
             entity,

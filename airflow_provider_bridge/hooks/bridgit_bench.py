@@ -26,6 +26,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import urls
+from airflow_provider_bridge.changes import ChangeScan
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeConfigError,
@@ -456,9 +457,9 @@ class BridgitBenchHook(BridgeBaseHook):
                     continue
                 yield item
 
-    def changed_since(
+    def scan_changes(
         self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> ChangeScan:
         """
         Records of ``entity`` changed after ``since``.
 
@@ -478,14 +479,14 @@ class BridgitBenchHook(BridgeBaseHook):
                 if a.get("roleId") is not None
             }
             if not touched:
-                return
+                return ChangeScan([], 0)
             current = {
                 _numeric_id(r.get("id"), f"{entity}[].id"): r for r in self.list_entities(entity, params)
             }
-            self.last_scanned = len(current)
-            for role_id in sorted(touched):
-                yield current.get(role_id, {"id": role_id, "deleted": True})
-            return
+            return ChangeScan(
+                [current.get(role_id, {"id": role_id, "deleted": True}) for role_id in sorted(touched)],
+                len(current),
+            )
         if (
             entity.lower() in ("projects", "persons")
             and self._activity_gate()
@@ -496,8 +497,9 @@ class BridgitBenchHook(BridgeBaseHook):
                 entity,
                 isoformat_z(start),
             )
-            return
-        scanned = changed = 0
+            return ChangeScan([], 0)
+        scanned = 0
+        changed: list[dict[str, Any]] = []
         for scanned, record in enumerate(self.list_entities(entity, params), start=1):  # noqa: B007
             stamp = record.get("lastModifiedOn")
             if stamp is None:
@@ -506,13 +508,12 @@ class BridgitBenchHook(BridgeBaseHook):
                     "for projects, persons and projects/<id>/roles"
                 )
             if record_timestamp(stamp, field=f"{entity}[].lastModifiedOn") > start:
-                changed += 1
-                yield record
-        self.last_scanned = scanned
+                changed.append(record)
         log.info(
             "Change scan of %s since %s: %d record(s) scanned, %d changed",
             entity,
             isoformat_z(start),
             scanned,
-            changed,
+            len(changed),
         )
+        return ChangeScan(changed, scanned)

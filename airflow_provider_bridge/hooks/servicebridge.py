@@ -29,6 +29,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import urls
+from airflow_provider_bridge.changes import ChangeScan
 from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeConfigError
 from airflow_provider_bridge.hooks.auth import (
     BasicAuth,
@@ -45,7 +46,6 @@ from airflow_provider_bridge.state.credentials import mask
 from airflow_provider_bridge.timestamps import coerce_since, parse_timestamp
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from datetime import datetime
 
     import requests
@@ -319,9 +319,9 @@ class ServiceBridgeHook(BridgeBaseHook):
         return {"page": 1, "pageSize": 1}
 
     # -- changes ---------------------------------------------------------------------------
-    def changed_since(
+    def scan_changes(
         self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> ChangeScan:
         """
         Records of ``entity`` changed after ``since``, through the ``changeTime`` filter.
 
@@ -338,6 +338,7 @@ class ServiceBridgeHook(BridgeBaseHook):
             query_from = dt.datetime.min.replace(tzinfo=dt.UTC)
         query = {**(params or {}), "changeTime": query_from.strftime("%Y-%m-%dT%H:%M:%S")}
         seen: set[tuple[Any, Any]] = set()
+        changed: list[dict[str, Any]] = []
         scanned = 0
         for scanned, record in enumerate(self.list_entities(entity, query), start=1):  # noqa: B007
             metadata = record.get("Metadata")
@@ -354,8 +355,7 @@ class ServiceBridgeHook(BridgeBaseHook):
             if key in seen:
                 continue
             seen.add(key)
-            yield record
-        self.last_scanned = scanned
+            changed.append(record)
         log.info(
             "Change poll of %s since %s (changeTime from %s): %d record(s) scanned, %d changed",
             entity,
@@ -364,3 +364,4 @@ class ServiceBridgeHook(BridgeBaseHook):
             scanned,
             len(seen),
         )
+        return ChangeScan(changed, scanned)

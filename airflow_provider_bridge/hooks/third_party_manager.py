@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import jsonapi, urls
-from airflow_provider_bridge.changes import FingerprintTracker
+from airflow_provider_bridge.changes import ChangeScan, FingerprintTracker
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeAuthError,
@@ -43,7 +43,6 @@ from airflow_provider_bridge.retry_policy import Outcome
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from datetime import datetime
 
     import requests
@@ -279,9 +278,9 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         return {"page": 1, "perPage": 1}
 
     # -- changes ---------------------------------------------------------------------------
-    def changed_since(
+    def scan_changes(
         self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> ChangeScan:
         """
         Records of ``entity`` changed after ``since``.
 
@@ -295,12 +294,13 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         start = coerce_since(since)
         change_filter = self.extra("change_filter")
         if change_filter:
-            yield from self.list_entities(entity, {**(params or {}), str(change_filter): isoformat_z(start)})
-            return
+            records = list(
+                self.list_entities(entity, {**(params or {}), str(change_filter): isoformat_z(start)})
+            )
+            return ChangeScan(records, len(records))
         key = f"{self.account_key}|{entity}|{json.dumps(params or {}, sort_keys=True, default=str)}"
         tracker = FingerprintTracker(self.state_backend, key, timestamp_fields=TIMESTAMP_FIELDS)
-        changed, scanned, self.last_change_cursor = tracker.scan(self.list_entities(entity, params), start)
-        self.last_scanned, self.last_undated = scanned, tracker.undated
+        changed, scanned, cursor = tracker.scan(self.list_entities(entity, params), start)
         log.info(
             "Fingerprint poll of %s since %s: %d record(s) scanned, %d changed",
             entity,
@@ -308,4 +308,4 @@ class ThirdPartyManagerHook(BridgeBaseHook):
             scanned,
             len(changed),
         )
-        yield from changed
+        return ChangeScan(changed, scanned, cursor, tracker.undated)
