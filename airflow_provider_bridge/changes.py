@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
+from airflow_provider_bridge.timestamps import isoformat_z as _isoformat_z
 from airflow_provider_bridge.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
@@ -139,6 +140,20 @@ class ChangeScan:
     scanned: int
     cursor: dt.datetime | None = None
     undated: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def change_result(batch: ChangeBatch, max_records: int) -> dict[str, Any]:
+    """
+    The change sensor's XCom and its trigger's event: at most ``max_records`` changed records,
+    how many there were, and the cursor for the next poll (JSON-safe).
+    """
+    result = {
+        "changes": batch.records[:max_records],
+        "count": len(batch.records),
+        "truncated": len(batch.records) > max_records,
+        "cursor": _isoformat_z(batch.cursor),
+    }
+    return dict(json.loads(json.dumps(result, default=str)))
 
 
 def change_cursor(records: list[dict[str, Any]], poll_started: dt.datetime) -> dt.datetime:

@@ -14,27 +14,18 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_bridge.changes import change_result
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeError
 from airflow_provider_bridge.hooks import get_bridge_hook
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
+from airflow_provider_bridge.triggers.entity import EntityChangeTrigger
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
 
-    from airflow_provider_bridge.changes import ChangeBatch
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
-
-
-def change_result(batch: ChangeBatch, max_records: int) -> dict[str, Any]:
-    """The sensor's (and trigger event's) JSON-safe summary of a poll that found changes."""
-    return {
-        "changes": batch.records[:max_records],
-        "count": len(batch.records),
-        "truncated": len(batch.records) > max_records,
-        "cursor": isoformat_z(batch.cursor),
-    }
 
 
 class EntityChangeSensor(BaseSensorOperator):
@@ -131,8 +122,6 @@ class EntityChangeSensor(BaseSensorOperator):
         first = self.poke(context)  # one check on the worker: no deferral when it is already there
         if first.is_done:
             return first.xcom_value
-        from airflow_provider_bridge.triggers.entity import EntityChangeTrigger
-
         since = self.resolve_since(context)
         self.defer(
             trigger=EntityChangeTrigger(

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
+from airflow_provider_bridge.changes import change_result
 from airflow_provider_bridge.exceptions import BridgeError, BridgeRateLimitError
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
 
-    from airflow_provider_bridge.changes import ChangeBatch
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
 
 log = logging.getLogger(__name__)
@@ -135,12 +135,6 @@ def sigterm_ends_a_test_run() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _summary(batch: ChangeBatch, max_records: int) -> dict[str, Any]:
-    from airflow_provider_bridge.sensors.entity import change_result
-
-    return json.loads(json.dumps(change_result(batch, max_records), default=str))  # JSON-safe
-
-
 class EntityChangeTrigger(BaseTrigger):
     """
     Fire once records of ``entity`` changed after ``since`` (the deferred change sensor's trigger).
@@ -230,7 +224,7 @@ class EntityChangeTrigger(BaseTrigger):
                 return
             else:
                 if batch.records:
-                    yield TriggerEvent({"status": "success", **_summary(batch, self.max_records)})
+                    yield TriggerEvent({"status": "success", **change_result(batch, self.max_records)})
                     return
             timed_out = self._timed_out()
             if timed_out is not None:
@@ -348,7 +342,7 @@ class EntityChangeEventTrigger(BaseEventTrigger):
             else:
                 new_cursor = isoformat_z(batch.cursor)
                 if batch.records:
-                    yield TriggerEvent({"entity": self.entity, **_summary(batch, self.max_records)})
+                    yield TriggerEvent({"entity": self.entity, **change_result(batch, self.max_records)})
                 if new_cursor != cursor:
                     cursor = new_cursor
                     await self._save_cursor(hook, cursor)
