@@ -25,7 +25,7 @@ def measure(requests: int) -> float:
     """Microseconds per request of the bookkeeping calls (the flushes included, amortised)."""
     from airflow_provider_bridge.activity import caller, recorder_for
     from airflow_provider_bridge.metrics import HookMetrics
-    from airflow_provider_bridge.state.backend import get_state_backend
+    from airflow_provider_bridge.state.factory import get_state_backend
     from airflow_provider_bridge.state.limiter import RateLimiter
 
     backend = get_state_backend()

@@ -142,7 +142,7 @@ def main() -> int:
     private_home()
     from airflow_provider_bridge.sandbox.state_servers import LocalPostgres, LocalRedis
     from airflow_provider_bridge.sandbox.testing import SandboxProcess
-    from airflow_provider_bridge.state import backend as backend_module
+    from airflow_provider_bridge.state.factory import forget_state_backends
 
     base = Path(tempfile.mkdtemp(prefix="bridge-bench-state-"))
     report: dict[str, object] = {}
@@ -166,7 +166,7 @@ def main() -> int:
             os.environ.update(env)
             if kind == "sqlite":
                 os.environ["AIRFLOW__BRIDGE__STATE_BACKEND"] = f"sqlite:///{base}/cost.sqlite"
-            backend_module._BACKENDS.clear()
+            forget_state_backends()
             cost = cost_per_call(sb, args.calls)
             report[kind] = {"rate_8_processes_2_hosts": rate, "cost_per_call": cost}
             print(f"{kind}: {json.dumps(report[kind])}", file=sys.stderr)

@@ -128,10 +128,10 @@ def _worker(env: dict[str, str], vendor: str, worker: int, count: int, out: str)
 def _read_back(vendor: str, sandbox: Any) -> collections.Counter[str]:
     """Every record's key, counted, read with faults off through a fresh hook."""
     from airflow_provider_bridge.hooks import get_bridge_hook
-    from airflow_provider_bridge.state import backend as backend_module
+    from airflow_provider_bridge.state.factory import forget_state_backends
 
     sandbox.configure(faults={"random": [], "rules": []})
-    backend_module._BACKENDS.clear()
+    forget_state_backends()
     hook = get_bridge_hook(f"{vendor}_default")
     key = TARGETS[vendor]["key"]
     return collections.Counter(str(r.get(key)) for r in hook.list_entities(TARGETS[vendor]["entity"]))

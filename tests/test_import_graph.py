@@ -2,8 +2,7 @@
 The package's import graph: no module imports one that imports it back, at run time.
 
 Imports under ``if TYPE_CHECKING:`` do not count; imports inside functions do (they hide a cycle,
-they do not remove it). One known cycle is left, named below: the state backend factory in
-``state/backend.py`` lazily imports the server backends, which import the base classes from it.
+they do not remove it).
 """
 
 from __future__ import annotations
@@ -17,10 +16,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 PACKAGE = "airflow_provider_bridge"
-#: to be removed by moving get_state_backend() into a module of its own
-KNOWN = [
-    sorted(f"{PACKAGE}.state.{name}" for name in ("backend", "postgres_backend", "redis_backend", "remote"))
-]
 
 
 def _modules() -> dict[str, Path]:
@@ -87,11 +82,11 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_no_import_cycle_but_the_known_one():
+def test_no_import_cycle():
     modules = _modules()
     graph = {name: _runtime_imports(path, modules) - {name} for name, path in modules.items()}
     assert f"{PACKAGE}.triggers.entity" in graph[f"{PACKAGE}.sensors.entity"]  # the walk sees imports
-    assert sorted(_cycles(graph)) == KNOWN
+    assert _cycles(graph) == []
 
 
 def test_the_walk_finds_a_cycle_hidden_in_a_function():

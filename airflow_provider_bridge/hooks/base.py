@@ -56,11 +56,11 @@ from airflow_provider_bridge.retry_policy import (
     outcome_for_status,
     parse_retry_after,
 )
-from airflow_provider_bridge.state.backend import (
+from airflow_provider_bridge.state.credentials import SECRET_FIELDS, CredentialStore
+from airflow_provider_bridge.state.factory import (
     get_state_backend,
     warn_if_per_host_on_multi_host_executor,
 )
-from airflow_provider_bridge.state.credentials import SECRET_FIELDS, CredentialStore
 from airflow_provider_bridge.state.limiter import RateLimiter, normalize_windows
 from airflow_provider_bridge.timestamps import coerce_since
 

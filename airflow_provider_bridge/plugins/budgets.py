@@ -37,8 +37,8 @@ def _authorized() -> list[Any]:
 
 def budgets() -> dict[str, Any]:
     """What the page shows, as plain data."""
-    from airflow_provider_bridge.state.backend import get_state_backend
     from airflow_provider_bridge.state.cli import collect_status
+    from airflow_provider_bridge.state.factory import get_state_backend
 
     backend = get_state_backend()
     return {"backend": backend.description, "generated_at": time.time(), "accounts": collect_status(backend)}

@@ -6,9 +6,9 @@ from airflow_provider_bridge.state.backend import (
     MemoryStateBackend,
     SQLiteStateBackend,
     StateBackend,
-    get_state_backend,
 )
 from airflow_provider_bridge.state.credentials import CredentialStore
+from airflow_provider_bridge.state.factory import get_state_backend
 from airflow_provider_bridge.state.limiter import RateLimiter, normalize_windows
 
 __all__ = [

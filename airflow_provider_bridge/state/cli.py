@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_bridge.activity import NAMESPACE as ACTIVITY
 from airflow_provider_bridge.activity import summarize
 from airflow_provider_bridge.exceptions import BridgeError
-from airflow_provider_bridge.state.backend import StateBackend, get_state_backend
 from airflow_provider_bridge.state.credentials import NAMESPACE as CREDENTIALS
 from airflow_provider_bridge.state.credentials import decode_record
+from airflow_provider_bridge.state.factory import get_state_backend
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from airflow_provider_bridge.state.backend import StateBackend
 
 
 def _account(scope: str) -> dict[str, str]:

@@ -23,9 +23,9 @@ def test_seeded_sandbox_and_printed_connections(monkeypatch):
             monkeypatch.setenv(name, json.dumps(conn))
         monkeypatch.setenv("AIRFLOW__BRIDGE__STATE_BACKEND", "memory")
         from airflow_provider_bridge.hooks import get_bridge_hook
-        from airflow_provider_bridge.state import backend
+        from airflow_provider_bridge.state.factory import forget_state_backends
 
-        backend._BACKENDS.clear()
+        forget_state_backends()
         bridgit = get_bridge_hook("bridgit_bench_default")
         projects = list(bridgit.list_entities("projects"))
         assert sorted(p["name"] for p in projects) == sorted(name for name, _ in PROJECTS)

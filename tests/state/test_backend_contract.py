@@ -13,7 +13,7 @@ import time
 import pytest
 
 from airflow_provider_bridge.exceptions import BridgeStateError
-from airflow_provider_bridge.state.backend import get_state_backend
+from airflow_provider_bridge.state.factory import get_state_backend
 from tests.state.locking import held_elsewhere
 
 

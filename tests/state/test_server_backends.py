@@ -13,9 +13,9 @@ import time
 import pytest
 
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeStateError
-from airflow_provider_bridge.state import backend as backend_module
-from airflow_provider_bridge.state.backend import get_state_backend
+from airflow_provider_bridge.state import factory as backend_module
 from airflow_provider_bridge.state.credentials import CredentialStore
+from airflow_provider_bridge.state.factory import get_state_backend
 from tests.state.locking import held_elsewhere
 
 
@@ -58,7 +58,7 @@ def _admit_many(spec_env: dict[str, str], attempts: int, clock_offset: float, re
     if clock_offset:
         real = time.time
         time.time = lambda: real() + clock_offset  # this process's clock is wrong
-    from airflow_provider_bridge.state.backend import get_state_backend
+    from airflow_provider_bridge.state.factory import get_state_backend
 
     backend = get_state_backend()
     admitted = sum(
