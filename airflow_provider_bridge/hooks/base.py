@@ -49,6 +49,7 @@ from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import Pager, SinglePage
 from airflow_provider_bridge.metrics import HookMetrics
 from airflow_provider_bridge.options import parse_bool
+from airflow_provider_bridge.redaction import install_redaction, strip_query
 from airflow_provider_bridge.retry_policy import (
     Action,
     Outcome,
@@ -75,33 +76,6 @@ if TYPE_CHECKING:
 
 E = TypeVar("E", bound=StrEnum)
 log = logging.getLogger(__name__)
-
-_QUERY_RE = re.compile(r"\?[^\s'\")]*")
-
-
-def strip_query(text: str) -> str:
-    """Remove query strings (which may carry a session key) from any text about a URL."""
-    return _QUERY_RE.sub("?<query hidden>", text)
-
-
-class _QueryStringFilter(logging.Filter):
-    """Strips query strings from urllib3's request lines (``GET /x?sessionKey=... HTTP/1.1``)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "?" in message:
-            record.msg, record.args = strip_query(message), None
-        return True
-
-
-def _hide_query_strings_in_urllib3_logs() -> None:
-    """urllib3 logs every request URL at DEBUG; a vendor may carry a session key in it."""
-    logger = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, _QueryStringFilter) for f in logger.filters):
-        logger.addFilter(_QueryStringFilter())
-
-
-_hide_query_strings_in_urllib3_logs()
 
 #: answers to sign-in and token requests: never quoted in errors (they may carry secrets)
 _CREDENTIAL_RESPONSES: weakref.WeakSet[requests.Response] = weakref.WeakSet()
@@ -271,6 +245,7 @@ class BridgeBaseHook(BaseHook):
         connection: Connection | None = None,
     ) -> None:
         super().__init__()
+        install_redaction()  # before the first request: no session key in urllib3's request lines
         self.conn_id = conn_id or self.default_conn_name
         self._state_backend = state_backend
         self._connection = connection  # prefetched (a trigger reads it with the async helper)

@@ -378,3 +378,23 @@ def test_four_processes_log_in_again_once_after_the_session_is_gone(servicebridg
     counters = servicebridge.stats()["counters"]
     assert counters["logins"] == 2, counters  # the first Login, and exactly one more for all four
     assert 1 <= counters["auth_refused"] <= 4
+
+
+def test_redaction_is_installed_by_the_first_hook_not_by_importing_the_provider():
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook\n"
+        "from airflow_provider_bridge.redaction import QueryStringFilter\n"
+        "urllib3 = logging.getLogger('urllib3.connectionpool')\n"
+        "count = lambda: sum(isinstance(f, QueryStringFilter) for f in urllib3.filters)\n"
+        "print(count())\n"
+        "ServiceBridgeHook('any'); ServiceBridgeHook('other')\n"
+        "print(count())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split() == ["0", "1"]
