@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from airflow_provider_bridge import __version__
@@ -286,3 +287,23 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
     }
+
+
+@cache
+def _declared_defaults() -> dict[str, dict[str, Any]]:
+    return {
+        entry["connection-type"]: {
+            name: field["schema"]["default"]
+            for name, field in entry["conn-fields"].items()
+            if "default" in field.get("schema", {})
+        }
+        for entry in get_provider_info()["connection-types"]
+    }
+
+
+def declared_default(conn_type: str, name: str) -> Any:
+    """
+    The default of a connection field, as the connection form declares it: the one place a
+    default is written (the hooks read theirs from here).
+    """
+    return _declared_defaults()[conn_type][name]

@@ -245,3 +245,41 @@ def test_the_pre_3_2_form_is_built_from_the_same_declaration(monkeypatch):
         assert behaviour["hidden_fields"] == declared_behaviour["hidden-fields"]
         assert behaviour["relabeling"] == declared_behaviour["relabeling"]
         assert behaviour["placeholders"] == declared_behaviour["placeholders"]
+
+
+def test_the_hooks_defaults_are_the_ones_the_connection_form_declares(
+    bridgit, servicebridge, tpm, monkeypatch
+):
+    """Defaults are written once, in the form's declaration; a hook with no extras uses exactly those."""
+    import json
+
+    for sandbox in (bridgit, servicebridge, tpm):  # only what a connection needs, no other extra
+        conn = sandbox.connection()
+        conn["extra"] = {k: v for k, v in conn["extra"].items() if k in ("token_url", "account_id")}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{sandbox.vendor.upper()}_DEFAULT", json.dumps(conn))
+    from airflow_provider_bridge.get_provider_info import get_provider_info
+    from airflow_provider_bridge.hooks import hook_class_for
+    from airflow_provider_bridge.options import AuthType, ClientAuth, PagingStyle
+
+    declared = {c["connection-type"]: c["conn-fields"] for c in get_provider_info()["connection-types"]}
+
+    def default(vendor: str, name: str):
+        return declared[vendor][name]["schema"]["default"]
+
+    for vendor in declared:
+        hook = hook_class_for(vendor)()
+        cfg = hook.config
+        for name in ("timeout", "max_retries", "max_retry_wait", "rate_limit_margin"):
+            assert getattr(cfg, name) == default(vendor, name), (vendor, name)
+        assert hook.max_pages == default(vendor, "max_pages")
+        assert hook.write_settle == default(vendor, "write_settle")
+    sb = hook_class_for("servicebridge")()
+    assert sb.api_version == default("servicebridge", "api_version")
+    assert sb.number_extra("change_overlap") == default("servicebridge", "change_overlap")
+    assert sb.number_extra("session_idle_timeout") == default("servicebridge", "session_idle_timeout")
+    assert sb.auth_type == default("servicebridge", "auth_type") == next(iter(AuthType))
+    tpm_hook = hook_class_for("third_party_manager")()
+    assert tpm_hook.path_prefix == default("third_party_manager", "path_prefix")
+    assert next(iter(ClientAuth)) == default("third_party_manager", "client_auth")
+    assert next(iter(PagingStyle)) == default("third_party_manager", "paging")
+    assert hook_class_for("bridgit_bench")()._activity_gate() is default("bridgit_bench", "use_activity_feed")

@@ -45,6 +45,7 @@ from airflow_provider_bridge.exceptions import (
     BridgeRateLimitError,
 )
 from airflow_provider_bridge.forms import field_behaviour, form_widgets
+from airflow_provider_bridge.get_provider_info import declared_default
 from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import Pager, SinglePage
 from airflow_provider_bridge.metrics import HookMetrics
@@ -100,14 +101,9 @@ _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,47}")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 #: same-origin redirects an authenticated read follows before the answer counts as an error
 MAX_REDIRECTS = 3
-#: default extra ``write_settle``: seconds a vendor may still apply a create after the client
-#: gave up waiting (a slow database, a queue in front of the API)
-DEFAULT_WRITE_SETTLE = 30.0
 #: a long listing logs its progress every this many pages, or this many seconds
 PROGRESS_PAGES = 10
 PROGRESS_SECONDS = 30.0
-#: default extra ``max_pages``: the longest listing followed before it counts as a runaway
-DEFAULT_MAX_PAGES = 10_000
 #: seconds a connection Test waits for one answer at most (the connection's own timeout if shorter)
 TEST_TIMEOUT = 10.0
 
@@ -370,22 +366,43 @@ class BridgeBaseHook(BaseHook):
             extras=extras,
             rate_limits=rate_limits,
             rate_limit_margin=_number(
-                cid, "rate_limit_margin", _extra_value(extras, ctype, "rate_limit_margin"), 0.05, maximum=0.9
+                cid,
+                "rate_limit_margin",
+                _extra_value(extras, ctype, "rate_limit_margin"),
+                declared_default(ctype, "rate_limit_margin"),
+                maximum=0.9,
             ),
             timeout=_number(
-                cid, "timeout", _extra_value(extras, ctype, "timeout"), 30.0, minimum=0.001, maximum=3600
+                cid,
+                "timeout",
+                _extra_value(extras, ctype, "timeout"),
+                float(declared_default(ctype, "timeout")),
+                minimum=0.001,
+                maximum=3600,
             ),
             verify=verify,
             max_retries=_number(
-                cid, "max_retries", _extra_value(extras, ctype, "max_retries"), 5, integer=True, maximum=100
+                cid,
+                "max_retries",
+                _extra_value(extras, ctype, "max_retries"),
+                declared_default(ctype, "max_retries"),
+                integer=True,
+                maximum=100,
             ),
             max_retry_wait=_number(
-                cid, "max_retry_wait", _extra_value(extras, ctype, "max_retry_wait"), 60.0
+                cid,
+                "max_retry_wait",
+                _extra_value(extras, ctype, "max_retry_wait"),
+                float(declared_default(ctype, "max_retry_wait")),
             ),
             page_size=None
             if page_size is None
             else _number(cid, "page_size", page_size, 0, integer=True, minimum=1, maximum=100_000),
         )
+
+    def declared_default(self, name: str) -> Any:
+        """The default of extra ``name`` as this vendor's connection form declares it."""
+        return declared_default(self.conn_type, name)
 
     def extra(self, name: str) -> Any:
         """A connection extra by its bare name (or the UI's prefixed form), None when unset."""
@@ -403,10 +420,11 @@ class BridgeBaseHook(BaseHook):
             f"{', '.join(m.value for m in members)}, got {self.extra(name)!r}"
         )
 
-    def bool_extra(self, name: str, *, default: bool) -> bool:
-        """A yes/no extra (:func:`~airflow_provider_bridge.options.parse_bool`)."""
+    def bool_extra(self, name: str, *, default: bool | None = None) -> bool:
+        """A yes/no extra (see :func:`~airflow_provider_bridge.options.parse_bool`); unset: as declared."""
+        fallback = bool(self.declared_default(name)) if default is None else default
         return parse_bool(
-            self.extra(name), field=f"Connection {self.conn_id!r}: extra {name!r}", default=default
+            self.extra(name), field=f"Connection {self.conn_id!r}: extra {name!r}", default=fallback
         )
 
     def mapping_extra(self, name: str) -> dict[str, str]:
@@ -511,8 +529,10 @@ class BridgeBaseHook(BaseHook):
                 f"{{base_url}}, got {raw!r}"
             ) from None
 
-    def number_extra(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        """A numeric extra (``default`` when unset), at least ``minimum``."""
+    def number_extra(self, name: str, default: float | None = None, *, minimum: float = 0.0) -> float:
+        """A numeric extra, at least ``minimum``; when unset ``default``, else the declared default."""
+        if default is None:
+            default = float(self.declared_default(name))
         return float(_number(self.conn_id, name, self.extra(name), default, minimum=minimum))
 
     # ------------------------------------------------------------------------------------
@@ -1169,7 +1189,7 @@ class BridgeBaseHook(BaseHook):
     @cached_property
     def max_pages(self) -> int:
         """Most pages one listing may take (extra ``max_pages``, default 10,000)."""
-        return int(self.number_extra("max_pages", DEFAULT_MAX_PAGES, minimum=1))
+        return int(self.number_extra("max_pages", minimum=1))
 
     def bounded(self, pages: Iterator[list[dict[str, Any]]], what: str) -> Iterator[list[dict[str, Any]]]:
         """
@@ -1258,7 +1278,7 @@ class BridgeBaseHook(BaseHook):
     @cached_property
     def write_settle(self) -> float:
         """Seconds a vendor may still apply a write after the client gave up (extra ``write_settle``)."""
-        return self.number_extra("write_settle", DEFAULT_WRITE_SETTLE)
+        return self.number_extra("write_settle")
 
     def _settled_lookup(
         self, entity: str, key: str, value: Any, unknown: BridgeOutcomeUnknownError

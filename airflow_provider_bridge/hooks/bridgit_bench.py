@@ -401,7 +401,7 @@ class BridgitBenchHook(BridgeBaseHook):
     # -- changes ---------------------------------------------------------------------------
     def _activity_gate(self) -> bool:
         """Whether to ask the activity feed before scanning (extra ``use_activity_feed``, default true)."""
-        return self.bool_extra("use_activity_feed", default=True)
+        return self.bool_extra("use_activity_feed")
 
     def _any_activity(self, since: datetime) -> bool:
         """One cheap request: has anything happened in the account since ``since``?"""

@@ -188,7 +188,9 @@ class ServiceBridgeHook(BridgeBaseHook):
     def api_version(self) -> str:
         """The API version segment, e.g. ``v1`` or ``v4.5``."""
         source = "api_version" if self._api_version_override else "extra 'api_version'"
-        value = str(self._api_version_override or self.extra("api_version") or "v1").strip()
+        value = str(
+            self._api_version_override or self.extra("api_version") or self.declared_default("api_version")
+        ).strip()
         if not API_VERSION.match(value):
             raise BridgeConfigError(
                 f"Connection {self.conn_id!r}: {source} must look like v1, v2 or v4.5, got {value!r}"
@@ -199,8 +201,8 @@ class ServiceBridgeHook(BridgeBaseHook):
         super().check_extras()
         self.auth_type  # noqa: B018 - reading validates
         self.api_version  # noqa: B018
-        self.number_extra("session_idle_timeout", 1800, minimum=0.001)
-        self.number_extra("change_overlap", 300, minimum=0.001)
+        self.number_extra("session_idle_timeout", minimum=0.001)
+        self.number_extra("change_overlap", minimum=0.001)
 
     def for_api_version(self, api_version: str) -> ServiceBridgeHook:
         """The same connection at another API version (e.g. ``v2`` for the Locations/Contacts model)."""
@@ -220,7 +222,8 @@ class ServiceBridgeHook(BridgeBaseHook):
             return BasicAuth(cfg.login or "", cfg.password or "")
         if self.auth_type is AuthType.SESSION:
             return ServiceBridgeSessionAuth(
-                self, idle_timeout=self.number_extra("session_idle_timeout", 1800, minimum=0.001)
+                self,
+                idle_timeout=self.number_extra("session_idle_timeout", minimum=0.001),
             )
         token_url, refresh_token = self.extra("token_url"), self.extra("refresh_token")
         missing = [n for n, v in (("token_url", token_url), ("refresh_token", refresh_token)) if not v]
@@ -331,7 +334,7 @@ class ServiceBridgeHook(BridgeBaseHook):
         """
         entity = self._check_entity(entity)
         start = coerce_since(since)
-        overlap = self.number_extra("change_overlap", 300, minimum=0.001)
+        overlap = self.number_extra("change_overlap", minimum=0.001)
         try:
             query_from = start - dt.timedelta(seconds=overlap)
         except OverflowError:  # a since near year 1: there is nothing before it anyway

@@ -102,7 +102,7 @@ class ThirdPartyManagerHook(BridgeBaseHook):
     @cached_property
     def path_prefix(self) -> str:
         """The API root below the host, default ``/rest``."""
-        prefix = str(self.extra("path_prefix") or "/rest").rstrip("/")
+        prefix = str(self.extra("path_prefix") or self.declared_default("path_prefix")).rstrip("/")
         if not prefix.startswith("/") or "?" in prefix:
             raise BridgeConfigError(
                 f"Connection {self.conn_id!r}: extra 'path_prefix' must start with '/', got {prefix!r}"
