@@ -5,11 +5,23 @@
 # its own virtualenv). Arguments go to the main pytest run; with arguments the matrix is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+matrix=$(mktemp)
+if [ "$#" -eq 0 ]; then  # the lowest Airflow's virtualenv installs meanwhile (no test runs yet)
+  bash scripts/test-matrix.sh --install-only > "$matrix" 2>&1 &
+  matrix_pid=$!
+fi
 bash scripts/bootstrap.sh
 bash scripts/install-chromium.sh   # for the UI test's browser part (skipped, with the reason, without it)
 echo "== ruff check";  .venv/bin/ruff check .
 echo "== ruff format"; .venv/bin/ruff format --check .
 echo "== mypy";        .venv/bin/mypy
+if [ "$#" -eq 0 ]; then
+  status=0
+  wait "$matrix_pid" || status=$?
+  cat "$matrix"
+  [ "$status" -eq 0 ] || { echo "setting up the lowest Airflow failed (exit $status)" >&2; exit "$status"; }
+fi
+rm -f "$matrix"
 echo "== pytest";      .venv/bin/python -m pytest -p no:cacheprovider --durations=25 --durations-min=8 "$@"
 if [ "$#" -eq 0 ]; then
   bash scripts/test-matrix.sh

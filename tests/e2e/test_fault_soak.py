@@ -29,7 +29,7 @@ def test_writes_under_faults_are_never_doubled_or_lost(
 ):
     report = run_soak(
         {"bridgit_bench": bridgit_sandbox, "servicebridge": servicebridge_sandbox},
-        writes=300,
+        writes=200,  # the benchmark (benchmarks/soak.py) runs the long version
         processes=2,
         fault_rate=0.10,
         work_dir=tmp_path,
@@ -44,7 +44,7 @@ def test_writes_under_faults_are_never_doubled_or_lost(
         assert figures["duplicates"] == 0, figures
         assert figures["lost"] == 0, figures
         assert figures["secrets_found_in_logs"] == [], figures
-        assert figures["told_created"] + figures["told_failed"] == figures["attempted"] == 150, figures
+        assert figures["told_created"] + figures["told_failed"] == figures["attempted"] == 100, figures
         injected = figures["faults_injected"]
         for kind in ("delay_before_processing", "error_after_write", "drop_after_write"):
             assert injected.get(kind, 0) >= 1, figures  # the hard cases really happened
