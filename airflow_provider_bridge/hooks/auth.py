@@ -68,14 +68,16 @@ class BridgeAuth(abc.ABC):
         """
         return None
 
-    def latest(self, credentials: Any) -> Any | None:
+    def latest(self, credentials: Any, *, reread: bool = True) -> Any | None:
         """
-        The freshest stored credentials, read (locally, no request) right before sending.
+        The freshest credentials right before sending.
 
         ``prepare`` runs before the rate-limit wait; another process may renew the shared token
-        during that wait (a single-use refresh kills the old one), or it may expire. Return
-        None when the credentials expired meanwhile: the request path then prepares again and
-        takes a new slot, rather than send a request it knows will be refused.
+        during that wait (a single-use refresh kills the old one), or it may expire. With
+        ``reread`` (the request waited for its slot) the store is read again (locally, no
+        request); without it (admitted at once) the credentials ``prepare`` read a moment ago
+        stand. Return None when the credentials expired meanwhile: the request path then
+        prepares again and takes a new slot, rather than send a request it knows will be refused.
         """
         return credentials
 
@@ -142,8 +144,8 @@ class SharedTokenAuth(BridgeAuth):
     def apply(self, credentials: Any, headers: dict[str, str], params: dict[str, Any]) -> None:
         headers["Authorization"] = f"Bearer {credentials['access_token']}"
 
-    def latest(self, credentials: Any) -> Any | None:
-        record: dict[str, Any] = self.store.load() or credentials
+    def latest(self, credentials: Any, *, reread: bool = True) -> Any | None:
+        record: dict[str, Any] = (self.store.load() if reread else None) or credentials
         expires_at = record.get("expires_at")
         if expires_at and time.time() > float(expires_at) - min(1.0, self._margin(record) / 2):
             if self._issued_expired(record):

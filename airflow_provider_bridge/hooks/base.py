@@ -860,7 +860,9 @@ class BridgeBaseHook(BaseHook):
             send_headers = {**(self.default_headers() if authenticate else {}), **(headers or {})}
             send_params = dict(params or {})
             if credentials is not None:
-                latest = self.auth.latest(credentials)
+                # re-read the shared store only after waiting for the slot: admitted at once, the
+                # credentials prepare() read a moment ago are the latest (one decryption, not two)
+                latest = self.auth.latest(credentials, reread=waited > 0)
                 if latest is None and not renewed_before_sending:
                     log.debug("%s: credentials expired while waiting for a slot; renewing first", shown)
                     renewed_before_sending = True
