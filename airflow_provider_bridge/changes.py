@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
 from airflow_provider_bridge.timestamps import isoformat_z as _isoformat_z
@@ -142,18 +142,23 @@ class ChangeScan:
     undated: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-def change_result(batch: ChangeBatch, max_records: int) -> dict[str, Any]:
-    """
-    The change sensor's XCom and its trigger's event: at most ``max_records`` changed records,
-    how many there were, and the cursor for the next poll (JSON-safe).
-    """
-    result = {
-        "changes": batch.records[:max_records],
-        "count": len(batch.records),
-        "truncated": len(batch.records) > max_records,
-        "cursor": _isoformat_z(batch.cursor),
-    }
-    return dict(json.loads(json.dumps(result, default=str)))
+class ChangeResult(TypedDict):
+    """The change sensor's XCom, and the body of its trigger's success event."""
+
+    changes: list[dict[str, Any]]  #: at most ``max_records`` changed records
+    count: int  #: how many records changed
+    truncated: bool  #: whether ``changes`` holds fewer than ``count``
+    cursor: str  #: ISO 8601: the ``since`` of the next poll
+
+
+def change_result(batch: ChangeBatch, max_records: int) -> ChangeResult:
+    """The :class:`ChangeResult` of a poll that found changes (JSON-safe)."""
+    return ChangeResult(
+        changes=json.loads(json.dumps(batch.records[:max_records], default=str)),
+        count=len(batch.records),
+        truncated=len(batch.records) > max_records,
+        cursor=_isoformat_z(batch.cursor),
+    )
 
 
 def change_cursor(records: list[dict[str, Any]], poll_started: dt.datetime) -> dt.datetime:

@@ -14,7 +14,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_bridge.changes import change_result
+from airflow_provider_bridge.changes import ChangeResult, change_result
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeError
 from airflow_provider_bridge.hooks import get_bridge_hook
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
@@ -139,7 +139,7 @@ class EntityChangeSensor(BaseSensorOperator):
         )
         return None  # pragma: no cover - defer() raises
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> ChangeResult:
         """Turn the trigger's event into the sensor's result, or a clear error."""
         if not isinstance(event, dict) or event.get("status") not in ("success", "error", "timeout"):
             raise BridgeError(f"{self.task_id}: unexpected event from EntityChangeTrigger: {event!r:.200}")
@@ -149,4 +149,9 @@ class EntityChangeSensor(BaseSensorOperator):
         if event["status"] == "error":
             raise BridgeError(f"{self.task_id}: watching {self.entity} failed: {event.get('message')}")
         self.log.info("%d change(s) to %s (cursor %s)", event["count"], self.entity, event["cursor"])
-        return {k: event[k] for k in ("changes", "count", "truncated", "cursor")}
+        return ChangeResult(
+            changes=event["changes"],
+            count=event["count"],
+            truncated=event["truncated"],
+            cursor=event["cursor"],
+        )
