@@ -19,7 +19,13 @@ from __future__ import annotations
 import email.utils
 import enum
 import math
+import random
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class Outcome(enum.Enum):
@@ -63,6 +69,63 @@ POLICY: dict[Outcome, tuple[Action, Action]] = {
 }
 
 RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """
+    How hard one logical call tries: the budget and the waits.
+
+    :param max_retries: attempts after the first that one logical call may make in all (its
+        retries, and for a create the resend after a reconciled unknown outcome).
+    :param max_wait: the longest single wait accepted (a slot, a pause, a ``Retry-After``);
+        longer, and the call fails at once with a rate-limit error.
+    :param backoff_base: full-jitter exponential backoff: retry ``n`` waits a random time in
+        ``[0, min(backoff_cap, backoff_base * 2 ** (n - 1))]``.
+    :param backoff_cap: the longest backoff.
+    :param throttle_wait: the pause after a 429 without ``Retry-After`` (None: the backoff).
+    """
+
+    max_retries: int
+    max_wait: float
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    throttle_wait: float | None = None
+
+    def backoff(self, retry: int, rng: Callable[[], float] = random.random) -> float:
+        """The wait before retry number ``retry`` (1-based): full jitter, as tenacity's
+        ``wait_random_exponential``, which this replaces in the request path."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** min(retry - 1, 62))
+        return max(0.0, ceiling * rng())
+
+    def budget(self) -> RetryBudget:
+        """A fresh budget for one logical call."""
+        return RetryBudget(self)
+
+
+class RetryBudget:
+    """
+    The retries one logical call has left. Every retry of every attempt spends from it, and so
+    does a create sent again after its unknown outcome was reconciled: one call never makes more
+    than ``max_retries + 1`` attempts, however its failures are mixed.
+    """
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        #: retries spent so far
+        self.spent = 0
+
+    @property
+    def left(self) -> int:
+        """Retries still allowed."""
+        return self.policy.max_retries - self.spent
+
+    def spend(self) -> int | None:
+        """Take one retry; return its number (1-based), or None when the budget is used up."""
+        if self.spent >= self.policy.max_retries:
+            return None
+        self.spent += 1
+        return self.spent
 
 
 def action_for(method: str, outcome: Outcome, *, idempotent: bool | None = None) -> Action:

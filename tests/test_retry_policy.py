@@ -6,7 +6,7 @@ import pytest
 import requests
 import urllib3.exceptions
 
-from airflow_provider_bridge.hooks.base import classify_exception
+from airflow_provider_bridge.hooks.responses import classify_exception
 from airflow_provider_bridge.retry_policy import (
     Action,
     Outcome,

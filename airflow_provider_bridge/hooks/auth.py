@@ -6,6 +6,10 @@ The request path calls ``prepare()`` before taking a rate-limit slot (so a sign-
 between a slot and its request), ``apply()`` right before sending, and ``recover()`` once when
 the answer says the credentials are gone (HTTP 401 or the vendor's equivalent).
 
+An auth object never sees the hook. What obtains credentials gets a :class:`Send` callable: it
+sends one unauthenticated request through the same request path (rate-limited, retried by the
+same policy, its answer never quoted in an error) and returns the answer.
+
 :class:`SharedTokenAuth` is the shape every token-based vendor fits: one token record per
 account, shared by all processes through the :class:`CredentialStore`, renewed under the
 store's cross-process lock, re-read under that lock before doing anything, and saved (with any
@@ -18,7 +22,7 @@ import abc
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
@@ -31,10 +35,26 @@ from airflow_provider_bridge.options import ClientAuth
 from airflow_provider_bridge.state.credentials import mask
 
 if TYPE_CHECKING:
-    from airflow_provider_bridge.hooks.base import BridgeBaseHook
+    import requests
+
     from airflow_provider_bridge.state.credentials import CredentialStore
 
 log = logging.getLogger(__name__)
+
+
+class Send(Protocol):
+    """Send one unauthenticated request (a sign-in or token call) through the request path."""
+
+    def __call__(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Any = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> requests.Response: ...
 
 
 class BridgeAuth(abc.ABC):
@@ -231,9 +251,9 @@ class SharedTokenAuth(BridgeAuth):
 
 class OAuthTokenEndpoint:
     """
-    An OAuth 2.0 token endpoint, called through the hook's request path (rate-limited, retried).
+    An OAuth 2.0 token endpoint, called through the request path (rate-limited, retried).
 
-    :param hook: the hook whose request path sends the token requests.
+    :param send: sends the token requests (see :class:`Send`).
     :param token_url: the token endpoint (absolute URL).
     :param client_id: the OAuth client id.
     :param client_secret: the OAuth client secret.
@@ -244,7 +264,7 @@ class OAuthTokenEndpoint:
 
     def __init__(
         self,
-        hook: BridgeBaseHook,
+        send: Send,
         *,
         token_url: str,
         client_id: str,
@@ -253,7 +273,7 @@ class OAuthTokenEndpoint:
         client_auth: ClientAuth | str = ClientAuth.BODY,
         default_lifetime: float = 3600,
     ) -> None:
-        self.hook = hook
+        self.send = send
         self.token_url = token_url
         self.client_id = client_id
         self.client_secret = client_secret
@@ -275,9 +295,7 @@ class OAuthTokenEndpoint:
             headers["Authorization"] = "Basic " + basic
         else:
             data.update(client_id=self.client_id, client_secret=self.client_secret)
-        response = self.hook.request(
-            "POST", self.token_url, data=data, headers=headers, authenticate=False, idempotent=idempotent
-        )
+        response = self.send("POST", self.token_url, data=data, headers=headers, idempotent=idempotent)
         try:
             body = decode_json(response)
         except ValueError:
@@ -309,15 +327,16 @@ class OAuthTokenAuth(SharedTokenAuth):
     """
     An OAuth 2.0 bearer token from a token endpoint, shared by every process of the account.
 
-    :param hook: the hook whose request path sends the token requests.
+    :param store: the account's shared credential store.
+    :param send: sends the token requests (see :class:`Send`).
     :param kwargs: the :class:`OAuthTokenEndpoint` settings (token_url, client_id, ...).
     """
 
     obtain_verb = "got an access token"
 
-    def __init__(self, hook: BridgeBaseHook, **kwargs: Any) -> None:
-        super().__init__(hook.credential_store)
-        self.endpoint = OAuthTokenEndpoint(hook, **kwargs)
+    def __init__(self, store: CredentialStore, send: Send, **kwargs: Any) -> None:
+        super().__init__(store)
+        self.endpoint = OAuthTokenEndpoint(send, **kwargs)
 
 
 class OAuthRefreshTokenAuth(OAuthTokenAuth):
@@ -333,9 +352,15 @@ class OAuthRefreshTokenAuth(OAuthTokenAuth):
     """
 
     def __init__(
-        self, hook: BridgeBaseHook, *, refresh_token: str, authorize_hint: str = "", **kwargs: Any
+        self,
+        store: CredentialStore,
+        send: Send,
+        *,
+        refresh_token: str,
+        authorize_hint: str = "",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(hook, **kwargs)
+        super().__init__(store, send, **kwargs)
         self.initial_refresh_token = refresh_token
         self.authorize_hint = authorize_hint
         mask(refresh_token)

@@ -16,20 +16,14 @@ import datetime as dt
 import hashlib
 import json as jsonlib
 import logging
-import math
 import os
-import re
 import time
-import weakref
-from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
-from urllib.parse import quote, quote_plus, urljoin, urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
-import tenacity
-import urllib3.exceptions
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_bridge import __version__, urls
@@ -39,31 +33,24 @@ from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeAuthError,
     BridgeConfigError,
-    BridgeConnectionError,
     BridgeError,
     BridgeOutcomeUnknownError,
-    BridgeRateLimitError,
 )
 from airflow_provider_bridge.forms import field_behaviour, form_widgets
 from airflow_provider_bridge.get_provider_info import declared_default
-from airflow_provider_bridge.hooks.decoding import decode_json
-from airflow_provider_bridge.hooks.paging import Pager, SinglePage
+from airflow_provider_bridge.hooks.connection import ConnectionConfig, Extras, VendorDefaults, build_config
+from airflow_provider_bridge.hooks.paging import Pager, PageSource, SinglePage, bounded
+from airflow_provider_bridge.hooks.responses import AnswerReader, ErrorDetails
+from airflow_provider_bridge.hooks.transport import Call, Transport
 from airflow_provider_bridge.metrics import HookMetrics
-from airflow_provider_bridge.options import parse_bool
 from airflow_provider_bridge.redaction import install_redaction, strip_query
-from airflow_provider_bridge.retry_policy import (
-    Action,
-    Outcome,
-    action_for,
-    outcome_for_status,
-    parse_retry_after,
-)
+from airflow_provider_bridge.retry_policy import Outcome, RetryBudget, RetryPolicy, outcome_for_status
 from airflow_provider_bridge.state.credentials import SECRET_FIELDS, CredentialStore
 from airflow_provider_bridge.state.factory import (
     get_state_backend,
     warn_if_per_host_on_multi_host_executor,
 )
-from airflow_provider_bridge.state.limiter import RateLimiter, normalize_windows
+from airflow_provider_bridge.state.limiter import RateLimiter
 from airflow_provider_bridge.timestamps import coerce_since
 
 if TYPE_CHECKING:
@@ -75,32 +62,14 @@ if TYPE_CHECKING:
     from airflow_provider_bridge.hooks.auth import BridgeAuth
     from airflow_provider_bridge.state.backend import StateBackend
 
+__all__ = ["BridgeBaseHook", "ConnectionConfig", "ErrorDetails"]
+
 E = TypeVar("E", bound=StrEnum)
 log = logging.getLogger(__name__)
 
-#: answers to sign-in and token requests: never quoted in errors (they may carry secrets)
-_CREDENTIAL_RESPONSES: weakref.WeakSet[requests.Response] = weakref.WeakSet()
 #: connection extras that are secrets
 SECRET_EXTRAS = ("refresh_token", "client_secret", "api_key")
-
-
-def _oauth_error_code(response: requests.Response) -> str | None:
-    """A short OAuth ``error`` code (e.g. ``invalid_grant``) from a token answer, if it has one."""
-    try:
-        body = decode_json(response)
-    except ValueError:
-        return None
-    code = body.get("error") if isinstance(body, dict) else None
-    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else None
-
-
-#: what an error code quoted from a sign-in or token answer may look like
-_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,47}")
-
-
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-#: same-origin redirects an authenticated read follows before the answer counts as an error
-MAX_REDIRECTS = 3
 #: a long listing logs its progress every this many pages, or this many seconds
 PROGRESS_PAGES = 10
 PROGRESS_SECONDS = 30.0
@@ -108,89 +77,32 @@ PROGRESS_SECONDS = 30.0
 TEST_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True)
-class ErrorDetails:
-    """What a vendor said about a failed call, in its own words."""
+class _Reporter:
+    """Tells a hook's metrics and its account's activity record what each attempt did."""
 
-    code: str | None = None
-    message: str | None = None
-    field_errors: list[tuple[str | None, str]] = field(default_factory=list)
-    request_id: str | None = None
+    def __init__(self, hook: BridgeBaseHook) -> None:
+        self.metrics = hook.metrics
+        self.activity = hook.activity
+        self.limiter = hook.limiter
+        self.caller = hook.caller
 
+    def slot_waited(self, seconds: float) -> None:
+        self.metrics.slot_wait(seconds)
 
-@dataclass(frozen=True)
-class ConnectionConfig:
-    """A connection's fields, validated; built before any request is sent."""
+    def refused_locally(self) -> None:
+        self.metrics.refused_locally()
 
-    conn_id: str
-    conn_type: str
-    base_url: str
-    login: str | None
-    password: str | None
-    extras: dict[str, Any]
-    rate_limits: list[tuple[int, float]]
-    rate_limit_margin: float
-    timeout: float
-    verify: bool | str
-    max_retries: int
-    max_retry_wait: float
-    page_size: int | None
+    def attempted(self, outcome: Outcome, status: int | None) -> None:
+        self.metrics.request(outcome.value, status)
+        self.metrics.budget(self.limiter)
+        self.activity.request(self.caller)
 
+    def failed(self, text: str) -> None:
+        self.activity.event("last_error", text)
 
-class _RetryableAttempt(Exception):
-    """One attempt failed in a way the policy retries; carries what the final error needs."""
-
-    def __init__(self, outcome: Outcome, *, wait: float | None, final: BridgeError) -> None:
-        super().__init__(outcome.value)
-        self.outcome = outcome
-        self.wait = wait
-        self.final = final
-
-
-def _extra_value(extras: dict[str, Any], conn_type: str, name: str) -> Any:
-    """An extra under its bare name or the UI's ``extra__<conn_type>__<name>`` form."""
-    for key in (name, f"extra__{conn_type}__{name}"):
-        value = extras.get(key)
-        if value not in (None, ""):
-            return value
-    return None
-
-
-#: the largest value any numeric extra takes (a year of seconds; far beyond any sensible setting)
-_NUMBER_CEILING = 366 * 24 * 3600
-
-
-def _number(
-    conn_id: str,
-    name: str,
-    value: Any,
-    default: float,
-    *,
-    integer: bool = False,
-    minimum: float = 0,
-    maximum: float = _NUMBER_CEILING,
-) -> Any:
-    if value is None:
-        return default
-    kind = "an integer" if integer else "a number"
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = float(value)
-        if not math.isfinite(number) or (integer and not number.is_integer()):
-            raise ValueError
-        if integer:
-            number = int(number)
-    except (TypeError, ValueError, OverflowError):
-        raise BridgeConfigError(
-            f"Connection {conn_id!r}: extra '{name}' must be {kind}, got {value!r}"
-        ) from None
-    if not minimum <= number <= maximum:
-        raise BridgeConfigError(
-            f"Connection {conn_id!r}: extra '{name}' must be {kind} from {minimum:g} to {maximum:,.10g}, "
-            f"got {value!r}"
-        )
-    return number
+    def throttled(self, seconds: float, text: str) -> None:
+        self.metrics.pause_started(seconds)
+        self.activity.event("last_429", text)
 
 
 class BridgeBaseHook(BaseHook):
@@ -245,12 +157,21 @@ class BridgeBaseHook(BaseHook):
         self.conn_id = conn_id or self.default_conn_name
         self._state_backend = state_backend
         self._connection = connection  # prefetched (a trigger reads it with the async helper)
-        #: HTTP requests this hook has sent (every attempt, auth calls included)
-        self.requests_sent = 0
 
     # ------------------------------------------------------------------------------------
-    # configuration
+    # configuration (:mod:`airflow_provider_bridge.hooks.connection`)
     # ------------------------------------------------------------------------------------
+    @classmethod
+    def vendor_defaults(cls) -> VendorDefaults:
+        """What this vendor says about its connections before one is read."""
+        return VendorDefaults(
+            conn_type=cls.conn_type,
+            default_host=cls.default_host,
+            default_rate_limits=cls.default_rate_limits,
+            login_label=cls.login_label,
+            password_label=cls.password_label,
+        )
+
     @cached_property
     def config(self) -> ConnectionConfig:
         """The validated connection (read once per hook)."""
@@ -281,124 +202,21 @@ class BridgeBaseHook(BaseHook):
             extras = dict(conn.extra_dejson or {})
         except Exception:
             raise BridgeConfigError(f"Connection {self.conn_id!r}: 'extra' is not a JSON object") from None
-        return self._build_config(conn.host, conn.schema, conn.port, conn.login, conn.password, extras)
-
-    def _build_config(
-        self,
-        host: str | None,
-        schema: str | None,
-        port: int | None,
-        login: str | None,
-        password: str | None,
-        extras: dict[str, Any],
-    ) -> ConnectionConfig:
-        cid, ctype = self.conn_id, self.conn_type
-        base_url = (host or self.default_host or "").strip()
-        if not base_url:
-            raise BridgeConfigError(f"Connection {cid!r}: field 'host' is required (the vendor's base URL)")
-        if "://" not in base_url:
-            base_url = f"{schema or 'https'}://{base_url}"
-        try:
-            parts = urlsplit(base_url)
-            parts.port  # noqa: B018 - parsing the port is the check
-        except ValueError as exc:
-            raise BridgeConfigError(
-                f"Connection {cid!r}: field 'host' is not a valid URL ({exc}), got {host!r}"
-            ) from None
-        if "@" in parts.netloc:
-            raise BridgeConfigError(
-                f"Connection {cid!r}: field 'host' must not contain a user name or password "
-                "(user:password@...): put them in the login and password fields"
-            )
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BridgeConfigError(
-                f"Connection {cid!r}: field 'host' must be a URL like https://example.com, got {host!r}"
-            )
-        if port and not parts.port:
-            base_url = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
-        base_url = base_url.rstrip("/")
-        if self.login_label and not login:
-            raise BridgeConfigError(f"Connection {cid!r}: field 'login' is required ({self.login_label})")
-        if self.password_label and not password:
-            raise BridgeConfigError(
-                f"Connection {cid!r}: field 'password' is required ({self.password_label})"
-            )
-
-        raw_limits = _extra_value(extras, ctype, "rate_limits")
-        if isinstance(raw_limits, str):
-            try:
-                raw_limits = jsonlib.loads(raw_limits)
-            except ValueError:
-                raise BridgeConfigError(
-                    f"Connection {cid!r}: extra 'rate_limits' is not valid JSON: {raw_limits!r}"
-                ) from None
-        rate_limits = normalize_windows(
-            raw_limits if raw_limits is not None else self.default_rate_limits,
-            field=f"Connection {cid!r}: extra 'rate_limits'",
-        )
-        verify: Any = _extra_value(extras, ctype, "verify")
-        if verify is None:
-            verify = True
-        elif isinstance(verify, str) and verify.lower() in ("true", "false"):
-            verify = verify.lower() == "true"
-        elif not isinstance(verify, (bool, str)):
-            raise BridgeConfigError(
-                f"Connection {cid!r}: extra 'verify' must be true, false or a CA bundle path, got {verify!r}"
-            )
-        if isinstance(verify, str) and not os.path.exists(verify):
-            raise BridgeConfigError(
-                f"Connection {cid!r}: extra 'verify' names a CA bundle that does not exist: {verify!r} "
-                "(expected true, false, or the path of a PEM file or directory of CA certificates)"
-            )
-        if verify is False:
-            log.warning(
-                "Connection %r: TLS certificate verification is OFF (extra 'verify': false); anyone on "
-                "the path can read the credentials. Prefer a CA bundle path.",
-                cid,
-            )
-        page_size = _extra_value(extras, ctype, "page_size")
-        return ConnectionConfig(
-            conn_id=cid,
-            conn_type=ctype,
-            base_url=base_url,
-            login=login,
-            password=password,
+        return build_config(
+            self.vendor_defaults(),
+            self.conn_id,
+            host=conn.host,
+            schema=conn.schema,
+            port=conn.port,
+            login=conn.login,
+            password=conn.password,
             extras=extras,
-            rate_limits=rate_limits,
-            rate_limit_margin=_number(
-                cid,
-                "rate_limit_margin",
-                _extra_value(extras, ctype, "rate_limit_margin"),
-                declared_default(ctype, "rate_limit_margin"),
-                maximum=0.9,
-            ),
-            timeout=_number(
-                cid,
-                "timeout",
-                _extra_value(extras, ctype, "timeout"),
-                float(declared_default(ctype, "timeout")),
-                minimum=0.001,
-                maximum=3600,
-            ),
-            verify=verify,
-            max_retries=_number(
-                cid,
-                "max_retries",
-                _extra_value(extras, ctype, "max_retries"),
-                declared_default(ctype, "max_retries"),
-                integer=True,
-                maximum=100,
-            ),
-            max_retry_wait=_number(
-                cid,
-                "max_retry_wait",
-                _extra_value(extras, ctype, "max_retry_wait"),
-                float(declared_default(ctype, "max_retry_wait")),
-            ),
-            page_size=None
-            if page_size is None
-            else _number(cid, "page_size", page_size, 0, integer=True, minimum=1, maximum=100_000),
         )
+
+    @cached_property
+    def extras(self) -> Extras:
+        """Typed reads of the connection's extras."""
+        return Extras(self.config)
 
     def declared_default(self, name: str) -> Any:
         """The default of extra ``name`` as this vendor's connection form declares it."""
@@ -406,62 +224,28 @@ class BridgeBaseHook(BaseHook):
 
     def extra(self, name: str) -> Any:
         """A connection extra by its bare name (or the UI's prefixed form), None when unset."""
-        return _extra_value(self.config.extras, self.conn_type, name)
+        return self.extras.raw(name)
 
     def choice_extra(self, name: str, choices: type[E]) -> E:
         """An extra that must be a member of the enum ``choices`` (case-insensitive; first: the default)."""
-        members = list(choices)
-        value = str(self.extra(name) or members[0].value).strip().lower()
-        for member in members:
-            if member.value == value:
-                return member
-        raise BridgeConfigError(
-            f"Connection {self.conn_id!r}: extra {name!r} must be one of "
-            f"{', '.join(m.value for m in members)}, got {self.extra(name)!r}"
-        )
+        return self.extras.choice(name, choices)
 
     def bool_extra(self, name: str, *, default: bool | None = None) -> bool:
         """A yes/no extra (see :func:`~airflow_provider_bridge.options.parse_bool`); unset: as declared."""
-        fallback = bool(self.declared_default(name)) if default is None else default
-        return parse_bool(
-            self.extra(name), field=f"Connection {self.conn_id!r}: extra {name!r}", default=fallback
-        )
+        return self.extras.boolean(name, default=default)
 
     def mapping_extra(self, name: str) -> dict[str, str]:
         """An extra holding a JSON object of strings (a dict, or its JSON text); {} when unset."""
-        value = self.extra(name)
-        if isinstance(value, str):
-            try:
-                value = jsonlib.loads(value)
-            except ValueError:
-                raise BridgeConfigError(
-                    f"Connection {self.conn_id!r}: extra {name!r} is not valid JSON: {value!r}"
-                ) from None
-        if value is None:
-            return {}
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise BridgeConfigError(
-                f"Connection {self.conn_id!r}: extra {name!r} must be a JSON object of strings, got {value!r}"
-            )
-        return {str(k): v for k, v in value.items()}
+        return self.extras.mapping(name)
+
+    def number_extra(self, name: str, default: float | None = None, *, minimum: float = 0.0) -> float:
+        """A numeric extra, at least ``minimum``; when unset ``default``, else the declared default."""
+        return self.extras.number(name, default, minimum=minimum)
 
     @cached_property
     def allowed_hosts(self) -> frozenset[str]:
         """Hosts other than the connection's that links may lead to (extra ``allowed_hosts``)."""
-        raw = self.extra("allowed_hosts")
-        if isinstance(raw, str):
-            try:
-                raw = jsonlib.loads(raw) if raw.strip().startswith("[") else raw.split(",")
-            except ValueError:
-                raw = None
-        if raw is None:
-            return frozenset()
-        if not isinstance(raw, list) or not all(isinstance(h, str) for h in raw):
-            raise BridgeConfigError(
-                f"Connection {self.conn_id!r}: extra 'allowed_hosts' must be a list of host names, "
-                f"got {raw!r}"
-            )
-        return frozenset(h.strip().lower() for h in raw if h.strip())
+        return self.extras.hosts("allowed_hosts")
 
     def link_credentials(self, url: str) -> bool:
         """
@@ -528,12 +312,6 @@ class BridgeBaseHook(BaseHook):
                 f"Connection {self.conn_id!r}: extra 'record_url' must use only {{entity}}, {{id}} and "
                 f"{{base_url}}, got {raw!r}"
             ) from None
-
-    def number_extra(self, name: str, default: float | None = None, *, minimum: float = 0.0) -> float:
-        """A numeric extra, at least ``minimum``; when unset ``default``, else the declared default."""
-        if default is None:
-            default = float(self.declared_default(name))
-        return float(_number(self.conn_id, name, self.extra(name), default, minimum=minimum))
 
     # ------------------------------------------------------------------------------------
     # shared state
@@ -737,13 +515,77 @@ class BridgeBaseHook(BaseHook):
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------
-    # the request path
+    # the request path (:mod:`airflow_provider_bridge.hooks.transport`)
     # ------------------------------------------------------------------------------------
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        """How hard one call tries: the connection's ``max_retries`` and ``max_retry_wait``, the
+        vendor's backoff and throttle wait."""
+        return RetryPolicy(
+            max_retries=self.config.max_retries,
+            max_wait=self.config.max_retry_wait,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+            throttle_wait=self.default_throttle_wait,
+        )
+
+    @cached_property
+    def answers(self) -> AnswerReader:
+        """Reads this vendor's answers and builds its errors (never quoting a secret)."""
+        return AnswerReader(self.hook_name, self.config.base_url, self.parse_error, self._secrets)
+
+    @cached_property
+    def transport(self) -> Transport:
+        """Sends this connection's calls: limit, authenticate, send, classify, act."""
+        cfg = self.config
+        return Transport(
+            session=self.session,
+            base_url=cfg.base_url,
+            timeout=cfg.timeout,
+            verify=cfg.verify,
+            policy=self.retry_policy,
+            gate=self.limiter,
+            vendor=self.hook_name,
+            classify=self.classify_response,
+            error_for=self.error_from_response,
+            observer=_Reporter(self),
+        )
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests this hook has sent (every attempt, sign-in and token calls included)."""
+        return self.transport.requests_sent if "transport" in self.__dict__ else 0
+
     def url_for(self, path: str) -> str:
         """Absolute URL of a path below the connection's host (absolute URLs pass unchanged)."""
         if path.startswith(("https://", "http://")):
             return path
         return f"{self.config.base_url}/{path.lstrip('/')}"
+
+    def _call(
+        self,
+        method: Any,
+        path: Any,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+        authenticated: bool = True,
+    ) -> Call:
+        """A checked :class:`Call`: a known method, a safe path, credentials only to the connection's host."""
+        if not isinstance(method, str) or method.upper() not in _METHODS:
+            raise BridgeConfigError(f"method: expected one of {', '.join(sorted(_METHODS))}, got {method!r}")
+        method = method.upper()
+        url = self.url_for(urls.check_request_path(path))
+        self.extras_checked  # noqa: B018 - validates every extra once, before anything is sent
+        if authenticated and urls.origin(url) != urls.origin(self.config.base_url):
+            raise BridgeConfigError(
+                f"{method} {urlsplit(url).path}: refusing to send this connection's credentials to "
+                f"{urls.origin(url)[1]!r}, which is not the connection's host"
+            )
+        return Call(method, url, params, json, data, headers, idempotent)
 
     def request(
         self,
@@ -766,319 +608,59 @@ class BridgeBaseHook(BaseHook):
         :param json: a JSON body.
         :param data: a form body.
         :param headers: extra headers.
-        :param authenticate: False for the calls that obtain credentials.
+        :param authenticate: False to send without credentials (see :meth:`send_unauthenticated`).
         :param idempotent: override whether resending is safe (default: by method).
         :return: the successful response.
         :raises BridgeAPIError: the vendor answered with an error.
         :raises BridgeRateLimitError: the limit could not be honoured within ``max_retry_wait``.
         :raises BridgeOutcomeUnknownError: a POST may or may not have been applied.
         """
-        if not isinstance(method, str) or method.upper() not in _METHODS:
-            raise BridgeConfigError(f"method: expected one of {', '.join(sorted(_METHODS))}, got {method!r}")
-        method = method.upper()
-        url = self.url_for(urls.check_request_path(path))
-        self.extras_checked  # noqa: B018 - validates every extra once, before anything is sent
-        if authenticate and urls.origin(url) != urls.origin(self.config.base_url):
-            raise BridgeConfigError(
-                f"{method} {urlsplit(url).path}: refusing to send this connection's credentials to "
-                f"{urls.origin(url)[1]!r}, which is not the connection's host"
-            )
-        shown = f"{method} {urlsplit(url).path}"
-        cfg = self.config
-        attempt_no = 0
-
-        def wait(retry_state: tenacity.RetryCallState) -> float:
-            exc = retry_state.outcome.exception() if retry_state.outcome else None
-            if isinstance(exc, _RetryableAttempt) and exc.wait is not None:
-                return exc.wait
-            return self._backoff(retry_state.attempt_number)
-
-        def before_sleep(retry_state: tenacity.RetryCallState) -> None:
-            exc = retry_state.outcome.exception() if retry_state.outcome else None
-            sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
-            log.warning(
-                "%s: %s on attempt %d; retrying in %.2fs",
-                shown,
-                exc.outcome.value if isinstance(exc, _RetryableAttempt) else exc,
-                retry_state.attempt_number,
-                sleep,
-            )
-
-        def attempt() -> requests.Response:
-            nonlocal attempt_no
-            attempt_no += 1
-            return self._attempt(
-                method,
-                url,
-                shown,
-                attempt_no,
-                params=params,
-                json=json,
-                data=data,
-                headers=headers,
-                authenticate=authenticate,
-                idempotent=idempotent,
-            )
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(cfg.max_retries + 1),
-            wait=wait,
-            retry=tenacity.retry_if_exception_type(_RetryableAttempt),
-            before_sleep=before_sleep,
-            reraise=True,
+        call = self._call(
+            method,
+            path,
+            params=params,
+            json=json,
+            data=data,
+            headers=headers,
+            idempotent=idempotent,
+            authenticated=authenticate,
         )
-        try:
-            return retrying(attempt)
-        except _RetryableAttempt as last:
-            raise last.final from None
-
-    def _attempt(
-        self,
-        method: str,
-        url: str,
-        shown: str,
-        attempt_no: int,
-        *,
-        params: dict[str, Any] | None,
-        json: Any,
-        data: Any,
-        headers: dict[str, str] | None,
-        authenticate: bool,
-        idempotent: bool | None,
-    ) -> requests.Response:
-        cfg = self.config
-        reauthenticated = False
-        renewed_before_sending = False
-        while True:
-            credentials = self.auth.prepare() if authenticate else None
-            try:
-                waited = self.limiter.acquire(cfg.max_retry_wait)
-            except BridgeRateLimitError:
-                self.metrics.refused_locally()
-                raise
-            self.metrics.slot_wait(waited)
-            send_headers = {**(self.default_headers() if authenticate else {}), **(headers or {})}
-            send_params = dict(params or {})
-            if credentials is not None:
-                # re-read the shared store only after waiting for the slot: admitted at once, the
-                # credentials prepare() read a moment ago are the latest (one decryption, not two)
-                latest = self.auth.latest(credentials, reread=waited > 0)
-                if latest is None and not renewed_before_sending:
-                    log.debug("%s: credentials expired while waiting for a slot; renewing first", shown)
-                    renewed_before_sending = True
-                    continue
-                if latest is None:
-                    # renewed, and already expired again: the vendor's clock or lifetime says so.
-                    # Use it for this request (bounded: the vendor decides, a 401 is recovered once)
-                    log.warning(
-                        "%s: the credentials %s issued are already expired by this host's clock "
-                        "(clock skew, or a lifetime shorter than the renewal margin); using them once",
-                        shown,
-                        self.hook_name,
-                    )
-                    latest = credentials
-                credentials = latest
-                self.auth.apply(credentials, send_headers, send_params)
-            response: requests.Response | None = None
-            self.requests_sent += 1
-            try:
-                response = self._send(
-                    method,
-                    url,
-                    send_params,
-                    json,
-                    data,
-                    send_headers,
-                    follow=authenticate and method == "GET",
-                )
-                if not authenticate:
-                    _CREDENTIAL_RESPONSES.add(response)  # never quoted: it may carry or echo secrets
-                outcome = self.classify_response(response)
-                error: BridgeError | None = None
-            except requests.RequestException as exc:
-                outcome = classify_exception(exc)
-                log.debug("%s: %s: %s", shown, type(exc).__name__, strip_query(str(exc)))
-                plain = describe_transport_error(exc, cfg.timeout)
-                error = BridgeConnectionError(f"{shown}: could not reach {urlsplit(url).hostname!r}: {plain}")
-            self.metrics.request(outcome.value, None if response is None else response.status_code)
-            self.metrics.budget(self.limiter)
-            self.activity.request(self.caller)
-            action = action_for(method, outcome, idempotent=idempotent)
-            log.debug("%s attempt %d: %s -> %s", shown, attempt_no, outcome.value, action.value)
-
-            if action is Action.RETURN:
-                assert response is not None
-                return response
-            if response is not None:
-                error = self.error_from_response(response, method)
-            assert error is not None
-            if outcome is not Outcome.THROTTLED:
-                self.activity.event("last_error", f"{shown}: {error}")
-            if action is Action.REAUTH:
-                if authenticate and not reauthenticated and self.auth.can_recover:
-                    log.info("%s: credentials refused (%s); renewing them once", shown, outcome.value)
-                    self.auth.recover(credentials)
-                    reauthenticated = True
-                    continue
-                raise error
-            if action is Action.THROTTLE:
-                assert response is not None
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                pause = retry_after if retry_after is not None else self.default_throttle_wait
-                if pause is None:
-                    pause = self._backoff(attempt_no)
-                self.limiter.pause_all(pause)  # every process of this account holds back, not only us
-                self.metrics.pause_started(pause)
-                self.activity.event(
-                    "last_429", f"{shown}: HTTP {response.status_code}; every worker paused {pause:.1f}s"
-                )
-                if pause > cfg.max_retry_wait:
-                    raise BridgeRateLimitError(
-                        f"{shown}: throttled by the vendor (HTTP {response.status_code}) for {pause:.0f}s, "
-                        f"longer than max_retry_wait={cfg.max_retry_wait:g}s; retry the task later",
-                        wait_seconds=pause,
-                    )
-                log.warning(
-                    "%s: throttled (HTTP %d); pausing every worker of this account for %.2fs",
-                    shown,
-                    response.status_code,
-                    pause,
-                )
-                raise _RetryableAttempt(
-                    outcome,
-                    wait=0.0,
-                    final=BridgeRateLimitError(
-                        f"{shown}: still throttled after {attempt_no} attempts", wait_seconds=pause
-                    ),
-                )
-            if action is Action.RETRY:
-                retry_after = (
-                    None if response is None else parse_retry_after(response.headers.get("Retry-After"))
-                )
-                if retry_after is not None and retry_after > cfg.max_retry_wait:
-                    raise BridgeRateLimitError(
-                        f"{shown}: the vendor asked to retry in {retry_after:.0f}s, longer than "
-                        f"max_retry_wait={cfg.max_retry_wait:g}s",
-                        wait_seconds=retry_after,
-                    )
-                raise _RetryableAttempt(outcome, wait=retry_after, final=error)
-            if action is Action.UNKNOWN:
-                raise BridgeOutcomeUnknownError(
-                    f"The outcome is unknown ({outcome.value}: {error}); the request may have been applied",
-                    method=method,
-                    path=urlsplit(url).path,
-                    sent=json if json is not None else None,
-                ) from None
-            raise error
+        return self._send(call, authenticate=authenticate)
 
     def _send(
+        self, call: Call, *, authenticate: bool = True, budget: RetryBudget | None = None
+    ) -> requests.Response:
+        if not authenticate:
+            return self.transport.send(call, auth=None, budget=budget)
+        return self.transport.send(call, auth=self.auth, auth_headers=self.default_headers(), budget=budget)
+
+    def send_unauthenticated(
         self,
         method: str,
         url: str,
-        params: dict[str, Any],
-        json: Any,
-        data: Any,
-        headers: dict[str, str],
         *,
-        follow: bool,
+        data: Any = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> requests.Response:
         """
-        Send, following redirects only within the connection's origin (scheme, host, port) and
-        only for authenticated reads (``follow``), at most :data:`MAX_REDIRECTS` times: a sign-in
-        or token request never follows one, so no credential is ever re-sent elsewhere.
+        Send a sign-in or token call through the request path (rate-limited, retried, its answer
+        never quoted in an error): the :class:`~airflow_provider_bridge.hooks.auth.Send` the
+        auth objects get.
         """
-        cfg = self.config
-        home = urls.origin(cfg.base_url)
-
-        def send(target: str, **body: Any) -> requests.Response:
-            try:
-                return self.session.request(
-                    method,
-                    target,
-                    headers=headers,
-                    timeout=cfg.timeout,
-                    verify=cfg.verify,
-                    allow_redirects=False,
-                    **body,
-                )
-            except requests.RequestException:
-                raise  # classified by the caller (some are ValueErrors too)
-            except ValueError as exc:  # requests parses a redirect's Location even when not following it
-                raise BridgeAPIError(
-                    f"{method} {urlsplit(url).path}: {self.hook_name} answered with a redirect to a "
-                    f"malformed address ({exc}); not followed",
-                    method=method,
-                    path=urlsplit(url).path,
-                ) from None
-
-        response = send(url, params=params or None, json=json, data=data)
-        for _ in range(MAX_REDIRECTS):
-            if not (follow and response.is_redirect):
-                break
-            try:
-                target = urljoin(response.url, response.headers.get("Location", ""))
-                elsewhere = urlsplit(target).scheme not in ("http", "https") or urls.origin(target) != home
-            except ValueError:  # a malformed Location (bad IPv6 literal, port out of range...)
-                break
-            if elsewhere:
-                break
-            response = send(target, params=None if urlsplit(target).query else (params or None))
-        return response
-
-    def _backoff(self, attempt_no: int) -> float:
-        """Full-jitter exponential backoff (tenacity's ``wait_random_exponential``)."""
-        state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
-        state.attempt_number = attempt_no
-        jitter = tenacity.wait_random_exponential(multiplier=self.backoff_base, max=self.backoff_cap)
-        return float(jitter(state))
+        call = self._call(
+            method, url, json=json, data=data, headers=headers, idempotent=idempotent, authenticated=False
+        )
+        return self.transport.send(call, auth=None)
 
     def error_from_response(self, response: requests.Response, method: str) -> BridgeAPIError:
         """Build the exception for a failed answer, with the vendor's details and no secrets."""
-        try:
-            details = self.parse_error(response)
-        except Exception:
-            details = ErrorDetails()
-        status = response.status_code
-        if response.is_redirect:
-            try:
-                where = urlsplit(urljoin(response.url, response.headers.get("Location", ""))).hostname
-            except ValueError:
-                where = None  # a malformed Location
-            return BridgeAPIError(
-                f"{self.hook_name} answered with a redirect (HTTP {status}) to {where or '?'!r}, "
-                f"which was not followed: only reads follow redirects, and only within "
-                f"{urlsplit(self.config.base_url).hostname!r}; sign-in and token requests never do",
-                status_code=status,
-                method=method,
-                path=_request_path(response),
-            )
-        cls = BridgeAuthError if status in (401, 403) else BridgeAPIError
-        reason = response.reason or ""
-        if response in _CREDENTIAL_RESPONSES:
-            # a sign-in or token answer may echo the form or carry a new token: quote only a short
-            # error code from it (the vendor's, or OAuth's ``error``), nothing else
-            code = details.code if details.code and _ERROR_CODE.fullmatch(details.code) else None
-            details = ErrorDetails(code=code or _oauth_error_code(response))
-        return cls(
-            f"{self.hook_name} call failed: {status} {reason}".strip(),
-            status_code=status,
-            method=method,
-            path=_request_path(response),
-            error_code=self.scrub(details.code),
-            vendor_message=self.scrub(details.message),
-            field_errors=[(f, self.scrub(d) or "") for f, d in details.field_errors],
-            request_id=self.scrub(details.request_id),
-        )
+        return self.answers.error(response, method)
 
     def scrub(self, text: str | None) -> str | None:
         """``text`` with every secret this connection sent or holds replaced by ``***``."""
-        if not text:
-            return text
-        text = str(text)
-        for secret in self._secrets():
-            for form in {secret, quote_plus(secret), quote(secret, safe="")}:
-                text = text.replace(form, "***")
-        return text
+        return self.answers.scrub(text)
 
     def _secrets(self) -> list[str]:
         """The password, secret extras and the stored credentials (what a vendor could echo)."""
@@ -1094,23 +676,35 @@ class BridgeBaseHook(BaseHook):
 
     def json_body(self, response: requests.Response) -> Any:
         """The JSON body of a successful answer, or a clear error when it is not JSON."""
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return decode_json(response)
-        except ValueError:
-            raise self._unexpected(response, "JSON") from None
+        return self.answers.json_body(response)
 
     def _unexpected(self, response: requests.Response, expected: str) -> BridgeAPIError:
-        if response in _CREDENTIAL_RESPONSES:
-            snippet = f"<{len(response.content)} bytes, not quoted: a sign-in or token answer>"
-        else:
-            snippet = self.scrub(strip_query(response.text[:200])) or "<empty>"
-        return BridgeAPIError(
-            f"{self.hook_name} answered with something other than {expected}: {snippet!r}",
-            status_code=response.status_code,
-            method=response.request.method if response.request else None,
-            path=_request_path(response),
+        return self.answers.unexpected(response, expected)
+
+    def page_source(self) -> PageSource:
+        """What this hook's pagers may use: fetch through the request path, read, follow links."""
+
+        def fetch(
+            method: str,
+            url: str,
+            *,
+            params: dict[str, Any] | None = None,
+            json: Any = None,
+            idempotent: bool | None = None,
+            credentials: bool = True,
+        ) -> requests.Response:
+            return self.request(
+                method, url, params=params, json=json, idempotent=idempotent, authenticate=credentials
+            )
+
+        return PageSource(
+            fetch=fetch,
+            records=self.records_from,
+            body=self.json_body,
+            unexpected=self._unexpected,
+            absolute=self.url_for,
+            link_credentials=self.link_credentials,
+            announce=self.announce_requests,
         )
 
     # ------------------------------------------------------------------------------------
@@ -1164,7 +758,8 @@ class BridgeBaseHook(BaseHook):
         total = pages = 0
         started = last_report = time.monotonic()
         requests_before = self.requests_sent
-        for records in self.bounded(self.pager_for(entity).pages(self, path, merged, size), entity):
+        pages_read = self.pager_for(entity).pages(self.page_source(), path, merged, size)
+        for records in bounded(pages_read, entity, self.max_pages):
             pages += 1
             total += len(records)
             now = time.monotonic()
@@ -1193,28 +788,6 @@ class BridgeBaseHook(BaseHook):
         """Most pages one listing may take (extra ``max_pages``, default 10,000)."""
         return int(self.number_extra("max_pages", minimum=1))
 
-    def bounded(self, pages: Iterator[list[dict[str, Any]]], what: str) -> Iterator[list[dict[str, Any]]]:
-        """
-        Pass a listing's pages through, ending a runaway one with a clear error: more than
-        ``max_pages`` pages, or the same non-empty page twice in a row (a server that always
-        says there is more, or a next link pointing to itself).
-        """
-        previous: str | None = None
-        for number, page in enumerate(pages, start=1):
-            if number > self.max_pages:
-                raise BridgeAPIError(
-                    f"Listing {what} passed max_pages={self.max_pages} pages and the vendor still says "
-                    "there are more; stopped (raise the extra 'max_pages' if the listing is really that long)"
-                )
-            digest = hashlib.sha256(jsonlib.dumps(page, sort_keys=True, default=str).encode()).hexdigest()
-            if page and digest == previous:
-                raise BridgeAPIError(
-                    f"Listing {what}: the vendor answered page {number} with exactly the records of page "
-                    f"{number - 1}; stopped a listing that would never end"
-                )
-            previous = digest
-            yield page
-
     def get_entity(self, entity: str, entity_id: str | int) -> dict[str, Any]:
         """Return one record."""
         path = self.entity_path(self._check_entity(entity), self._check_id(entity_id))
@@ -1238,10 +811,12 @@ class BridgeBaseHook(BaseHook):
         path = self.entity_path(entity)
         key = self.natural_key(entity)
         key_value = data.get(key) if key else None
+        call = self._call("POST", path, json=self.write_body(entity, data))
+        budget = self.retry_policy.budget()  # one budget: the POST's retries and any resend
         was_ambiguous = False
-        for _ in range(self.config.max_retries + 1):
+        while True:
             try:
-                return self.record_from(self.request("POST", path, json=self.write_body(entity, data)))
+                return self.record_from(self._send(call, budget=budget))
             except BridgeOutcomeUnknownError as unknown:
                 if key is None or key_value in (None, ""):
                     self.metrics.outcome_unknown("raised")
@@ -1257,6 +832,15 @@ class BridgeBaseHook(BaseHook):
                         "Create of %s had an unknown outcome; found it by %s, not creating again", entity, key
                     )
                     return found
+                if budget.spend() is None:
+                    self.metrics.outcome_unknown("raised")
+                    raise BridgeOutcomeUnknownError(
+                        f"Create of {entity} kept failing ambiguously ({self.config.max_retries + 1} "
+                        "attempts); no record with its natural key appeared",
+                        method="POST",
+                        path=path,
+                        sent=data,
+                    ) from None
                 log.warning(
                     "Create of %s had an unknown outcome and no record with that %s appeared within "
                     "write_settle; sending it again",
@@ -1273,9 +857,6 @@ class BridgeBaseHook(BaseHook):
                         log.warning("Create of %s was applied by an earlier attempt; returning it", entity)
                         return found_all[0]
                 raise
-        raise BridgeOutcomeUnknownError(
-            f"Create of {entity} kept failing ambiguously", method="POST", path=path, sent=data
-        )
 
     @cached_property
     def write_settle(self) -> float:
@@ -1414,21 +995,20 @@ class BridgeBaseHook(BaseHook):
             cfg = self.config
         except BridgeError as exc:
             return False, self._for_the_test_button(str(exc))
-        self.config = replace(cfg, max_retries=0, timeout=min(cfg.timeout, TEST_TIMEOUT))
         try:
-            if not self.state_backend.shared_across_hosts:
-                checked = self.auth.test_without_spending()
-                if checked is not None:
-                    return checked
-            self.check_test_answer(self.request("GET", self.test_path(), params=self.test_params() or None))
+            with self.transport.quick(TEST_TIMEOUT):
+                if not self.state_backend.shared_across_hosts:
+                    checked = self.auth.test_without_spending()
+                    if checked is not None:
+                        return checked
+                response = self.request("GET", self.test_path(), params=self.test_params() or None)
+            self.check_test_answer(response)
         except BridgeAuthError as exc:
             return False, self._for_the_test_button(_refused_in_words(self.hook_name, exc))
         except BridgeError as exc:
             return False, self._for_the_test_button(str(exc))
         except Exception as exc:  # the UI shows this message; never let a secret through
             return False, strip_query(f"{type(exc).__name__}: {exc}")
-        finally:
-            self.config = cfg  # the hook's own settings again
         return True, f"Connected to {self.hook_name} at {cfg.base_url}"
 
 
@@ -1449,65 +1029,3 @@ def _refused_in_words(hook_name: str, exc: BridgeAuthError) -> str:
         "the credentials were refused" if exc.status_code == 401 else "access was refused"
     )
     return f"{hook_name} refused the connection: {meaning}. ({exc})"
-
-
-def describe_transport_error(exc: requests.RequestException, timeout: float) -> str:
-    """A transport failure in words (the raw urllib3 text goes to the DEBUG log)."""
-    text = str(exc).lower()
-    if isinstance(exc, requests.exceptions.SSLError):
-        if "certificate verify failed" in text:
-            return "its TLS certificate is not trusted (set the extra 'verify' to a CA bundle path)"
-        return "the TLS handshake failed"
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return f"no connection within {timeout:g}s (host down or a firewall dropping packets?)"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return f"no answer within {timeout:g}s (extra 'timeout')"
-    if "name or service not known" in text or "nodename nor servname" in text or "failed to resolve" in text:
-        return "the host name could not be resolved"
-    if "connection refused" in text:
-        return "connection refused (nothing listens on that port)"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "the connection was dropped before a complete answer"
-    return type(exc).__name__
-
-
-def _request_path(response: requests.Response) -> str | None:
-    """The path of the request behind ``response``, without its query string."""
-    url = response.request.url if response.request is not None else None
-    if isinstance(url, bytes):
-        url = url.decode("utf-8", "replace")
-    return urlsplit(url).path or None if url else None
-
-
-def classify_exception(exc: requests.RequestException) -> Outcome:
-    """Classify a transport failure: was the request provably not sent?"""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return Outcome.NOT_SENT
-    if isinstance(exc, requests.exceptions.SSLError):
-        text = str(exc).lower()
-        return Outcome.CONFIG_ERROR if "certificate verify failed" in text else Outcome.NOT_SENT
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return Outcome.READ_TIMEOUT
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        inner = getattr(reason, "reason", reason)
-        if isinstance(
-            inner,
-            (
-                urllib3.exceptions.NewConnectionError,
-                urllib3.exceptions.ConnectTimeoutError,
-                urllib3.exceptions.NameResolutionError,
-            ),
-        ):
-            return Outcome.NOT_SENT
-        return Outcome.DROPPED
-    if isinstance(
-        exc,
-        (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-        ),
-    ):
-        return Outcome.CONFIG_ERROR
-    return Outcome.DROPPED

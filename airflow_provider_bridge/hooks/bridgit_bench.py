@@ -36,9 +36,10 @@ from airflow_provider_bridge.exceptions import (
     BulkCreateError,
 )
 from airflow_provider_bridge.hooks.auth import SharedTokenAuth
-from airflow_provider_bridge.hooks.base import BridgeBaseHook, ErrorDetails
+from airflow_provider_bridge.hooks.base import BridgeBaseHook
 from airflow_provider_bridge.hooks.decoding import decode_json
-from airflow_provider_bridge.hooks.paging import OffsetLimitPager, Pager, SinglePage
+from airflow_provider_bridge.hooks.paging import OffsetLimitPager, Pager, SinglePage, bounded
+from airflow_provider_bridge.hooks.responses import ErrorDetails
 from airflow_provider_bridge.state.credentials import mask
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z, parse_timestamp, record_timestamp
 
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     import requests
+
+    from airflow_provider_bridge.hooks.auth import Send
+    from airflow_provider_bridge.state.credentials import CredentialStore
 
 log = logging.getLogger(__name__)
 
@@ -84,36 +88,42 @@ class BridgitSessionAuth(SharedTokenAuth):
     """
     Bridgit's sign-in / single-use refresh flow, shared by every process of the account.
 
-    :param hook: the hook whose request path sends the sign-in and refresh calls.
+    :param store: the account's shared credential store.
+    :param send: sends the sign-in and refresh calls (see
+        :class:`~airflow_provider_bridge.hooks.auth.Send`).
+    :param username: the service account's unique identifier.
+    :param password: its password.
     """
 
-    def __init__(self, hook: BridgitBenchHook) -> None:
-        super().__init__(hook.credential_store)
-        self.hook = hook
+    def __init__(self, store: CredentialStore, send: Send, *, username: str, password: str) -> None:
+        super().__init__(store)
+        self.send = send
+        self.username = username
+        self.password = password
 
     def obtain(self) -> dict[str, Any]:
-        cfg = self.hook.config
-        response = self.hook.request(
+        response = self.send(
             "POST",
             "/auth/signin",
-            data={"username": cfg.login, "password": cfg.password},
-            authenticate=False,
+            data={"username": self.username, "password": self.password},
             idempotent=True,  # a lost sign-in is only replaced by the next one
         )
         return self._token_record(response)
 
     def renew(self, record: dict[str, Any]) -> dict[str, Any] | None:
-        response = self.hook.request(
+        response = self.send(
             "POST",
             "/auth/token",
             data={"grant_type": "refresh_token", "refresh_token": record["refresh_token"]},
-            authenticate=False,
             idempotent=False,  # single-use: never resend after an ambiguous failure
         )
         return self._token_record(response)
 
     def _token_record(self, response: requests.Response) -> dict[str, Any]:
-        body = self.hook.json_body(response)
+        try:
+            body = decode_json(response) if response.content else None
+        except ValueError:
+            body = None
         if not isinstance(body, dict):
             raise BridgeAPIError(
                 "Bridgit sign-in answer is not a JSON object", status_code=response.status_code
@@ -219,7 +229,13 @@ class BridgitBenchHook(BridgeBaseHook):
     def build_auth(self) -> BridgitSessionAuth:
         """Bridgit's shared session (sign in once, refresh with single-use tokens)."""
         self.configured_account_id  # noqa: B018 - validate before any request
-        return BridgitSessionAuth(self)
+        cfg = self.config
+        return BridgitSessionAuth(
+            self.credential_store,
+            self.send_unauthenticated,
+            username=cfg.login or "",
+            password=cfg.password or "",
+        )
 
     # -- where entities live ------------------------------------------------------------------
     @staticmethod
@@ -447,7 +463,8 @@ class BridgitBenchHook(BridgeBaseHook):
             predicates["activityTypes"] = activity_types
         pager = OffsetLimitPager(body={"predicates": predicates})
         path = f"{API_ROOT}/accounts/{self.account_id}/activities/_filter"
-        for page in self.bounded(pager.pages(self, path, {}, ACTIVITY_PAGE_SIZE), "activities"):
+        pages = pager.pages(self.page_source(), path, {}, ACTIVITY_PAGE_SIZE)
+        for page in bounded(pages, "activities", self.max_pages):
             for item in page:
                 happened = item.get("happenedOn")
                 if (

@@ -1,17 +1,22 @@
 """
 How a vendor's list endpoints page, as small strategy objects the base hook drives.
 
-A pager turns one list call into a stream of pages; the hook turns pages into records. Adding a
-vendor with a new paging style means adding a pager here, not a loop in the vendor hook.
+A pager turns one list call into a stream of pages. It sends nothing itself and never sees the
+hook: it gets a :class:`PageSource` whose ``fetch`` sends one request through the request path
+(limited, authenticated, retried) and whose ``records`` reads one page's records. Adding a vendor
+with a new paging style means adding a pager here, not a loop in the vendor hook.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
+import json
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_bridge import urls
+from airflow_provider_bridge import jsonapi, urls
 from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeConfigError
 from airflow_provider_bridge.options import PagingStyle
 
@@ -20,9 +25,47 @@ if TYPE_CHECKING:
 
     import requests
 
-    from airflow_provider_bridge.hooks.base import BridgeBaseHook
-
 log = logging.getLogger(__name__)
+
+
+class Fetch(Protocol):
+    """Send one request of a listing through the request path and return the answer."""
+
+    def __call__(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        credentials: bool = True,
+    ) -> requests.Response: ...
+
+
+@dataclass(frozen=True)
+class PageSource:
+    """
+    What a pager may do: fetch, read, and ask about links; nothing else of the hook.
+
+    :param fetch: sends one request (``credentials=False``: without credentials, for a link to a
+        host in the connection's ``allowed_hosts``).
+    :param records: the records of one answer (the vendor's envelope unwrapped).
+    :param body: the JSON body of one answer (a clear error when it is not JSON).
+    :param unexpected: the error for an answer that is not what was ``expected``.
+    :param absolute: the absolute URL of a path or link.
+    :param link_credentials: whether a link the vendor gave may carry credentials (raises for a
+        host outside the connection's and its ``allowed_hosts``).
+    :param announce: logs how many requests a listing will need (``count``, ``what``).
+    """
+
+    fetch: Fetch
+    records: Callable[[requests.Response], list[dict[str, Any]]]
+    body: Callable[[requests.Response], Any]
+    unexpected: Callable[[requests.Response, str], Exception]
+    absolute: Callable[[str], str]
+    link_credentials: Callable[[str], bool]
+    announce: Callable[[int, str], None]
 
 
 def _start(value: Any, name: str, minimum: int) -> int:
@@ -39,18 +82,18 @@ class Pager(abc.ABC):
 
     @abc.abstractmethod
     def pages(
-        self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int
+        self, source: PageSource, path: str, params: dict[str, Any], page_size: int
     ) -> Iterator[list[dict[str, Any]]]:
-        """Request pages one at a time (each through the hook's request path) and yield their records."""
+        """Request pages one at a time (each with ``source.fetch``) and yield their records."""
 
 
 class SinglePage(Pager):
     """An endpoint that returns everything in one answer."""
 
     def pages(
-        self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int
+        self, source: PageSource, path: str, params: dict[str, Any], page_size: int
     ) -> Iterator[list[dict[str, Any]]]:
-        yield hook.records_from(hook.request("GET", path, params=params))
+        yield source.records(source.fetch("GET", path, params=params))
 
 
 class OffsetLimitPager(Pager):
@@ -77,7 +120,7 @@ class OffsetLimitPager(Pager):
         self.body = body
 
     def pages(
-        self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int
+        self, source: PageSource, path: str, params: dict[str, Any], page_size: int
     ) -> Iterator[list[dict[str, Any]]]:
         offset = _start(params.pop(self.offset_param, 0), self.offset_param, 0)
         page = 0
@@ -85,12 +128,12 @@ class OffsetLimitPager(Pager):
             page += 1
             window = {self.offset_param: offset, self.limit_param: page_size}
             if self.body is not None:
-                response = hook.request(
+                response = source.fetch(
                     "POST", path, params=params or None, json={**self.body, **window}, idempotent=True
                 )
             else:
-                response = hook.request("GET", path, params={**params, **window})
-            records = hook.records_from(response)
+                response = source.fetch("GET", path, params={**params, **window})
+            records = source.records(response)
             more = response.headers.get(self.more_header, "").strip().lower() == "true"
             log.debug("Page %d of %s: %d records (more: %s)", page, path, len(records), more)
             yield records
@@ -122,15 +165,15 @@ class PageNumberPager(Pager):
         self.total = total
 
     def pages(
-        self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int
+        self, source: PageSource, path: str, params: dict[str, Any], page_size: int
     ) -> Iterator[list[dict[str, Any]]]:
         page = _start(params.pop(self.page_param, self.first_page), self.page_param, self.first_page)
         seen = 0
         while True:
-            response = hook.request(
+            response = source.fetch(
                 "GET", path, params={**params, self.page_param: page, self.size_param: page_size}
             )
-            records = hook.records_from(response)
+            records = source.records(response)
             total = self.total(response) if self.total else None
             seen += len(records)
             log.debug("Page %d of %s: %d records (%s of %s)", page, path, len(records), seen, total)
@@ -159,31 +202,29 @@ class JsonApiPager(Pager):
         }[PagingStyle(style)]  # an unknown style is a ValueError, not JSON:API by default
 
     def pages(
-        self, hook: BridgeBaseHook, path: str, params: dict[str, Any], page_size: int
+        self, source: PageSource, path: str, params: dict[str, Any], page_size: int
     ) -> Iterator[list[dict[str, Any]]]:
-        from airflow_provider_bridge import jsonapi
-
         url: str = path
         query: dict[str, Any] | None = {**params, self.number_param: 1, self.size_param: page_size}
         page = 1
         credentials = True
         followed: set[str] = set()
         while True:
-            response = hook.request("GET", url, params=query, authenticate=credentials)
+            response = source.fetch("GET", url, params=query, credentials=credentials)
             try:
-                doc = jsonapi.Document(hook.json_body(response))
+                doc = jsonapi.Document(source.body(response))
             except jsonapi.NotJsonApiError as exc:
-                raise hook._unexpected(response, f"a JSON:API document ({exc})") from None
+                raise source.unexpected(response, f"a JSON:API document ({exc})") from None
             records = doc.records
             if page == 1 and doc.total is not None and doc.total > len(records):
-                hook.announce_requests(-(-doc.total // page_size), f"listing {doc.total} records of {path}")
+                source.announce(-(-doc.total // page_size), f"listing {doc.total} records of {path}")
             log.debug("Page %d of %s: %d records", page, path, len(records))
             yield records
             next_link = doc.next_link
             if doc.links is not None:
                 if not next_link or not records:
                     return
-                url, query = hook.url_for(next_link), None  # the link carries its own query
+                url, query = source.absolute(next_link), None  # the link carries its own query
                 try:
                     urls.origin(url)
                 except ValueError:
@@ -196,9 +237,34 @@ class JsonApiPager(Pager):
                         "listing that would never end"
                     )
                 followed.add(url)
-                credentials = hook.link_credentials(url)
+                credentials = source.link_credentials(url)
             elif len(records) < page_size or not records:
                 return
             else:
                 query = {**params, self.number_param: page + 1, self.size_param: page_size}
             page += 1
+
+
+def bounded(
+    pages: Iterator[list[dict[str, Any]]], what: str, max_pages: int
+) -> Iterator[list[dict[str, Any]]]:
+    """
+    Pass a listing's pages through, ending a runaway one with a clear error: more than
+    ``max_pages`` pages, or the same non-empty page twice in a row (a server that always says
+    there is more, or a next link pointing to itself).
+    """
+    previous: str | None = None
+    for number, page in enumerate(pages, start=1):
+        if number > max_pages:
+            raise BridgeAPIError(
+                f"Listing {what} passed max_pages={max_pages} pages and the vendor still says there are "
+                "more; stopped (raise the extra 'max_pages' if the listing is really that long)"
+            )
+        digest = hashlib.sha256(json.dumps(page, sort_keys=True, default=str).encode()).hexdigest()
+        if page and digest == previous:
+            raise BridgeAPIError(
+                f"Listing {what}: the vendor answered page {number} with exactly the records of page "
+                f"{number - 1}; stopped a listing that would never end"
+            )
+        previous = digest
+        yield page

@@ -37,9 +37,10 @@ from airflow_provider_bridge.hooks.auth import (
     OAuthRefreshTokenAuth,
     SharedTokenAuth,
 )
-from airflow_provider_bridge.hooks.base import BridgeBaseHook, ErrorDetails
+from airflow_provider_bridge.hooks.base import BridgeBaseHook
 from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import PageNumberPager, Pager
+from airflow_provider_bridge.hooks.responses import ErrorDetails
 from airflow_provider_bridge.options import AuthType
 from airflow_provider_bridge.retry_policy import Outcome
 from airflow_provider_bridge.state.credentials import mask
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     import requests
+
+    from airflow_provider_bridge.hooks.auth import Send
+    from airflow_provider_bridge.state.credentials import CredentialStore
 
 log = logging.getLogger(__name__)
 
@@ -85,27 +89,41 @@ class ServiceBridgeSessionAuth(SharedTokenAuth):
     last used it (a small shared marker), so a key idle for longer is replaced before a call
     is wasted on it; a key refused anyway is replaced once (re-read store, then Login).
 
-    :param hook: the ServiceBridge hook.
+    :param store: the account's shared credential store.
+    :param send: sends the Login call (see :class:`~airflow_provider_bridge.hooks.auth.Send`).
+    :param login_path: the Login endpoint's path.
+    :param user_id: the API user id.
+    :param password: its password.
     :param idle_timeout: the sliding expiry in seconds (extra ``session_idle_timeout``).
     """
 
     obtain_verb = "logged in"
     secret_field = "session_key"
 
-    def __init__(self, hook: ServiceBridgeHook, *, idle_timeout: float) -> None:
-        super().__init__(hook.credential_store)
-        self.hook = hook
+    def __init__(
+        self,
+        store: CredentialStore,
+        send: Send,
+        *,
+        login_path: str,
+        user_id: str,
+        password: str,
+        idle_timeout: float,
+    ) -> None:
+        super().__init__(store)
+        self.send = send
+        self.login_path = login_path
+        self.user_id = user_id
+        self.password = password
         self.idle_timeout = idle_timeout
         self._marked: tuple[str, float] = ("", 0.0)
         self._mark_every = min(30.0, idle_timeout / 20)
 
     def obtain(self) -> dict[str, Any]:
-        cfg = self.hook.config
-        response = self.hook.request(
+        response = self.send(
             "POST",
-            self.hook.versioned_path("Login"),
-            json={"UserId": cfg.login, "Password": cfg.password},
-            authenticate=False,
+            self.login_path,
+            json={"UserId": self.user_id, "Password": self.password},
             idempotent=True,  # a lost Login only leaves an unused session behind
         )
         body = envelope(response) or {}
@@ -222,7 +240,11 @@ class ServiceBridgeHook(BridgeBaseHook):
             return BasicAuth(cfg.login or "", cfg.password or "")
         if self.auth_type is AuthType.SESSION:
             return ServiceBridgeSessionAuth(
-                self,
+                self.credential_store,
+                self.send_unauthenticated,
+                login_path=self.versioned_path("Login"),
+                user_id=cfg.login or "",
+                password=cfg.password or "",
                 idle_timeout=self.number_extra("session_idle_timeout", minimum=0.001),
             )
         token_url, refresh_token = self.extra("token_url"), self.extra("refresh_token")
@@ -235,7 +257,8 @@ class ServiceBridgeHook(BridgeBaseHook):
         if not str(token_url).startswith(("https://", "http://")):
             raise BridgeConfigError(f"Connection {self.conn_id!r}: extra 'token_url' must be an absolute URL")
         return OAuthRefreshTokenAuth(
-            self,
+            self.credential_store,
+            self.send_unauthenticated,
             token_url=str(token_url),
             client_id=cfg.login or "",
             client_secret=cfg.password or "",

@@ -35,9 +35,10 @@ from airflow_provider_bridge.exceptions import (
     BridgeNotSupportedError,
 )
 from airflow_provider_bridge.hooks.auth import OAuthClientCredentialsAuth
-from airflow_provider_bridge.hooks.base import BridgeBaseHook, ErrorDetails, _request_path
+from airflow_provider_bridge.hooks.base import BridgeBaseHook
 from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import JsonApiPager, Pager
+from airflow_provider_bridge.hooks.responses import ErrorDetails, request_path
 from airflow_provider_bridge.options import ClientAuth, PagingStyle
 from airflow_provider_bridge.retry_policy import Outcome
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
@@ -145,7 +146,8 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         self.mapping_extra("resource_types")
         cfg = self.config
         return OAuthClientCredentialsAuth(
-            self,
+            self.credential_store,
+            self.send_unauthenticated,
             token_url=self.token_url,
             client_id=cfg.login or "",
             client_secret=cfg.password or "",
@@ -186,7 +188,7 @@ class ThirdPartyManagerHook(BridgeBaseHook):
                 f"Third-Party Manager answered with something other than a JSON:API document ({exc})",
                 status_code=response.status_code,
                 method=response.request.method if response.request else None,
-                path=_request_path(response),
+                path=request_path(response),
             ) from None
 
     def records_from(self, response: requests.Response) -> list[dict[str, Any]]:

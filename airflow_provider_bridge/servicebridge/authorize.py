@@ -102,7 +102,7 @@ def authorize(
     if "error" in result:
         raise BridgeAuthError(f"Authorization was refused: {result['error']} {result['description']}".strip())
     endpoint = OAuthTokenEndpoint(
-        hook,
+        hook.send_unauthenticated,
         token_url=str(token_url),
         client_id=cfg.login or "",
         client_secret=cfg.password or "",
