@@ -24,6 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -32,14 +33,27 @@ from airflow_provider_bridge.timestamps import isoformat_z as _isoformat_z
 from airflow_provider_bridge.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
 
     from airflow_provider_bridge.state.backend import StateBackend
 
 log = logging.getLogger(__name__)
 
-#: record fields that carry a vendor's modification time, tried in order for a cursor
-TIMESTAMP_FIELDS = ("lastModifiedOn", "updatedAt", "UpdatedOn")
+#: reads a record's modification time (a hook's ``modified_at``); None when the record has none
+ModifiedAt = Callable[[dict[str, Any]], "dt.datetime | None"]
+#: reads a record's id (a hook's ``record_id``); None when the record has none
+RecordId = Callable[[dict[str, Any]], Any]
+
+
+def field_timestamp(record: dict[str, Any], *names: str) -> dt.datetime | None:
+    """The first of ``names`` (dotted names reach into nested objects) holding a timestamp."""
+    for name in names:
+        present, value = _field(record, name)
+        if present and isinstance(value, str):
+            with contextlib.suppress(ValueError, OverflowError):
+                return parse_timestamp(value)
+    return None
+
 
 NAMESPACE = "fingerprints"
 #: tombstones older than this are forgotten
@@ -161,22 +175,19 @@ def change_result(batch: ChangeBatch, max_records: int) -> ChangeResult:
     )
 
 
-def change_cursor(records: list[dict[str, Any]], poll_started: dt.datetime) -> dt.datetime:
+def change_cursor(
+    records: list[dict[str, Any]], poll_started: dt.datetime, modified_at: ModifiedAt
+) -> dt.datetime:
     """
     Where the next poll should start: the newest vendor timestamp among ``records`` when every
     one carries one (exact, no clock skew), else the time this poll started (changes made while
     it ran may be seen twice, never missed).
+
+    :param modified_at: reads a record's modification time (the vendor hook's ``modified_at``).
     """
-    stamps = []
-    for record in records:
-        for field in TIMESTAMP_FIELDS:
-            metadata = record.get("Metadata")
-            value = record.get(field) or (metadata.get(field) if isinstance(metadata, dict) else None)
-            if isinstance(value, str):
-                with contextlib.suppress(ValueError, OverflowError):
-                    stamps.append(parse_timestamp(value))
-                break
-    return max(stamps) if stamps and len(stamps) == len(records) else poll_started
+    stamps = [modified_at(record) for record in records]
+    known = [stamp for stamp in stamps if stamp is not None]
+    return max(known) if known and len(known) == len(records) else poll_started
 
 
 def fingerprint(record: dict[str, Any]) -> str:
@@ -190,25 +201,28 @@ class FingerprintTracker:
 
     :param backend: the shared state backend.
     :param key: identifies the listing (account, entity, filters).
-    :param timestamp_fields: record fields that may carry a modification time (for the baseline).
+    :param record_id: reads a record's id (the vendor hook's ``record_id``).
+    :param modified_at: reads a record's modification time, when it has one (for the baseline).
     """
 
-    def __init__(self, backend: StateBackend, key: str, *, timestamp_fields: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        backend: StateBackend,
+        key: str,
+        *,
+        record_id: RecordId = lambda record: record.get("id"),
+        modified_at: ModifiedAt = lambda record: None,
+    ) -> None:
         self.backend = backend
         self.key = key
-        self.timestamp_fields = tuple(timestamp_fields)
+        self.record_id = record_id
+        self.modified_at = modified_at
         #: after a first scan: the records it could not date (no modification time)
         self.undated: list[dict[str, Any]] = []
 
     def _baseline_time(self, record: dict[str, Any]) -> int:
-        for field in self.timestamp_fields:
-            value = record.get(field)
-            if isinstance(value, str):
-                try:
-                    return _micros(parse_timestamp(value))
-                except ValueError:
-                    continue
-        return 0
+        stamp = self.modified_at(record)
+        return 0 if stamp is None else _micros(stamp)
 
     def scan(
         self, records: Iterable[dict[str, Any]], since: dt.datetime, *, id_field: str = "id"
@@ -227,7 +241,8 @@ class FingerprintTracker:
             baseline = not state
             seen: dict[str, dict[str, Any]] = {}
             for record in records:
-                rid = str(record.get(id_field)) if record.get(id_field) is not None else fingerprint(record)
+                record_id = self.record_id(record)
+                rid = str(record_id) if record_id is not None else fingerprint(record)
                 seen[rid] = record
                 digest = fingerprint(record)
                 previous = state.get(rid)

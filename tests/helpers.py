@@ -19,3 +19,116 @@ def fast_hook(hook_class: type[H], **attributes: Any) -> H:
     for name, value in attributes.items():
         setattr(hook, name, value)
     return hook
+
+
+# ---------------------------------------------------------------------------------------------
+# the fast unit tier: a fake transport (session), a fake clock and a fake rate-limit gate
+# ---------------------------------------------------------------------------------------------
+class FakeClock:
+    """Time that moves only when something sleeps (every sleep is recorded)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class FakeGate:
+    """A rate-limit gate on a :class:`FakeClock`: admits at once unless a vendor pause holds."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.paused_until = 0.0
+        self.pauses: list[float] = []
+        self.admitted = 0
+
+    def acquire(self, max_wait: float) -> float:
+        from airflow_provider_bridge.exceptions import BridgeRateLimitError
+
+        wait = max(0.0, self.paused_until - self.clock.now)
+        if wait > max_wait:
+            raise BridgeRateLimitError(f"paused {wait:g}s more", wait_seconds=wait)
+        if wait:
+            self.clock.sleep(wait)
+        self.admitted += 1
+        return wait
+
+    def pause_all(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.paused_until = max(self.paused_until, self.clock.now + seconds)
+
+
+def answer(
+    status: int = 200,
+    body: Any = None,
+    *,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+    url: str = "https://vendor.test/api/things",
+) -> Any:
+    """A real ``requests.Response`` built in memory (no socket)."""
+    import json
+
+    import requests
+    from requests.structures import CaseInsensitiveDict
+
+    response = requests.Response()
+    response.status_code = status
+    response.reason = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}.get(
+        status, "Status"
+    )
+    response._content = (
+        b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
+    response.headers = CaseInsensitiveDict({"Content-Type": "application/json", **(headers or {})})
+    response.url = url
+    response.request = requests.Request(method, url).prepare()
+    return response
+
+
+class FakeSession:
+    """
+    A ``requests.Session`` stand-in that answers from a script: each item is a response (see
+    :func:`answer`) or an exception to raise; every request is recorded.
+    """
+
+    def __init__(self, *script: Any) -> None:
+        self.script = list(script)
+        self.sent: list[dict[str, Any]] = []
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        self.sent.append({"method": method, "url": url, **kwargs})
+        if not self.script:
+            raise AssertionError(f"unexpected request: {method} {url}")
+        item = self.script.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        if callable(item):
+            return item(method, url, kwargs)
+        item.request = __import__("requests").Request(method, url).prepare()
+        return item
+
+
+def connect_refused() -> Exception:
+    """What requests raises when nothing listens (the request provably was not sent)."""
+    import requests
+    import urllib3.exceptions
+
+    reason = urllib3.exceptions.NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    return requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", reason))  # type: ignore[arg-type]
+
+
+def reset_after_send() -> Exception:
+    """What requests raises when the server drops the connection after the request went out."""
+    import requests
+    import urllib3.exceptions
+
+    return requests.exceptions.ConnectionError(
+        urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
+    )

@@ -5,10 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from airflow_provider_bridge.changes import FingerprintTracker, check_where, matches
+from airflow_provider_bridge.changes import FingerprintTracker, check_where, field_timestamp, matches
 from airflow_provider_bridge.state.backend import MemoryStateBackend
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def UPDATED_AT(record):
+    return field_timestamp(record, "updatedAt")
 
 
 def _now() -> dt.datetime:
@@ -18,7 +22,7 @@ def _now() -> dt.datetime:
 def test_first_scan_is_a_baseline_unless_records_carry_a_time(caplog):
     import logging
 
-    tracker = FingerprintTracker(MemoryStateBackend(), "k", timestamp_fields=("updatedAt",))
+    tracker = FingerprintTracker(MemoryStateBackend(), "k", modified_at=UPDATED_AT)
     recent = (_now() - dt.timedelta(minutes=1)).isoformat()
     with caplog.at_level(logging.INFO, logger="airflow_provider_bridge"):
         changed, scanned, _ = tracker.scan(
@@ -63,10 +67,10 @@ def test_since_may_be_a_pendulum_datetime_from_the_airflow_context():
 
 
 def test_the_first_scan_keeps_the_records_it_cannot_date_and_later_scans_none():
-    tracker = FingerprintTracker(MemoryStateBackend(), "k", timestamp_fields=("updatedAt",))
+    tracker = FingerprintTracker(MemoryStateBackend(), "k", modified_at=UPDATED_AT)
     tracker.scan([{"id": 1}, {"id": 2, "updatedAt": _now().isoformat()}], EPOCH)
     assert tracker.undated == [{"id": 1}]
-    later = FingerprintTracker(tracker.backend, "k", timestamp_fields=("updatedAt",))
+    later = FingerprintTracker(tracker.backend, "k", modified_at=UPDATED_AT)
     later.scan([{"id": 1}, {"id": 3}], EPOCH)
     assert later.undated == []  # not a baseline: new records are dated by their detection
 

@@ -116,7 +116,9 @@ def test_every_extra_a_hook_reads_is_a_field_of_its_connection_form():
     read = re.compile(r'(?:extra|number_extra|choice_extra|mapping_extra|bool_extra)\(\s*"([a-z_]+)"')
     base = (hooks / "base.py").read_text()
     connection = (hooks / "connection.py").read_text()
-    common = set(read.findall(base)) | set(re.findall(r'(?:number|extra_value\(extras, ctype,)\(?\s*"([a-z_]+)"', connection))
+    common = set(read.findall(base)) | set(
+        re.findall(r'(?:number|extra_value\(extras, ctype,)\(?\s*"([a-z_]+)"', connection)
+    )
     assert {"timeout", "rate_limits", "natural_keys", "write_settle"} <= common  # the pattern works
     for conn in get_provider_info()["connection-types"]:
         vendor = conn["connection-type"]

@@ -130,6 +130,8 @@ class BridgeBaseHook(BaseHook):
     password_label: ClassVar[str | None] = "password"
     #: seconds to pause everyone after a 429 without Retry-After (None: jittered backoff)
     default_throttle_wait: ClassVar[float | None] = None
+    #: the field holding a record's id at this vendor (see :meth:`record_id`)
+    id_field: ClassVar[str] = "id"
     #: backoff base and cap (seconds) for full-jitter exponential retries
     backoff_base: ClassVar[float] = 0.5
     backoff_cap: ClassVar[float] = 30.0
@@ -497,6 +499,14 @@ class BridgeBaseHook(BaseHook):
         :raises BridgeAPIError: naming what came instead.
         """
         self.records_from(response)
+
+    def record_id(self, record: Any) -> Any:
+        """A record's id at the vendor (None when it has none); what operators and links use."""
+        return record.get(self.id_field) if isinstance(record, dict) else None
+
+    def modified_at(self, record: dict[str, Any]) -> datetime | None:
+        """When the vendor last changed ``record``, if the record says (None: it does not)."""
+        return None
 
     def changed_since(
         self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
@@ -955,7 +965,7 @@ class BridgeBaseHook(BaseHook):
         before = self.requests_sent
         scan = self.scan_changes(entity, since, params)
         records = list(scan.records)
-        cursor = max(scan.cursor or change_cursor(records, started), coerce_since(since))
+        cursor = max(scan.cursor or change_cursor(records, started, self.modified_at), coerce_since(since))
         changes = len(records)
         matching = ""
         if checked is not None:

@@ -26,7 +26,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import urls
-from airflow_provider_bridge.changes import ChangeScan
+from airflow_provider_bridge.changes import ChangeScan, field_timestamp
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeConfigError,
@@ -473,6 +473,10 @@ class BridgitBenchHook(BridgeBaseHook):
                 ):
                     continue
                 yield item
+
+    def modified_at(self, record: dict[str, Any]) -> datetime | None:
+        """``lastModifiedOn`` (projects, persons and roles carry it)."""
+        return field_timestamp(record, "lastModifiedOn")
 
     def scan_changes(
         self, entity: str, since: datetime | str, params: dict[str, Any] | None = None

@@ -29,7 +29,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import urls
-from airflow_provider_bridge.changes import ChangeScan
+from airflow_provider_bridge.changes import ChangeScan, field_timestamp
 from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeConfigError
 from airflow_provider_bridge.hooks.auth import (
     BasicAuth,
@@ -179,6 +179,7 @@ class ServiceBridgeHook(BridgeBaseHook):
     :param api_version: overrides the connection's ``api_version`` for this hook.
     """
 
+    id_field = "Id"
     conn_type = "servicebridge"
     conn_name_attr = "servicebridge_conn_id"
     default_conn_name = "servicebridge_default"
@@ -345,6 +346,10 @@ class ServiceBridgeHook(BridgeBaseHook):
         return {"page": 1, "pageSize": 1}
 
     # -- changes ---------------------------------------------------------------------------
+    def modified_at(self, record: dict[str, Any]) -> datetime | None:
+        """``Metadata.UpdatedOn``."""
+        return field_timestamp(record, "Metadata.UpdatedOn")
+
     def scan_changes(
         self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
     ) -> ChangeScan:

@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import jsonapi, urls
-from airflow_provider_bridge.changes import ChangeScan, FingerprintTracker
+from airflow_provider_bridge.changes import ChangeScan, FingerprintTracker, field_timestamp
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeAuthError,
@@ -280,6 +280,10 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         return {"page": 1, "perPage": 1}
 
     # -- changes ---------------------------------------------------------------------------
+    def modified_at(self, record: dict[str, Any]) -> datetime | None:
+        """The first of :data:`TIMESTAMP_FIELDS` the record carries (JSON:API attributes, flattened)."""
+        return field_timestamp(record, *TIMESTAMP_FIELDS)
+
     def scan_changes(
         self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
     ) -> ChangeScan:
@@ -301,7 +305,9 @@ class ThirdPartyManagerHook(BridgeBaseHook):
             )
             return ChangeScan(records, len(records))
         key = f"{self.account_key}|{entity}|{json.dumps(params or {}, sort_keys=True, default=str)}"
-        tracker = FingerprintTracker(self.state_backend, key, timestamp_fields=TIMESTAMP_FIELDS)
+        tracker = FingerprintTracker(
+            self.state_backend, key, record_id=self.record_id, modified_at=self.modified_at
+        )
         changed, scanned, cursor = tracker.scan(self.list_entities(entity, params), start)
         log.info(
             "Fingerprint poll of %s since %s: %d record(s) scanned, %d changed",

@@ -297,6 +297,8 @@ class Transport:
             number = budget.spend()
             if number is None:
                 raise retry.final
+            if retry.outcome is Outcome.THROTTLED:
+                continue  # the gate holds this request (and every other process's) until the pause ends
             wait = retry.wait if retry.wait is not None else self.policy.backoff(number, self.rng)
             log.warning(
                 "%s: %s on attempt %d; retrying in %.2fs", call.shown, retry.outcome.value, attempt, wait

@@ -126,7 +126,7 @@ class BulkCreateRolesOperator(BaseOperator):
             self.log.error(
                 "Bulk create stopped: %d created (ids %s), %d remaining%s",
                 len(exc.created),
-                [r.get("id") for r in exc.created],
+                [hook.record_id(r) for r in exc.created],
                 len(exc.remaining),
                 "; re-running with match_on skips the created ones" if self.match_on else "",
             )

@@ -71,7 +71,7 @@ class BridgeEntityOperator(BaseOperator):
 
     def link_record(self, context: Context, record: dict[str, Any]) -> dict[str, Any]:
         """Keep the record's web page for the task's *Vendor record* link (extra ``record_url``)."""
-        record_id = record.get("id", record.get("Id")) if isinstance(record, dict) else None
+        record_id = self.hook.record_id(record)
         url = self.hook.record_url(self.entity, record_id)
         if url:
             context["ti"].xcom_push(key=RECORD_URL_KEY, value=url)
@@ -104,7 +104,7 @@ class CreateEntityOperator(BridgeEntityOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         record = self.hook.create_entity(self.entity, self.data)
-        self.log.info("Created %s record %s", self.entity, record.get("id", record.get("Id")))
+        self.log.info("Created %s record %s", self.entity, self.hook.record_id(record))
         return self.link_record(context, record)
 
 
@@ -363,17 +363,17 @@ class UpsertEntityOperator(BridgeEntityOperator):
             len(found),
         )
         if len(found) > 1:
-            ids = [r.get("id", r.get("Id")) for r in found[:10]]
+            ids = [self.hook.record_id(r) for r in found[:10]]
             raise BridgeError(
                 f"Upsert of {self.entity}: {len(found)} records match {match} (ids {ids}); "
                 "match_on must identify one record"
             )
         if not found:
             record = self.hook.create_entity(self.entity, self.data)
-            self.log.info("Upsert: created %s record %s", self.entity, record.get("id", record.get("Id")))
+            self.log.info("Upsert: created %s record %s", self.entity, self.hook.record_id(record))
             return record
         current = found[0]
-        record_id = current.get("id", current.get("Id"))
+        record_id = self.hook.record_id(current)
         if record_id is None:
             raise BridgeError(f"Upsert of {self.entity}: the matching record has no id: {current!r:.200}")
         changes = {k: v for k, v in self.data.items() if current.get(k) != v}

@@ -7,6 +7,7 @@ import pytest
 
 from airflow_provider_bridge.changes import change_cursor
 from airflow_provider_bridge.exceptions import BridgeConfigError
+from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
 from airflow_provider_bridge.sensors.entity import EntityChangeSensor
 
 UTC = dt.UTC
@@ -40,8 +41,10 @@ def test_since_accepts_iso_strings_and_rejects_garbage():
 def test_cursor_is_the_newest_vendor_timestamp_when_every_record_has_one():
     started = dt.datetime(2030, 1, 1, tzinfo=UTC)
     records = [{"lastModifiedOn": "2026-01-01T00:00:00.1234567"}, {"lastModifiedOn": "2026-01-02T00:00:00"}]
-    assert change_cursor(records, started) == dt.datetime(2026, 1, 2, tzinfo=UTC)
-    assert change_cursor([{"id": 1, "deleted": True}], started) == started
+    stamp = BridgitBenchHook().modified_at
+    assert change_cursor(records, started, stamp) == dt.datetime(2026, 1, 2, tzinfo=UTC)
+    assert change_cursor([{"id": 1, "deleted": True}], started, stamp) == started
+    assert change_cursor([*records, {"id": 3}], started, stamp) == started  # one undated: the poll's start
 
 
 def test_poke_returns_changes_capped_with_the_cursor(bridgit_hook):
