@@ -1,5 +1,6 @@
 """
-The connection form for Airflow before 3.2, built from the one declaration in the provider info.
+The connection form for Airflow before 3.2, built from the one declaration of each vendor
+(:mod:`airflow_provider_bridge.vendors`), as the provider info's form is.
 
 Airflow 3.2 and later read the form from the provider info's ``conn-fields`` and
 ``ui-field-behaviour``. Airflow 3.1 reads it from two hook methods instead,
@@ -18,15 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-
-def connection_type_info(conn_type: str) -> dict[str, Any]:
-    """The provider info's entry for ``conn_type``."""
-    from airflow_provider_bridge.get_provider_info import get_provider_info
-
-    for entry in get_provider_info()["connection-types"]:
-        if entry["connection-type"] == conn_type:
-            return dict(entry)
-    raise KeyError(f"no connection type {conn_type!r} in the provider info")
+from airflow_provider_bridge.vendors import vendor
 
 
 def _main_type(schema: dict[str, Any]) -> str:
@@ -43,7 +36,7 @@ def form_widgets(hook_class: type) -> dict[str, Any]:
     from wtforms.validators import Optional, any_of
 
     widgets: dict[str, Any] = {}
-    for name, field in connection_type_info(hook_class.conn_type)["conn-fields"].items():  # type: ignore[attr-defined]
+    for name, field in vendor(hook_class.conn_type).conn_fields.items():  # type: ignore[attr-defined]
         schema = field.get("schema", {})
         kind = _main_type(schema)
         label = lazy_gettext(field.get("label", name))
@@ -67,7 +60,7 @@ def form_widgets(hook_class: type) -> dict[str, Any]:
 
 def field_behaviour(hook_class: type) -> dict[str, Any]:
     """``get_ui_field_behaviour`` for Airflow < 3.2, from the declared ``ui-field-behaviour``."""
-    declared = connection_type_info(hook_class.conn_type).get("ui-field-behaviour", {})  # type: ignore[attr-defined]
+    declared = vendor(hook_class.conn_type).ui  # type: ignore[attr-defined]
     return {
         "hidden_fields": list(declared.get("hidden-fields", [])),
         "relabeling": dict(declared.get("relabeling", {})),

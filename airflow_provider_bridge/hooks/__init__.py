@@ -10,25 +10,19 @@ if TYPE_CHECKING:
 
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
 
-#: conn_type -> hook class path; adding a vendor means adding a line here.
-HOOKS_BY_CONN_TYPE: dict[str, str] = {
-    "bridgit_bench": "airflow_provider_bridge.hooks.bridgit_bench.BridgitBenchHook",
-    "servicebridge": "airflow_provider_bridge.hooks.servicebridge.ServiceBridgeHook",
-    "third_party_manager": "airflow_provider_bridge.hooks.third_party_manager.ThirdPartyManagerHook",
-}
-
 
 def hook_class_for(conn_type: str) -> type[BridgeBaseHook]:
-    """Return the hook class serving ``conn_type``."""
+    """The hook class of ``conn_type``, as its :mod:`~airflow_provider_bridge.vendors` spec names."""
     from airflow_provider_bridge.exceptions import BridgeConfigError
+    from airflow_provider_bridge.vendors import vendors
 
-    path = HOOKS_BY_CONN_TYPE.get(conn_type)
-    if path is None:
+    known = vendors()
+    if conn_type not in known:
         raise BridgeConfigError(
             f"conn_type {conn_type!r} is not served by airflow-provider-bridge; "
-            f"expected one of {sorted(HOOKS_BY_CONN_TYPE)}"
+            f"expected one of {sorted(known)}"
         )
-    module, _, name = path.rpartition(".")
+    module, _, name = known[conn_type].hook.rpartition(".")
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 

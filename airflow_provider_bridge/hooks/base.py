@@ -37,7 +37,6 @@ from airflow_provider_bridge.exceptions import (
     BridgeOutcomeUnknownError,
 )
 from airflow_provider_bridge.forms import field_behaviour, form_widgets
-from airflow_provider_bridge.get_provider_info import declared_default
 from airflow_provider_bridge.hooks.connection import ConnectionConfig, Extras, VendorDefaults, build_config
 from airflow_provider_bridge.hooks.paging import Pager, PageSource, SinglePage, bounded
 from airflow_provider_bridge.hooks.responses import AnswerReader, ErrorDetails
@@ -52,6 +51,7 @@ from airflow_provider_bridge.state.factory import (
 )
 from airflow_provider_bridge.state.limiter import RateLimiter
 from airflow_provider_bridge.timestamps import coerce_since
+from airflow_provider_bridge.vendors import declared_default
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

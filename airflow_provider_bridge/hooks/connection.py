@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
-from airflow_provider_bridge.get_provider_info import declared_default
 from airflow_provider_bridge.options import parse_bool
 from airflow_provider_bridge.state.limiter import normalize_windows
+from airflow_provider_bridge.vendors import declared_default
 
 E = TypeVar("E", bound=StrEnum)
 log = logging.getLogger(__name__)

@@ -4,19 +4,20 @@ pytest fixtures for testing DAGs against the sandbox. Opt-in, so that installing
 ``pytest_plugins = ["airflow_provider_bridge.sandbox.pytest_plugin"]``, or
 ``pytest -p airflow_provider_bridge.sandbox.pytest_plugin``.
 
-* ``bridge_sandbox``: one sandbox process for the whole session (all vendors).
-* ``bridgit_sandbox``: the Bridgit emulator, reset before the test.
-* ``servicebridge_sandbox``: the ServiceBridge emulator, reset before the test.
-* ``third_party_manager_sandbox``: the Third-Party Manager emulator, reset before the test.
+* ``bridge_sandbox``: one sandbox process for the whole session (every vendor).
+* ``<conn_type>_sandbox`` for each vendor (``bridgit_bench_sandbox``, ``servicebridge_sandbox``,
+  ``third_party_manager_sandbox``): that vendor's emulator, reset before the test.
+* ``bridgit_sandbox``: the same as ``bridgit_bench_sandbox``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_provider_bridge.sandbox.testing import SandboxProcess, VendorSandbox
+from airflow_provider_bridge.vendors import vendors
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,25 +30,17 @@ def bridge_sandbox() -> Iterator[SandboxProcess]:
         yield sandbox
 
 
-@pytest.fixture
-def bridgit_sandbox(bridge_sandbox: SandboxProcess) -> VendorSandbox:
-    """The Bridgit Bench emulator, reset to its defaults."""
-    vendor = bridge_sandbox.vendor("bridgit_bench")
-    vendor.reset()
-    return vendor
+def _vendor_fixture(conn_type: str, name: str) -> Any:
+    def emulator(bridge_sandbox: SandboxProcess) -> VendorSandbox:
+        vendor = bridge_sandbox.vendor(conn_type)
+        vendor.reset()
+        return vendor
+
+    emulator.__doc__ = f"The {vendors()[conn_type].name} emulator, reset to its defaults."
+    emulator.__name__ = name
+    return pytest.fixture(name=name)(emulator)
 
 
-@pytest.fixture
-def servicebridge_sandbox(bridge_sandbox: SandboxProcess) -> VendorSandbox:
-    """The ServiceBridge emulator, reset to its defaults."""
-    vendor = bridge_sandbox.vendor("servicebridge")
-    vendor.reset()
-    return vendor
-
-
-@pytest.fixture
-def third_party_manager_sandbox(bridge_sandbox: SandboxProcess) -> VendorSandbox:
-    """The Third-Party Manager emulator, reset to its defaults."""
-    vendor = bridge_sandbox.vendor("third_party_manager")
-    vendor.reset()
-    return vendor
+for _conn_type in vendors():
+    globals()[f"{_conn_type}_sandbox"] = _vendor_fixture(_conn_type, f"{_conn_type}_sandbox")
+bridgit_sandbox = _vendor_fixture("bridgit_bench", "bridgit_sandbox")

@@ -13,24 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from airflow_provider_bridge.vendors import vendors
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from airflow_provider_bridge.sandbox.faults import SandboxControl
 
-#: vendor -> factory of its ASGI app; adding a vendor means adding a line here.
-VENDOR_APPS: dict[str, str] = {
-    "bridgit_bench": "airflow_provider_bridge.sandbox.bridgit_bench:create_app",
-    "servicebridge": "airflow_provider_bridge.sandbox.servicebridge:create_app",
-    "third_party_manager": "airflow_provider_bridge.sandbox.third_party_manager:create_app",
-}
-
 
 def build_app(vendor: str) -> SandboxControl:
-    """Build one vendor's emulator."""
-    if vendor not in VENDOR_APPS:
-        raise SystemExit(f"--vendor: unknown vendor {vendor!r}; expected one of {sorted(VENDOR_APPS)}")
-    module, _, name = VENDOR_APPS[vendor].partition(":")
+    """Build one vendor's emulator (its spec's ``sandbox_app``)."""
+    known = vendors()
+    if vendor not in known:
+        raise SystemExit(f"--vendor: unknown vendor {vendor!r}; expected one of {sorted(known)}")
+    module, _, name = known[vendor].sandbox_app.partition(":")
     app: SandboxControl = getattr(importlib.import_module(module), name)()
     return app
 
@@ -128,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vendor",
         action="append",
-        choices=sorted(VENDOR_APPS),
+        choices=sorted(vendors()),
         help="vendor to serve (repeat; default: all)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
@@ -165,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             serve(
-                args.vendor or sorted(VENDOR_APPS),
+                args.vendor or sorted(vendors()),
                 args.host,
                 args.port,
                 config,

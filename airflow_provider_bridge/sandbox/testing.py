@@ -23,30 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from airflow_provider_bridge.vendors import vendor as vendor_spec
+
 if TYPE_CHECKING:
     from pathlib import Path
 
-#: the sandbox's built-in credentials per vendor (sandbox data, not real secrets)
-SANDBOX_CREDENTIALS: dict[str, dict[str, Any]] = {
-    "bridgit_bench": {
-        "conn_type": "bridgit_bench",
-        "login": "sandbox-service-account",
-        "password": "sandbox-password",
-        "extra": {"account_id": 1},
-    },
-    "servicebridge": {
-        "conn_type": "servicebridge",
-        "login": "sandbox-api-user",
-        "password": "sandbox-password",
-        "extra": {},
-    },
-}
-SANDBOX_CREDENTIALS["third_party_manager"] = {
-    "conn_type": "third_party_manager",
-    "login": "sandbox-client-id",
-    "password": "sandbox-client-secret",
-    "extra": {},  # token_url is added from the running sandbox's address
-}
 #: the ServiceBridge sandbox's OAuth app
 SERVICEBRIDGE_OAUTH_APP = {"login": "sandbox-app-id", "password": "sandbox-app-secret"}
 
@@ -106,12 +87,9 @@ class VendorSandbox:
 
     def connection(self, **extra: Any) -> dict[str, Any]:
         """An Airflow connection (dict) pointing at this emulator with its sandbox credentials."""
-        conn = json.loads(json.dumps(SANDBOX_CREDENTIALS[self.vendor]))
-        conn["host"] = self.url
-        if self.vendor == "third_party_manager":
-            conn["extra"]["token_url"] = f"{self.url}/oauth/token"
+        conn = vendor_spec(self.vendor).sandbox_connection(self.url)
         conn["extra"].update(extra)
-        return dict(conn)
+        return conn
 
     def oauth_connection(self, refresh_token: str, **extra: Any) -> dict[str, Any]:
         """A ServiceBridge ``auth_type=oauth`` connection to this emulator's OAuth app."""

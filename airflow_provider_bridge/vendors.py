@@ -1,0 +1,359 @@
+"""
+Every vendor, declared once.
+
+A :class:`VendorSpec` says what the rest of the provider needs to know about a vendor: its
+connection type and hook class, the fields of its connection form (with their defaults: the one
+place a default is written), how the form looks, and its sandbox emulator with the emulator's
+demo credentials. The provider info (:mod:`airflow_provider_bridge.get_provider_info`), the hook
+registry (:func:`airflow_provider_bridge.hooks.hook_class_for`), the sandbox server, its test
+helpers and its pytest fixtures are all built from :data:`VENDORS`.
+
+Adding a vendor: a hook module (a :class:`~airflow_provider_bridge.hooks.base.BridgeBaseHook`
+subclass), a sandbox module (an emulator app), and its :class:`VendorSpec` in :data:`VENDORS`.
+Nothing else changes: the generic operators, sensor and triggers serve it through its hook.
+
+This module is plain data (no Airflow import): Airflow reads the provider info in every process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+COMMON_FIELDS: dict[str, Any] = {
+    "rate_limits": {
+        "label": "Rate limits",
+        "description": "JSON list of [requests, seconds] windows, all enforced together across every worker, "
+        "e.g. [[50, 1], [60000, 3600]]. Empty: the vendor default.",
+        "schema": {"type": ["array", "null"], "items": {"type": "array", "items": {"type": "number"}}},
+    },
+    "timeout": {"label": "Timeout (s)", "schema": {"type": ["number", "null"], "default": 30}},
+    "verify": {
+        "label": "Verify TLS",
+        "description": "true, false, or the path of a CA bundle.",
+        "schema": {"type": ["string", "null"], "default": "true"},
+    },
+    "max_retries": {"label": "Max retries", "schema": {"type": ["integer", "null"], "default": 5}},
+    "max_retry_wait": {
+        "label": "Max retry wait (s)",
+        "description": "A wait longer than this raises BridgeRateLimitError so Airflow retries the task "
+        "later instead of the task sleeping in a worker slot.",
+        "schema": {"type": ["number", "null"], "default": 60},
+    },
+    "page_size": {"label": "Page size", "schema": {"type": ["integer", "null"]}},
+    "max_pages": {
+        "label": "Max pages",
+        "description": "Most pages one listing may take before it counts as a runaway (default 10000).",
+        "schema": {"type": ["integer", "null"], "default": 10000},
+    },
+    "write_settle": {
+        "label": "Write settle (s)",
+        "description": "After a create with an unknown outcome, the record is looked up by its natural key "
+        "and sent again only once it stayed absent this long (a write the vendor applies late).",
+        "schema": {"type": ["number", "null"], "default": 30},
+    },
+    "natural_keys": {
+        "label": "Natural keys",
+        "description": "JSON object {entity: field} naming the field that identifies a record, used to "
+        'reconcile a create with an unknown outcome, e.g. {"Customers": "Email"}.',
+        "schema": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+    },
+    "rate_limit_margin": {
+        "label": "Rate limit margin (s)",
+        "description": "Seconds added to every rate window for network jitter (default 0.05).",
+        "schema": {"type": ["number", "null"], "default": 0.05},
+    },
+    "record_url": {
+        "label": "Record URL template",
+        "description": "The vendor web page of a record, for the operators' 'Vendor record' link: "
+        "a template with {entity}, {id} and {base_url}, e.g. https://bench.gobridgit.com/{entity}/{id}, "
+        "or a JSON object {entity: template}. Empty: no link.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "allowed_hosts": {
+        "label": "Allowed hosts",
+        "description": "JSON list of other hosts that links in answers (e.g. JSON:API links.next) may lead "
+        "to; followed without credentials. Empty: such a link is an error.",
+        "schema": {"type": ["array", "null"], "items": {"type": "string"}},
+    },
+}
+
+
+@dataclass(frozen=True)
+class VendorSpec:
+    """
+    One vendor, as the provider, its connection form and its sandbox know it.
+
+    :param conn_type: the Airflow connection type (also the vendor's key in the sandbox).
+    :param name: the integration and hook name shown in Airflow.
+    :param hook: the hook class, ``package.module.Class``.
+    :param doc_url: the vendor's public site, when one is known.
+    :param fields: the vendor's own connection-form fields (provider-info ``conn-fields``); the
+        fields every vendor has (:data:`COMMON_FIELDS`) are added.
+    :param ui: the form's ``ui-field-behaviour``.
+    :param sandbox_app: the emulator's app factory, ``package.module:function``.
+    :param sandbox_login: the emulator's demo login (sandbox data, not a secret).
+    :param sandbox_password: the emulator's demo password.
+    :param sandbox_extra: extras of a connection to the emulator (``{url}`` in a value is replaced
+        by the running emulator's address).
+    :param operator_modules: the operator modules listed for this integration.
+    """
+
+    conn_type: str
+    name: str
+    hook: str
+    doc_url: str | None
+    fields: Mapping[str, Any]
+    ui: Mapping[str, Any]
+    sandbox_app: str
+    sandbox_login: str
+    sandbox_password: str
+    sandbox_extra: Mapping[str, Any] = field(default_factory=dict)
+    operator_modules: tuple[str, ...] = ("airflow_provider_bridge.operators.entity",)
+
+    @property
+    def hook_module(self) -> str:
+        """The module of the hook class."""
+        return self.hook.rpartition(".")[0]
+
+    @property
+    def conn_fields(self) -> dict[str, Any]:
+        """Every field of the connection form: the vendor's, then the common ones."""
+        return {**self.fields, **COMMON_FIELDS}
+
+    def declared_default(self, name: str) -> Any:
+        """The default of connection field ``name`` as declared.
+
+        :raises KeyError: when the field declares no default.
+        """
+        return self.conn_fields[name]["schema"]["default"]
+
+    def sandbox_connection(self, url: str) -> dict[str, Any]:
+        """An Airflow connection (dict) to the emulator running at ``url``, with its demo credentials."""
+        extra = {
+            key: value.replace("{url}", url) if isinstance(value, str) else value
+            for key, value in self.sandbox_extra.items()
+        }
+        return {
+            "conn_type": self.conn_type,
+            "host": url,
+            "login": self.sandbox_login,
+            "password": self.sandbox_password,
+            "extra": extra,
+        }
+
+
+THIRD_PARTY_MANAGER = VendorSpec(
+    conn_type="third_party_manager",
+    name="Third-Party Manager",
+    hook="airflow_provider_bridge.hooks.third_party_manager.ThirdPartyManagerHook",
+    # no public address of the vendor's API reference is known (each tenant has its own host):
+    # no link rather than one to the JSON:API specification it builds on
+    doc_url=None,
+    fields={
+        "token_url": {
+            "label": "OAuth token URL",
+            "description": "Required: the tenant's OAuth 2.0 token endpoint (client credentials).",
+            "schema": {"type": ["string", "null"]},
+        },
+        "scope": {"label": "OAuth scope", "schema": {"type": ["string", "null"]}},
+        "client_auth": {
+            "label": "Client authentication",
+            "description": "body: client id and secret in the token request form; basic: HTTP Basic.",
+            "schema": {
+                "type": ["string", "null"],
+                "enum": ["body", "basic", None],
+                "default": "body",
+            },
+        },
+        "path_prefix": {
+            "label": "Path prefix",
+            "schema": {"type": ["string", "null"], "default": "/rest"},
+        },
+        "paging": {
+            "label": "Paging",
+            "description": "page: page/perPage; jsonapi: page[number]/page[size]. links.next is followed.",
+            "schema": {
+                "type": ["string", "null"],
+                "enum": ["page", "jsonapi", None],
+                "default": "page",
+            },
+        },
+        "resource_types": {
+            "label": "Resource types",
+            "description": "JSON object {entity path: JSON:API type} for writes, where the "
+            "type is not the path's last segment.",
+            "schema": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+        },
+        "extra_headers": {
+            "label": "Extra headers",
+            "description": "JSON object of headers sent with every API call.",
+            "schema": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+        },
+        "change_filter": {
+            "label": "Modified-since filter parameter",
+            "description": "Where the tenant has one; else changes are found by fingerprints.",
+            "schema": {"type": ["string", "null"]},
+        },
+    },
+    ui={
+        "hidden-fields": ["schema", "port"],
+        "relabeling": {
+            "host": "Tenant base URL",
+            "login": "Client ID",
+            "password": "Client secret",
+        },
+        "placeholders": {"host": "https://<tenant>.example.com"},
+    },
+    sandbox_app="airflow_provider_bridge.sandbox.third_party_manager:create_app",
+    sandbox_login="sandbox-client-id",
+    sandbox_password="sandbox-client-secret",
+    sandbox_extra={"token_url": "{url}/oauth/token"},
+)
+
+
+SERVICEBRIDGE = VendorSpec(
+    conn_type="servicebridge",
+    name="ServiceBridge",
+    hook="airflow_provider_bridge.hooks.servicebridge.ServiceBridgeHook",
+    doc_url="https://cloud.servicebridge.com",
+    fields={
+        "auth_type": {
+            "label": "Authentication",
+            "description": "session: API User + sessionKey (Login once, shared); "
+            "basic: HTTP Basic on every call; oauth: OAuth App with a refresh token.",
+            "schema": {
+                "type": ["string", "null"],
+                "enum": ["session", "basic", "oauth", None],
+                "default": "session",
+            },
+        },
+        "api_version": {
+            "label": "API version",
+            "description": "The version segment, e.g. v1, v1.1, v2 (Locations/Contacts), v4.5.",
+            "schema": {"type": ["string", "null"], "default": "v1"},
+        },
+        "token_url": {"label": "OAuth token URL", "schema": {"type": ["string", "null"]}},
+        "authorize_url": {"label": "OAuth authorize URL", "schema": {"type": ["string", "null"]}},
+        "scope": {"label": "OAuth scope", "schema": {"type": ["string", "null"]}},
+        "refresh_token": {
+            "label": "OAuth refresh token",
+            "description": "From: python -m airflow_provider_bridge.servicebridge authorize --conn-id <id>",
+            "schema": {"type": ["string", "null"], "format": "password"},
+        },
+        "session_idle_timeout": {
+            "label": "Session idle timeout (s)",
+            "description": "Session auth: log in again after this long without a call (default 1800).",
+            "schema": {"type": ["number", "null"], "default": 1800},
+        },
+        "change_overlap": {
+            "label": "Change overlap (s)",
+            "description": "How far before 'since' the changeTime filter asks (default 300).",
+            "schema": {"type": ["number", "null"], "default": 300},
+        },
+    },
+    ui={
+        "hidden-fields": ["schema", "port"],
+        "relabeling": {
+            "host": "Base URL",
+            "login": "API User Id / OAuth App Id",
+            "password": "Password / OAuth App secret",
+        },
+        "placeholders": {"host": "https://cloud.servicebridge.com"},
+    },
+    sandbox_app="airflow_provider_bridge.sandbox.servicebridge:create_app",
+    sandbox_login="sandbox-api-user",
+    sandbox_password="sandbox-password",
+    sandbox_extra={},
+)
+
+
+BRIDGIT_BENCH = VendorSpec(
+    conn_type="bridgit_bench",
+    name="Bridgit Bench",
+    hook="airflow_provider_bridge.hooks.bridgit_bench.BridgitBenchHook",
+    doc_url="https://bench.gobridgit.com",
+    fields={
+        "account_id": {
+            "label": "Account ID",
+            "description": "The Bridgit account id. Empty: found through GET /rp/api/v1/Accounts "
+            "when the service account reaches exactly one account.",
+            "schema": {"type": ["integer", "null"]},
+        },
+        "use_activity_feed": {
+            "label": "Use the activity feed",
+            "description": "Ask the account's activity feed before scanning projects or "
+            "persons for changes (one request when nothing happened). Default true.",
+            "schema": {"type": ["boolean", "null"], "default": True},
+        },
+    },
+    ui={
+        "hidden-fields": ["schema", "port"],
+        "relabeling": {
+            "host": "Base URL",
+            "login": "Service account unique identifier",
+            "password": "Service account password",
+        },
+        "placeholders": {
+            "host": "https://bench.gobridgit.com",
+            "login": "00000000-0000-0000-0000-000000000000",
+        },
+    },
+    sandbox_app="airflow_provider_bridge.sandbox.bridgit_bench:create_app",
+    sandbox_login="sandbox-service-account",
+    sandbox_password="sandbox-password",
+    sandbox_extra={"account_id": 1},
+    operator_modules=(
+        "airflow_provider_bridge.operators.entity",
+        "airflow_provider_bridge.operators.bridgit_bench",
+    ),
+)
+
+
+#: the vendors, in the order Airflow lists them; adding a vendor means adding its spec here
+VENDORS: dict[str, VendorSpec] = {
+    spec.conn_type: spec for spec in (THIRD_PARTY_MANAGER, SERVICEBRIDGE, BRIDGIT_BENCH)
+}
+
+#: ``module:ATTRIBUTE`` of further specs to load (comma-separated), e.g. a vendor being written
+#: and tested before it joins :data:`VENDORS`; every process that needs it must see it (the sandbox
+#: server, workers, the triggerer)
+EXTRA_VENDORS_ENV = "AIRFLOW_PROVIDER_BRIDGE_EXTRA_VENDORS"
+
+
+def vendors() -> dict[str, VendorSpec]:
+    """:data:`VENDORS`, and the specs named in ``$AIRFLOW_PROVIDER_BRIDGE_EXTRA_VENDORS``."""
+    found = dict(VENDORS)
+    for item in filter(None, (part.strip() for part in os.environ.get(EXTRA_VENDORS_ENV, "").split(","))):
+        module, _, attribute = item.partition(":")
+        spec = getattr(importlib.import_module(module), attribute or "SPEC")
+        if not isinstance(spec, VendorSpec):
+            raise TypeError(f"{EXTRA_VENDORS_ENV}: {item!r} is not a VendorSpec")
+        found[spec.conn_type] = spec
+    return found
+
+
+def vendor(conn_type: str) -> VendorSpec:
+    """The spec of ``conn_type``.
+
+    :raises KeyError: naming the known connection types.
+    """
+    known = vendors()
+    if conn_type not in known:
+        raise KeyError(
+            f"conn_type {conn_type!r} is not a vendor of this provider; expected one of {sorted(known)}"
+        )
+    return known[conn_type]
+
+
+def declared_default(conn_type: str, name: str) -> Any:
+    """
+    The default of a connection field, as the vendor's connection form declares it: the one place
+    a default is written (the hooks read theirs from here).
+    """
+    return vendor(conn_type).declared_default(name)
