@@ -85,7 +85,7 @@ def test_airflow_config_shows_the_bridge_options_with_their_defaults(monkeypatch
 def test_every_vendor_lists_its_operators_sensor_and_triggers():
     from airflow_provider_bridge.get_provider_info import get_provider_info
 
-    VENDOR_NAMES = ("Third-Party Manager", "ServiceBridge", "Bridgit Bench")  # noqa: N806
+    VENDOR_NAMES = ("Third-Party Manager", "ServiceBridge", "Bridgit Bench")
     info = get_provider_info()
     for section in ("hooks", "operators", "sensors", "triggers"):
         named = {entry["integration-name"] for entry in info[section]}

@@ -1,0 +1,73 @@
+"""The echo vendor's hook: an API key header, offset paging, records keyed by ``key``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_bridge import urls
+from airflow_provider_bridge.changes import ChangeScan, field_timestamp
+from airflow_provider_bridge.hooks.auth import BridgeAuth
+from airflow_provider_bridge.hooks.base import BridgeBaseHook
+from airflow_provider_bridge.hooks.paging import OffsetLimitPager, Pager
+from airflow_provider_bridge.state.credentials import mask
+from airflow_provider_bridge.timestamps import coerce_since
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+
+class ApiKeyAuth(BridgeAuth):
+    """The same key in one header on every request; nothing to renew."""
+
+    can_recover = False
+
+    def __init__(self, header: str, key: str) -> None:
+        self.header = header
+        self.key = key
+        mask(key)
+
+    def prepare(self) -> str:
+        return self.key
+
+    def apply(self, credentials: Any, headers: dict[str, str], params: dict[str, Any]) -> None:
+        headers[self.header] = credentials
+
+    def recover(self, refused: Any) -> None:  # pragma: no cover - can_recover is False
+        raise NotImplementedError
+
+
+class EchoHook(BridgeBaseHook):
+    """Hook for the echo vendor (tests only)."""
+
+    conn_type = "echo"
+    conn_name_attr = "conn_id"
+    default_conn_name = "echo_default"
+    hook_name = "Echo"
+    default_rate_limits = [[100, 1]]
+    login_label = None
+    password_label = "the API key"
+    id_field = "key"
+
+    def build_auth(self) -> BridgeAuth:
+        header = str(self.extra("key_header") or self.declared_default("key_header"))
+        return ApiKeyAuth(header, self.config.password or "")
+
+    def entity_path(self, entity: str, entity_id: str | int | None = None) -> str:
+        return urls.join("/v1", entity, entity_id)
+
+    def pager_for(self, entity: str) -> Pager:
+        return OffsetLimitPager()
+
+    def test_path(self) -> str:
+        return "/v1/things"
+
+    def modified_at(self, record: dict[str, Any]) -> datetime | None:
+        return field_timestamp(record, "changed")
+
+    def scan_changes(
+        self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
+    ) -> ChangeScan:
+        start = coerce_since(since)
+        records = list(self.list_entities(entity, params))
+        changed = [r for r in records if (self.modified_at(r) or start) > start]
+        return ChangeScan(changed, len(records))
