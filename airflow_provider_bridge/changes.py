@@ -26,7 +26,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
 from airflow_provider_bridge.timestamps import isoformat_z as _isoformat_z
@@ -163,6 +163,37 @@ class ChangeResult(TypedDict):
     count: int  #: how many records changed
     truncated: bool  #: whether ``changes`` holds fewer than ``count``
     cursor: str  #: ISO 8601: the ``since`` of the next poll
+
+
+class ChangeEvent(ChangeResult):
+    """The change trigger's event when changes were found."""
+
+    status: Literal["success"]
+
+
+class FailureEvent(TypedDict):
+    """The change trigger's event when watching failed (``error``) or ran out of time (``timeout``)."""
+
+    status: Literal["error", "timeout"]
+    message: str
+
+
+class WatcherEvent(ChangeResult):
+    """The event-driven watcher's event (an asset event's extra)."""
+
+    entity: str
+
+
+def change_event(batch: ChangeBatch, max_records: int) -> ChangeEvent:
+    """The :class:`ChangeEvent` of a poll that found changes."""
+    result = change_result(batch, max_records)
+    return ChangeEvent(status="success", **result)
+
+
+def watcher_event(entity: str, batch: ChangeBatch, max_records: int) -> WatcherEvent:
+    """The :class:`WatcherEvent` of a poll that found changes."""
+    result = change_result(batch, max_records)
+    return WatcherEvent(entity=entity, **result)
 
 
 def change_result(batch: ChangeBatch, max_records: int) -> ChangeResult:

@@ -22,7 +22,7 @@ import abc
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
@@ -32,7 +32,7 @@ from airflow_provider_bridge.exceptions import (
 )
 from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.options import ClientAuth
-from airflow_provider_bridge.state.credentials import mask
+from airflow_provider_bridge.state.credentials import CredentialRecord, mask
 
 if TYPE_CHECKING:
     import requests
@@ -57,26 +57,30 @@ class Send(Protocol):
     ) -> requests.Response: ...
 
 
-class BridgeAuth(abc.ABC):
-    """How one vendor authenticates a request."""
+#: what an auth scheme's credentials are (opaque to the request path)
+C = TypeVar("C")
+
+
+class BridgeAuth(abc.ABC, Generic[C]):
+    """How one vendor authenticates a request; ``C`` is the type of its credentials."""
 
     #: False when nothing can be renewed (e.g. Basic auth): a refusal is final at once
     can_recover: bool = True
 
-    def on_credentials(self, kind: str) -> None:  # noqa: B027 - an optional hook, no-op by default
+    def on_credentials(self, kind: str) -> None:
         """Told ``sign_in``, ``refresh`` or ``reauth`` whenever credentials are obtained (the hook
         points it at its metrics)."""
 
     @abc.abstractmethod
-    def prepare(self) -> Any:
+    def prepare(self) -> C:
         """Make sure usable credentials exist; return them (opaque to the request path)."""
 
     @abc.abstractmethod
-    def apply(self, credentials: Any, headers: dict[str, str], params: dict[str, Any]) -> None:
+    def apply(self, credentials: C, headers: dict[str, str], params: dict[str, Any]) -> None:
         """Attach ``credentials`` to the outgoing request's headers or query parameters."""
 
     @abc.abstractmethod
-    def recover(self, refused: Any) -> None:
+    def recover(self, refused: C) -> None:
         """The vendor refused ``refused``: get new credentials (once) for the resend."""
 
     def test_without_spending(self) -> tuple[bool, str] | None:
@@ -88,7 +92,7 @@ class BridgeAuth(abc.ABC):
         """
         return None
 
-    def latest(self, credentials: Any, *, reread: bool = True) -> Any | None:
+    def latest(self, credentials: C, *, reread: bool = True) -> C | None:
         """
         The freshest credentials right before sending.
 
@@ -102,7 +106,7 @@ class BridgeAuth(abc.ABC):
         return credentials
 
 
-class BasicAuth(BridgeAuth):
+class BasicAuth(BridgeAuth[str]):
     """
     HTTP Basic authentication with the connection's login and password on every request.
 
@@ -122,14 +126,14 @@ class BasicAuth(BridgeAuth):
     def prepare(self) -> str:
         return self._header
 
-    def apply(self, credentials: Any, headers: dict[str, str], params: dict[str, Any]) -> None:
+    def apply(self, credentials: str, headers: dict[str, str], params: dict[str, Any]) -> None:
         headers["Authorization"] = credentials
 
-    def recover(self, refused: Any) -> None:  # pragma: no cover - can_recover is False
+    def recover(self, refused: str) -> None:  # pragma: no cover - can_recover is False
         raise NotImplementedError
 
 
-class SharedTokenAuth(BridgeAuth):
+class SharedTokenAuth(BridgeAuth[CredentialRecord]):
     """
     A bearer token shared by every process using one account.
 
@@ -153,19 +157,19 @@ class SharedTokenAuth(BridgeAuth):
 
     # -- vendor-specific -------------------------------------------------------------------
     @abc.abstractmethod
-    def obtain(self) -> dict[str, Any]:
+    def obtain(self) -> CredentialRecord:
         """Get a brand-new token record (sign in, client credentials...)."""
 
-    def renew(self, record: dict[str, Any]) -> dict[str, Any] | None:
+    def renew(self, record: CredentialRecord) -> CredentialRecord | None:
         """Renew ``record`` (e.g. with its refresh token); None when this scheme cannot."""
         return None
 
     # -- BridgeAuth ------------------------------------------------------------------------
-    def apply(self, credentials: Any, headers: dict[str, str], params: dict[str, Any]) -> None:
+    def apply(self, credentials: CredentialRecord, headers: dict[str, str], params: dict[str, Any]) -> None:
         headers["Authorization"] = f"Bearer {credentials['access_token']}"
 
-    def latest(self, credentials: Any, *, reread: bool = True) -> Any | None:
-        record: dict[str, Any] = (self.store.load() if reread else None) or credentials
+    def latest(self, credentials: CredentialRecord, *, reread: bool = True) -> CredentialRecord | None:
+        record: CredentialRecord = (self.store.load() if reread else None) or credentials
         expires_at = record.get("expires_at")
         if expires_at and time.time() > float(expires_at) - min(1.0, self._margin(record) / 2):
             if self._issued_expired(record):
@@ -176,12 +180,12 @@ class SharedTokenAuth(BridgeAuth):
         return record
 
     @staticmethod
-    def _issued_expired(record: dict[str, Any]) -> bool:
+    def _issued_expired(record: CredentialRecord) -> bool:
         """True when the record was already (nearly) expired when it was issued."""
         issued_at, expires_at = record.get("issued_at"), record.get("expires_at")
         return bool(issued_at and expires_at and float(expires_at) - float(issued_at) <= 1.0)
 
-    def prepare(self) -> dict[str, Any]:
+    def prepare(self) -> CredentialRecord:
         record = self.store.load()
         if record is not None and not self._due(record):
             return record
@@ -191,7 +195,7 @@ class SharedTokenAuth(BridgeAuth):
                 return record
             return self._replace(record, version, reason="expiring" if record else "none stored")
 
-    def recover(self, refused: Any) -> None:
+    def recover(self, refused: CredentialRecord) -> None:
         with self.store.locked():
             record, version = self.store.load_versioned()
             if record is not None and record.get(self.secret_field) != refused.get(self.secret_field):
@@ -201,25 +205,27 @@ class SharedTokenAuth(BridgeAuth):
             self._replace(record, version, reason="refused by the vendor")
 
     # -- internals -------------------------------------------------------------------------
-    def _margin(self, record: dict[str, Any]) -> float:
+    def _margin(self, record: CredentialRecord) -> float:
         expires_at = float(record.get("expires_at") or 0)
         lifetime = max(1.0, expires_at - float(record.get("issued_at") or expires_at))
         return min(self.refresh_margin, lifetime / 5)
 
-    def _due(self, record: dict[str, Any]) -> bool:
+    def _due(self, record: CredentialRecord) -> bool:
         expires_at = record.get("expires_at")
         if not expires_at:
             return False  # unknown lifetime: renew only when the vendor refuses it
         return time.time() >= float(expires_at) - self._margin(record)
 
-    def _replace(self, record: dict[str, Any] | None, version: int | None, *, reason: str) -> dict[str, Any]:
+    def _replace(
+        self, record: CredentialRecord | None, version: int | None, *, reason: str
+    ) -> CredentialRecord:
         """
         Renew or obtain a token; call with the store lock held. Saves before returning.
 
         The save is fenced on ``version`` (read under the lock): if this process's lock lease ran
         out while it worked and another process stored newer credentials, those win.
         """
-        renewed: dict[str, Any] | None = None
+        renewed: CredentialRecord | None = None
         if record is not None and record.get("refresh_token"):
             try:
                 renewed = self.renew(record)
@@ -281,7 +287,7 @@ class OAuthTokenEndpoint:
         self.client_auth = ClientAuth(client_auth)
         self.default_lifetime = default_lifetime
 
-    def token(self, form: dict[str, str], *, idempotent: bool) -> dict[str, Any]:
+    def token(self, form: dict[str, str], *, idempotent: bool) -> CredentialRecord:
         """POST ``form`` to the endpoint and return a token record (secrets masked)."""
         import base64
 
@@ -365,7 +371,7 @@ class OAuthRefreshTokenAuth(OAuthTokenAuth):
         self.authorize_hint = authorize_hint
         mask(refresh_token)
 
-    def obtain(self) -> dict[str, Any]:
+    def obtain(self) -> CredentialRecord:
         try:
             return self.endpoint.token(
                 {"grant_type": "refresh_token", "refresh_token": self.initial_refresh_token}, idempotent=False
@@ -383,9 +389,10 @@ class OAuthRefreshTokenAuth(OAuthTokenAuth):
                 ) from None
             raise
 
-    def renew(self, record: dict[str, Any]) -> dict[str, Any] | None:
+    def renew(self, record: CredentialRecord) -> CredentialRecord | None:
         return self.endpoint.token(
-            {"grant_type": "refresh_token", "refresh_token": record["refresh_token"]}, idempotent=False
+            {"grant_type": "refresh_token", "refresh_token": str(record.get("refresh_token") or "")},
+            idempotent=False,
         )
 
     def test_without_spending(self) -> tuple[bool, str] | None:
@@ -421,7 +428,7 @@ class OAuthRefreshTokenAuth(OAuthTokenAuth):
 class OAuthClientCredentialsAuth(OAuthTokenAuth):
     """OAuth 2.0 client credentials: a new token whenever the shared one is due or refused."""
 
-    def obtain(self) -> dict[str, Any]:
+    def obtain(self) -> CredentialRecord:
         record = self.endpoint.token({"grant_type": "client_credentials"}, idempotent=True)
         record["refresh_token"] = None  # nothing to refresh with: obtain again instead
         return record

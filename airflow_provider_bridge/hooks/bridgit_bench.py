@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     import requests
 
     from airflow_provider_bridge.hooks.auth import Send
-    from airflow_provider_bridge.state.credentials import CredentialStore
+    from airflow_provider_bridge.state.credentials import CredentialRecord, CredentialStore
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class BridgitSessionAuth(SharedTokenAuth):
         self.username = username
         self.password = password
 
-    def obtain(self) -> dict[str, Any]:
+    def obtain(self) -> CredentialRecord:
         response = self.send(
             "POST",
             "/auth/signin",
@@ -110,7 +110,7 @@ class BridgitSessionAuth(SharedTokenAuth):
         )
         return self._token_record(response)
 
-    def renew(self, record: dict[str, Any]) -> dict[str, Any] | None:
+    def renew(self, record: CredentialRecord) -> CredentialRecord | None:
         response = self.send(
             "POST",
             "/auth/token",
@@ -119,7 +119,7 @@ class BridgitSessionAuth(SharedTokenAuth):
         )
         return self._token_record(response)
 
-    def _token_record(self, response: requests.Response) -> dict[str, Any]:
+    def _token_record(self, response: requests.Response) -> CredentialRecord:
         try:
             body = decode_json(response) if response.content else None
         except ValueError:

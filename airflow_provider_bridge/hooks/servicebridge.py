@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import requests
 
     from airflow_provider_bridge.hooks.auth import Send
-    from airflow_provider_bridge.state.credentials import CredentialStore
+    from airflow_provider_bridge.state.credentials import CredentialRecord, CredentialStore
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class ServiceBridgeSessionAuth(SharedTokenAuth):
         self._marked: tuple[str, float] = ("", 0.0)
         self._mark_every = min(30.0, idle_timeout / 20)
 
-    def obtain(self) -> dict[str, Any]:
+    def obtain(self) -> CredentialRecord:
         response = self.send(
             "POST",
             self.login_path,
@@ -137,11 +137,11 @@ class ServiceBridgeSessionAuth(SharedTokenAuth):
         self._mark(key, force=True)
         return {"session_key": key, "expires_at": None, "issued_at": now}
 
-    def apply(self, credentials: Any, headers: dict[str, str], params: dict[str, Any]) -> None:
+    def apply(self, credentials: CredentialRecord, headers: dict[str, str], params: dict[str, Any]) -> None:
         params["sessionKey"] = credentials["session_key"]
         self._mark(credentials["session_key"])
 
-    def _due(self, record: dict[str, Any]) -> bool:
+    def _due(self, record: CredentialRecord) -> bool:
         raw = self.store.backend.get(ACTIVITY_NAMESPACE, self.store.key)
         last = float(raw) if raw else float(record.get("issued_at") or 0)
         # renew a little early: the marker is written at most every MARK_EVERY seconds per process

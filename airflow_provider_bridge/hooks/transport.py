@@ -217,7 +217,7 @@ class Transport:
         self,
         call: Call,
         *,
-        auth: BridgeAuth | None,
+        auth: BridgeAuth[Any] | None,
         auth_headers: dict[str, str] | None = None,
         budget: RetryBudget | None = None,
     ) -> requests.Response:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_provider_bridge.changes import ChangeEvent, FailureEvent
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
 
 
@@ -139,7 +140,9 @@ class EntityChangeSensor(BaseSensorOperator):
         )
         return None  # pragma: no cover - defer() raises
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> ChangeResult:
+    def execute_complete(
+        self, context: Context, event: ChangeEvent | FailureEvent | None = None
+    ) -> ChangeResult:
         """Turn the trigger's event into the sensor's result, or a clear error."""
         if not isinstance(event, dict) or event.get("status") not in ("success", "error", "timeout"):
             raise BridgeError(f"{self.task_id}: unexpected event from EntityChangeTrigger: {event!r:.200}")
@@ -148,6 +151,7 @@ class EntityChangeSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(f"{self.task_id}: {event.get('message')} ({self.timeout}s)")
         if event["status"] == "error":
             raise BridgeError(f"{self.task_id}: watching {self.entity} failed: {event.get('message')}")
+        assert event["status"] == "success"  # narrows the type; checked above
         self.log.info("%d change(s) to %s (cursor %s)", event["count"], self.entity, event["cursor"])
         return ChangeResult(
             changes=event["changes"],

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
 
@@ -87,7 +87,24 @@ def _fernet() -> Any | None:
     return None
 
 
-def _encode(record: dict[str, Any]) -> str:
+class CredentialRecord(TypedDict, total=False):
+    """
+    One account's shared credentials, as stored (encrypted) in the state backend.
+
+    A token scheme keeps ``access_token`` (and ``refresh_token`` where the vendor issues one); a
+    session scheme keeps ``session_key``. Times are UNIX seconds.
+    """
+
+    access_token: str
+    refresh_token: str | None
+    session_key: str
+    #: when the vendor says the credential expires (None: unknown, renewed when refused)
+    expires_at: float | None
+    #: when this process received it (tells a credential issued already expired)
+    issued_at: float
+
+
+def _encode(record: CredentialRecord) -> str:
     payload = json.dumps(record, sort_keys=True).encode()
     fernet = _fernet()
     if fernet is None:
@@ -95,15 +112,15 @@ def _encode(record: dict[str, Any]) -> str:
     return "fernet:" + fernet.encrypt(payload).decode()
 
 
-def decode_record(raw: str) -> dict[str, Any]:
+def decode_record(raw: str) -> CredentialRecord:
     """Decrypt and parse a stored credential record."""
     scheme, _, body = raw.partition(":")
     if scheme == "plain":
-        return dict(json.loads(body))
+        return cast("CredentialRecord", dict(json.loads(body)))
     fernet = _fernet()
     if scheme != "fernet" or fernet is None:
         raise ValueError("encrypted record but no Fernet key")
-    return dict(json.loads(fernet.decrypt(body.encode()).decode()))
+    return cast("CredentialRecord", dict(json.loads(fernet.decrypt(body.encode()).decode())))
 
 
 class CredentialStore:
@@ -131,11 +148,11 @@ class CredentialStore:
         _fernet()
         return self.backend.lock(f"credentials:{self.key}", self.lock_timeout)
 
-    def load(self) -> dict[str, Any] | None:
+    def load(self) -> CredentialRecord | None:
         """Return the stored record (secrets masked in logs from now on), or None."""
         return self.load_versioned()[0]
 
-    def load_versioned(self) -> tuple[dict[str, Any] | None, int | None]:
+    def load_versioned(self) -> tuple[CredentialRecord | None, int | None]:
         """
         Return the stored record and its version (``(None, None)`` when there is none).
 
@@ -158,13 +175,13 @@ class CredentialStore:
             mask(record.get(field))
         return record, version
 
-    def save(self, record: dict[str, Any]) -> None:
+    def save(self, record: CredentialRecord) -> None:
         """Store ``record``, replacing the previous one. Call with :meth:`locked` held."""
         for field in SECRET_FIELDS:
             mask(record.get(field))
         self.backend.set(NAMESPACE, self.key, _encode(record))
 
-    def save_if_unchanged(self, record: dict[str, Any], version: int | None) -> bool:
+    def save_if_unchanged(self, record: CredentialRecord, version: int | None) -> bool:
         """
         Store ``record`` only if the stored one is still at ``version`` (None: there was none).
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
-from airflow_provider_bridge.changes import change_result
+from airflow_provider_bridge.changes import FailureEvent, change_event, watcher_event
 from airflow_provider_bridge.exceptions import BridgeError, BridgeRateLimitError
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
 
@@ -196,7 +196,7 @@ class EntityChangeTrigger(BaseTrigger):
         if self.end_time is None or time.time() < self.end_time:
             return None
         return TriggerEvent(
-            {"status": "timeout", "message": f"no change to {self.entity} before the sensor's timeout"}
+            FailureEvent(status="timeout", message=f"no change to {self.entity} before the sensor's timeout")
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -209,7 +209,7 @@ class EntityChangeTrigger(BaseTrigger):
         try:
             hook = await _hook(self.conn_id)
         except BridgeError as exc:
-            yield TriggerEvent({"status": "error", "message": str(exc)})
+            yield TriggerEvent(FailureEvent(status="error", message=str(exc)))
             return
         since = coerce_since(self.since)
         while True:
@@ -220,11 +220,11 @@ class EntityChangeTrigger(BaseTrigger):
                     "Poll of %s deferred by the rate limit (%s); trying again later", self.entity, exc
                 )
             except BridgeError as exc:
-                yield TriggerEvent({"status": "error", "message": str(exc)})
+                yield TriggerEvent(FailureEvent(status="error", message=str(exc)))
                 return
             else:
                 if batch.records:
-                    yield TriggerEvent({"status": "success", **change_result(batch, self.max_records)})
+                    yield TriggerEvent(change_event(batch, self.max_records))
                     return
             timed_out = self._timed_out()
             if timed_out is not None:
@@ -342,7 +342,7 @@ class EntityChangeEventTrigger(BaseEventTrigger):
             else:
                 new_cursor = isoformat_z(batch.cursor)
                 if batch.records:
-                    yield TriggerEvent({"entity": self.entity, **change_result(batch, self.max_records)})
+                    yield TriggerEvent(watcher_event(self.entity, batch, self.max_records))
                 if new_cursor != cursor:
                     cursor = new_cursor
                     await self._save_cursor(hook, cursor)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 
-class ApiKeyAuth(BridgeAuth):
+class ApiKeyAuth(BridgeAuth[str]):
     """The same key in one header on every request; nothing to renew."""
 
     can_recover = False
@@ -29,10 +29,10 @@ class ApiKeyAuth(BridgeAuth):
     def prepare(self) -> str:
         return self.key
 
-    def apply(self, credentials: Any, headers: dict[str, str], params: dict[str, Any]) -> None:
+    def apply(self, credentials: str, headers: dict[str, str], params: dict[str, Any]) -> None:
         headers[self.header] = credentials
 
-    def recover(self, refused: Any) -> None:  # pragma: no cover - can_recover is False
+    def recover(self, refused: str) -> None:  # pragma: no cover - can_recover is False
         raise NotImplementedError
 
 
