@@ -16,12 +16,11 @@ import datetime as dt
 import hashlib
 import json as jsonlib
 import logging
-import os
 import time
 from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
@@ -34,12 +33,12 @@ from airflow_provider_bridge.exceptions import (
     BridgeAuthError,
     BridgeConfigError,
     BridgeError,
-    BridgeOutcomeUnknownError,
 )
 from airflow_provider_bridge.forms import field_behaviour, form_widgets
-from airflow_provider_bridge.hooks.connection import ConnectionConfig, Extras, VendorDefaults, build_config
+from airflow_provider_bridge.hooks.connection import ConnectionConfig, Extras, VendorDefaults, config_from
 from airflow_provider_bridge.hooks.paging import Pager, PageSource, SinglePage, bounded
-from airflow_provider_bridge.hooks.responses import AnswerReader, ErrorDetails
+from airflow_provider_bridge.hooks.reconcile import CreateReconciler
+from airflow_provider_bridge.hooks.responses import AnswerReader, ErrorDetails, refused_in_words
 from airflow_provider_bridge.hooks.transport import Call, Transport
 from airflow_provider_bridge.metrics import HookMetrics
 from airflow_provider_bridge.redaction import install_redaction, strip_query
@@ -178,42 +177,7 @@ class BridgeBaseHook(BaseHook):
     def config(self) -> ConnectionConfig:
         """The validated connection (read once per hook)."""
         conn = self._connection or self.get_connection(self.conn_id)
-        if not conn.conn_type:
-            hint = ""
-            if (
-                str(os.environ.get(f"AIRFLOW_CONN_{self.conn_id.upper()}", ""))
-                .lstrip()
-                .startswith(f"{self.conn_type}://")
-            ):
-                hint = (
-                    f" Its AIRFLOW_CONN_{self.conn_id.upper()} URI starts with '{self.conn_type}://', which "
-                    "is not a URI scheme (no underscore allowed there): write "
-                    f"'{self.conn_type.replace('_', '-')}://<login>:<password>@<host>?<extra>=...', or use "
-                    "the JSON form"
-                )
-            raise BridgeConfigError(
-                f"Connection {self.conn_id!r} has no connection type; {type(self).__name__} expects "
-                f"{self.conn_type!r}.{hint}"
-            )
-        if conn.conn_type != self.conn_type:
-            raise BridgeConfigError(
-                f"Connection {self.conn_id!r} has conn_type {conn.conn_type!r}; {type(self).__name__} "
-                f"expects {self.conn_type!r}"
-            )
-        try:
-            extras = dict(conn.extra_dejson or {})
-        except Exception:
-            raise BridgeConfigError(f"Connection {self.conn_id!r}: 'extra' is not a JSON object") from None
-        return build_config(
-            self.vendor_defaults(),
-            self.conn_id,
-            host=conn.host,
-            schema=conn.schema,
-            port=conn.port,
-            login=conn.login,
-            password=conn.password,
-            extras=extras,
-        )
+        return config_from(self.vendor_defaults(), self.conn_id, conn, hook_class=type(self).__name__)
 
     @cached_property
     def extras(self) -> Extras:
@@ -285,35 +249,8 @@ class BridgeBaseHook(BaseHook):
         self.write_settle  # noqa: B018
 
     def record_url(self, entity: str, record_id: Any) -> str | None:
-        """
-        The record's page in the vendor's web application, from the extra ``record_url`` (a
-        template with ``{entity}``, ``{id}`` and ``{base_url}``, or ``{entity: template}``); None
-        when not configured or the record has no id.
-        """
-        raw = self.extra("record_url")
-        if raw is None or record_id in (None, ""):
-            return None
-        template: Any = raw
-        if isinstance(raw, str) and raw.strip().startswith("{") and raw.strip().endswith("}"):
-            try:
-                template = jsonlib.loads(raw)
-            except ValueError:
-                template = raw  # a plain template that happens to start with a placeholder
-        if isinstance(template, dict):
-            template = template.get(entity)
-        if not isinstance(template, str) or not template:
-            return None
-        try:
-            return template.format(
-                entity=quote(str(entity), safe="/"),
-                id=quote(str(record_id), safe=""),
-                base_url=self.config.base_url,
-            )
-        except (KeyError, IndexError, ValueError):
-            raise BridgeConfigError(
-                f"Connection {self.conn_id!r}: extra 'record_url' must use only {{entity}}, {{id}} and "
-                f"{{base_url}}, got {raw!r}"
-            ) from None
+        """The record's page in the vendor's web application (extra ``record_url``); None when unset."""
+        return self.extras.record_url(entity, record_id)
 
     # ------------------------------------------------------------------------------------
     # shared state
@@ -815,92 +752,33 @@ class BridgeBaseHook(BaseHook):
         409 is then answered with the existing record). When that wait would exceed
         ``max_retry_wait``, or the entity has no natural key, :class:`BridgeOutcomeUnknownError`
         is raised with what was sent: the task fails, and its retry (an upsert) reconciles first.
+        See :mod:`airflow_provider_bridge.hooks.reconcile`.
         """
         entity = self._check_entity(entity)
         data = self._check_data(data)
-        path = self.entity_path(entity)
         key = self.natural_key(entity)
         key_value = data.get(key) if key else None
-        call = self._call("POST", path, json=self.write_body(entity, data))
-        budget = self.retry_policy.budget()  # one budget: the POST's retries and any resend
-        was_ambiguous = False
-        while True:
-            try:
-                return self.record_from(self._send(call, budget=budget))
-            except BridgeOutcomeUnknownError as unknown:
-                if key is None or key_value in (None, ""):
-                    self.metrics.outcome_unknown("raised")
-                    raise
-                try:
-                    found = self._settled_lookup(entity, key, key_value, unknown)
-                except BridgeOutcomeUnknownError:
-                    self.metrics.outcome_unknown("raised")
-                    raise
-                if found is not None:
-                    self.metrics.outcome_unknown("found")
-                    log.warning(
-                        "Create of %s had an unknown outcome; found it by %s, not creating again", entity, key
-                    )
-                    return found
-                if budget.spend() is None:
-                    self.metrics.outcome_unknown("raised")
-                    raise BridgeOutcomeUnknownError(
-                        f"Create of {entity} kept failing ambiguously ({self.config.max_retries + 1} "
-                        "attempts); no record with its natural key appeared",
-                        method="POST",
-                        path=path,
-                        sent=data,
-                    ) from None
-                log.warning(
-                    "Create of %s had an unknown outcome and no record with that %s appeared within "
-                    "write_settle; sending it again",
-                    entity,
-                    key,
-                )
-                self.metrics.outcome_unknown("resent")
-                was_ambiguous = True
-            except BridgeAPIError as exc:
-                if was_ambiguous and exc.status_code == 409 and key is not None:
-                    found_all = self.find_entities(entity, {key: key_value})
-                    if found_all:
-                        self.metrics.outcome_unknown("conflict")
-                        log.warning("Create of %s was applied by an earlier attempt; returning it", entity)
-                        return found_all[0]
-                raise
+        call = self._call("POST", self.entity_path(entity), json=self.write_body(entity, data))
+        reconciler = CreateReconciler(
+            write_settle=self.write_settle,
+            max_wait=self.config.max_retry_wait,
+            report=self.metrics.outcome_unknown,
+            sleep=self.transport.clock.sleep,
+            monotonic=self.transport.clock.monotonic,
+        )
+        created = reconciler.create(
+            entity,
+            lambda budget: self._send(call, budget=budget),
+            self.retry_policy.budget(),  # one budget: the POST's retries and any resend
+            key=key if key_value not in (None, "") else None,
+            lookup=lambda: self.find_entities(entity, {str(key): key_value}),
+        )
+        return created if isinstance(created, dict) else self.record_from(created)
 
     @cached_property
     def write_settle(self) -> float:
         """Seconds a vendor may still apply a write after the client gave up (extra ``write_settle``)."""
         return self.number_extra("write_settle")
-
-    def _settled_lookup(
-        self, entity: str, key: str, value: Any, unknown: BridgeOutcomeUnknownError
-    ) -> dict[str, Any] | None:
-        """
-        Look a record up by its natural key until the first write can no longer be pending.
-
-        :return: the record, or None when it stayed absent for ``write_settle`` seconds.
-        :raises BridgeOutcomeUnknownError: when that wait is longer than ``max_retry_wait``.
-        """
-        deadline = time.monotonic() + self.write_settle
-        while True:
-            found = self.find_entities(entity, {key: value})
-            if found:
-                return found[0]
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            if self.write_settle > self.config.max_retry_wait:
-                raise BridgeOutcomeUnknownError(
-                    f"The create may still be applied by the vendor for up to {left:.0f}s "
-                    f"(write_settle={self.write_settle:g}s, longer than max_retry_wait="
-                    f"{self.config.max_retry_wait:g}s); not sending it again. Retry the task: an upsert "
-                    "finds the record first",
-                    method=unknown.method,
-                    path=unknown.path,
-                    sent=unknown.sent,
-                ) from None
-            time.sleep(min(left, max(1.0, self.write_settle / 3)))
 
     def update_entity(self, entity: str, entity_id: str | int, data: dict[str, Any]) -> dict[str, Any]:
         """Change only the given fields of a record; return the updated record."""
@@ -1014,28 +892,9 @@ class BridgeBaseHook(BaseHook):
                 response = self.request("GET", self.test_path(), params=self.test_params() or None)
             self.check_test_answer(response)
         except BridgeAuthError as exc:
-            return False, self._for_the_test_button(_refused_in_words(self.hook_name, exc))
+            return False, self._for_the_test_button(refused_in_words(self.hook_name, exc))
         except BridgeError as exc:
             return False, self._for_the_test_button(str(exc))
         except Exception as exc:  # the UI shows this message; never let a secret through
             return False, strip_query(f"{type(exc).__name__}: {exc}")
         return True, f"Connected to {self.hook_name} at {cfg.base_url}"
-
-
-#: what a refused sign-in's code means, in words (the answer itself is never quoted)
-_REFUSALS = {
-    "invalid_grant": "the login or password (or refresh token) was refused",
-    "invalidcredentials": "the login or password was refused",
-    "invalid_client": "the client id or client secret was refused",
-    "unauthorized_client": "this client may not use this grant type",
-    "invalid_scope": "the requested scope was refused",
-}
-
-
-def _refused_in_words(hook_name: str, exc: BridgeAuthError) -> str:
-    """A refused credential for the Test button: what the vendor's code means, then the details."""
-    code = (exc.error_code or "").strip()
-    meaning = _REFUSALS.get(code.lower()) or (
-        "the credentials were refused" if exc.status_code == 401 else "access was refused"
-    )
-    return f"{hook_name} refused the connection: {meaning}. ({exc})"

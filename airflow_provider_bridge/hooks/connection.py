@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
 from airflow_provider_bridge.options import parse_bool
@@ -174,6 +174,48 @@ def _json_text(conn_id: str, name: str, value: Any) -> Any:
         ) from None
 
 
+def config_from(vendor: VendorDefaults, conn_id: str, conn: Any, *, hook_class: str) -> ConnectionConfig:
+    """
+    Validate an Airflow connection for a vendor's hook.
+
+    :param vendor: what the vendor says about its connections.
+    :param conn_id: the connection id.
+    :param conn: the Airflow connection (``airflow.sdk.Connection``).
+    :param hook_class: the hook's class name, for messages.
+    :raises BridgeConfigError: naming the field and what was expected.
+    """
+    ctype = vendor.conn_type
+    if not conn.conn_type:
+        hint = ""
+        if str(os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "")).lstrip().startswith(f"{ctype}://"):
+            hint = (
+                f" Its AIRFLOW_CONN_{conn_id.upper()} URI starts with '{ctype}://', which is not a URI "
+                f"scheme (no underscore allowed there): write '{ctype.replace('_', '-')}://<login>:"
+                "<password>@<host>?<extra>=...', or use the JSON form"
+            )
+        raise BridgeConfigError(
+            f"Connection {conn_id!r} has no connection type; {hook_class} expects {ctype!r}.{hint}"
+        )
+    if conn.conn_type != ctype:
+        raise BridgeConfigError(
+            f"Connection {conn_id!r} has conn_type {conn.conn_type!r}; {hook_class} expects {ctype!r}"
+        )
+    try:
+        extras = dict(conn.extra_dejson or {})
+    except Exception:
+        raise BridgeConfigError(f"Connection {conn_id!r}: 'extra' is not a JSON object") from None
+    return build_config(
+        vendor,
+        conn_id,
+        host=conn.host,
+        schema=conn.schema,
+        port=conn.port,
+        login=conn.login,
+        password=conn.password,
+        extras=extras,
+    )
+
+
 def build_config(
     vendor: VendorDefaults,
     conn_id: str,
@@ -296,3 +338,34 @@ class Extras:
                 f"Connection {self.conn_id!r}: extra {name!r} must be a list of host names, got {raw!r}"
             )
         return frozenset(h.strip().lower() for h in raw if h.strip())
+
+    def record_url(self, entity: str, record_id: Any) -> str | None:
+        """
+        The record's page in the vendor's web application, from the extra ``record_url`` (a
+        template with ``{entity}``, ``{id}`` and ``{base_url}``, or ``{entity: template}``); None
+        when not configured or the record has no id.
+        """
+        raw = self.raw("record_url")
+        if raw is None or record_id in (None, ""):
+            return None
+        template: Any = raw
+        if isinstance(raw, str) and raw.strip().startswith("{") and raw.strip().endswith("}"):
+            try:
+                template = jsonlib.loads(raw)
+            except ValueError:
+                template = raw  # a plain template that happens to start with a placeholder
+        if isinstance(template, dict):
+            template = template.get(entity)
+        if not isinstance(template, str) or not template:
+            return None
+        try:
+            return template.format(
+                entity=quote(str(entity), safe="/"),
+                id=quote(str(record_id), safe=""),
+                base_url=self.config.base_url,
+            )
+        except (KeyError, IndexError, ValueError):
+            raise BridgeConfigError(
+                f"Connection {self.conn_id!r}: extra 'record_url' must use only {{entity}}, {{id}} and "
+                f"{{base_url}}, got {raw!r}"
+            ) from None

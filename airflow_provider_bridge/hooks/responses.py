@@ -214,3 +214,22 @@ def classify_exception(exc: requests.RequestException) -> Outcome:
     ):
         return Outcome.CONFIG_ERROR
     return Outcome.DROPPED
+
+
+#: what a refused sign-in's code means, in words (the answer itself is never quoted)
+_REFUSALS = {
+    "invalid_grant": "the login or password (or refresh token) was refused",
+    "invalidcredentials": "the login or password was refused",
+    "invalid_client": "the client id or client secret was refused",
+    "unauthorized_client": "this client may not use this grant type",
+    "invalid_scope": "the requested scope was refused",
+}
+
+
+def refused_in_words(hook_name: str, exc: BridgeAuthError) -> str:
+    """A refused credential for the Test button: what the vendor's code means, then the details."""
+    code = (exc.error_code or "").strip()
+    meaning = _REFUSALS.get(code.lower()) or (
+        "the credentials were refused" if exc.status_code == 401 else "access was refused"
+    )
+    return f"{hook_name} refused the connection: {meaning}. ({exc})"
