@@ -40,9 +40,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from filelock import FileLock, Timeout
 from pyrate_limiter import InMemoryBucket, Rate, RateItem, SQLiteBucket
+from pyrate_limiter.buckets.sqlite_bucket import Queries as SQLiteQueries
 
 from airflow_provider_bridge.config import default
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeStateError
+from airflow_provider_bridge.state.flock import ProcessFileLock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -535,8 +537,25 @@ class SQLiteStateBackend(_BucketBackend):
             return super()._bucket(scope, windows)
 
     def _new_bucket(self, table: str, rates: list[Rate]) -> tuple[AbstractBucket, Any]:
-        bucket = SQLiteBucket.init_from_file(rates, table=table, db_path=self.path, use_file_lock=True)
-        return bucket, bucket.lock
+        """
+        pyrate-limiter's SQLite bucket as its ``init_from_file(use_file_lock=True)`` builds it (its
+        own connection, WAL, ``synchronous=NORMAL``, the same table, index and lock file), with a
+        :class:`~airflow_provider_bridge.state.flock.ProcessFileLock` on that file instead of a
+        ``FileLock``: the same ``flock``, without a quarter of a millisecond per request.
+        """
+        lock = ProcessFileLock(self.path + ".lock")
+        with lock:
+            conn = sqlite3.connect(self.path, isolation_level="DEFERRED", check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(SQLiteQueries.CREATE_BUCKET_TABLE.format(table=table))
+            conn.execute(
+                SQLiteQueries.CREATE_INDEX_ON_TIMESTAMP.format(
+                    index_name=f"idx_{table}_rate_item_timestamp", table_name=table
+                )
+            )
+            conn.commit()
+        return SQLiteBucket(rates, conn, table=table, lock=lock), lock
 
     def _item_times(self, table: str) -> tuple[list[float], float]:
         conn = self._connection()

@@ -137,6 +137,9 @@ class CredentialStore:
         self.backend = backend
         self.key = key
         self.lock_timeout = lock_timeout
+        #: the last stored text read and what it decoded to: the same text (Fernet tokens carry a
+        #: random IV, so equal text means the same record) is not decrypted and masked again
+        self._decoded: tuple[str, CredentialRecord] | None = None
 
     def locked(self) -> contextlib.AbstractContextManager[None]:
         """
@@ -163,6 +166,9 @@ class CredentialStore:
         if found is None:
             return None, None
         raw, version = found
+        cached = self._decoded
+        if cached is not None and cached[0] == raw:
+            return CredentialRecord(**cached[1]), version  # a copy: callers may change theirs
         try:
             record = decode_record(raw)
         except BridgeConfigError:
@@ -173,6 +179,7 @@ class CredentialStore:
             return None, version
         for field in SECRET_FIELDS:
             mask(record.get(field))
+        self._decoded = (raw, CredentialRecord(**record))
         return record, version
 
     def save(self, record: CredentialRecord) -> None:
