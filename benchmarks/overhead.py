@@ -17,6 +17,11 @@ machine load):
 Printed: milliseconds per call (median of the rounds), the added milliseconds over ``bare`` and
 the ratio. The state backend is the default SQLite file in a private Airflow home.
 
+Then the **request path alone**: the same hooks and connections, their session answering every
+request with the answer the vendor gave once (no socket), so what is left is exactly what the
+provider adds to a call — the rate limiter's admission on the shared SQLite file, the credential
+check, classification, metrics and the activity record — without the network's noise.
+
     .venv/bin/python benchmarks/overhead.py [--calls 2000] [--rounds 5]
 
 With Airflow's HTTP provider, installed beside the project's environment rather than into it:
@@ -90,6 +95,35 @@ def contenders(sandbox: Any) -> dict[str, Callable[[], None]]:
     return calls
 
 
+class _Canned:
+    """A session that answers every request with one stored answer (no socket)."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        return self.response
+
+
+def request_path_alone(sandbox: Any) -> dict[str, Callable[[], None]]:
+    """Our hooks on the same connections, their session replaced by :class:`_Canned`."""
+    from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+    from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
+
+    calls: dict[str, Callable[[], None]] = {}
+    for name, hook, entity in (
+        ("ServiceBridgeHook (basic)", ServiceBridgeHook(), "Customers"),
+        ("ServiceBridgeHook (session)", ServiceBridgeHook("sb_session"), "Customers"),
+        ("BridgitBenchHook (token)", BridgitBenchHook(), "projects"),
+    ):
+        record = next(iter(hook.list_entities(entity)))
+        record_id = hook.record_id(record)
+        answer = hook.request("GET", hook.entity_path(entity, record_id))
+        hook.transport.session = _Canned(answer)
+        calls[name] = lambda hook=hook, entity=entity, record_id=record_id: hook.get_entity(entity, record_id)
+    return calls
+
+
 def measure(calls: dict[str, Callable[[], None]], per_round: int, rounds: int) -> dict[str, float]:
     """Median milliseconds per call over ``rounds`` interleaved rounds of ``per_round`` calls each."""
     for call in calls.values():  # warm: connections, credentials, caches
@@ -118,6 +152,7 @@ def main() -> int:
 
     with SandboxProcess() as sandbox:
         result = measure(contenders(sandbox), max(1, args.calls // args.rounds), args.rounds)
+        alone = measure(request_path_alone(sandbox), max(1, args.calls // args.rounds), args.rounds)
     floor = result["bare requests.Session"]
     print(
         f"\n{args.calls} GETs per contender, median of {args.rounds} rounds; {platform.machine()}, "
@@ -126,7 +161,18 @@ def main() -> int:
     print(f"{'contender':32} {'ms/call':>8} {'added ms':>9} {'ratio':>6}")
     for name, ms in result.items():
         print(f"{name:32} {ms:8.3f} {ms - floor:9.3f} {ms / floor:6.2f}")
-    print(json.dumps({name: round(ms, 3) for name, ms in result.items()}))
+    print("\nThe request path alone (no socket: every request answered by a stored answer)")
+    print(f"{'hook':32} {'ms/call':>8}")
+    for name, ms in alone.items():
+        print(f"{name:32} {ms:8.3f}")
+    print(
+        json.dumps(
+            {
+                "network": {n: round(ms, 3) for n, ms in result.items()},
+                "alone": {n: round(ms, 3) for n, ms in alone.items()},
+            }
+        )
+    )
     return 0
 
 
