@@ -92,3 +92,40 @@ def test_no_import_cycle():
 def test_the_walk_finds_a_cycle_hidden_in_a_function():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def test_each_module_of_the_request_path_imports_alone():
+    """Each in a fresh interpreter: no module works only because another was imported first."""
+    import subprocess
+    import sys
+
+    names = [
+        "vendors",
+        "get_provider_info",
+        "retry_policy",
+        "changes",
+        "hooks.connection",
+        "hooks.responses",
+        "hooks.transport",
+        "hooks.auth",
+        "hooks.paging",
+        "hooks.reconcile",
+        "hooks.base",
+        "state.flock",
+    ]
+    running = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", f"import {PACKAGE}.{name}"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name in names
+    }
+    failed = {}
+    for name, process in running.items():
+        output, _ = process.communicate(timeout=120)
+        if process.returncode != 0:
+            failed[name] = output[-500:]
+    assert failed == {}
