@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import (
     AirflowSensorTimeout,
@@ -151,11 +151,11 @@ class EntityChangeSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(f"{self.task_id}: {event.get('message')} ({self.timeout}s)")
         if event["status"] == "error":
             raise BridgeError(f"{self.task_id}: watching {self.entity} failed: {event.get('message')}")
-        assert event["status"] == "success"  # narrows the type; checked above
-        self.log.info("%d change(s) to %s (cursor %s)", event["count"], self.entity, event["cursor"])
+        found = cast("ChangeEvent", event)  # "success": the only status left
+        self.log.info("%d change(s) to %s (cursor %s)", found["count"], self.entity, found["cursor"])
         return ChangeResult(
-            changes=event["changes"],
-            count=event["count"],
-            truncated=event["truncated"],
-            cursor=event["cursor"],
+            changes=found["changes"],
+            count=found["count"],
+            truncated=found["truncated"],
+            cursor=found["cursor"],
         )
