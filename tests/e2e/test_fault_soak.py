@@ -48,4 +48,6 @@ def test_writes_under_faults_are_never_doubled_or_lost(
         injected = figures["faults_injected"]
         for kind in ("delay_before_processing", "error_after_write", "drop_after_write"):
             assert injected.get(kind, 0) >= 1, figures  # the hard cases really happened
-        assert figures["log_lines_scanned"] > 1000, figures
+        # the scan read real DEBUG logs: each request leaves at least urllib3's line and the request
+        # path's "attempt" line (a fixed count broke when the path stopped logging a 0 s retry wait)
+        assert figures["log_lines_scanned"] >= 2 * figures["vendor_requests"] > 0, figures
