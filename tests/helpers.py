@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import contextlib
+import gc
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_bridge.hooks.base import BridgeBaseHook
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 H = TypeVar("H", bound=BridgeBaseHook)
 
@@ -132,3 +137,18 @@ def reset_after_send() -> Exception:
     return requests.exceptions.ConnectionError(
         urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
     )
+
+
+@contextlib.contextmanager
+def heap_frozen() -> Iterator[None]:
+    """
+    Keep the heap earlier tests left out of the garbage collector while a timing-sensitive test
+    runs: late in a long session a full collection can stall the process for over a second (seen
+    in CI: a 1.6 s stall between a refused session and its re-login).
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

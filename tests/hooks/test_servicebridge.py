@@ -20,7 +20,7 @@ from airflow_provider_bridge.exceptions import (
     BridgeOutcomeUnknownError,
 )
 from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
-from tests.helpers import fast_hook
+from tests.helpers import fast_hook, heap_frozen
 
 FAST = [[500, 1]]
 
@@ -176,12 +176,14 @@ class TestSessionAuth:
 
     @pytest.mark.parametrize("style", ["http_401", "success_false"])
     def test_expired_session_is_replaced_once(self, servicebridge, style):
-        # long enough that the new session outlives the resend even on a loaded machine
-        servicebridge.configure(session_idle_ttl=1.5, auth_failure=style)
+        # long enough that the new session outlives the resend even on a loaded machine, and no
+        # full garbage collection of the session's heap in between (a 1.6 s stall failed it in CI)
+        servicebridge.configure(session_idle_ttl=3, auth_failure=style)
         hook = _hook()
-        list(hook.list_entities("Customers"))
-        time.sleep(1.8)
-        assert list(hook.list_entities("Customers")) == []
+        with heap_frozen():
+            list(hook.list_entities("Customers"))
+            time.sleep(3.3)
+            assert list(hook.list_entities("Customers")) == []
         counters = servicebridge.stats()["counters"]
         assert counters["logins"] == 2 and counters["auth_refused"] == 1
 
