@@ -358,6 +358,8 @@ class SQLiteStateBackend(_BucketBackend):
         self._pid: int | None = None
         self._conn: sqlite3.Connection | None = None
         self._conn_guard = threading.RLock()
+        #: the file lock that opening the database and every rate bucket take (one per process)
+        self._file_lock = ProcessFileLock(self.path + ".lock")
 
     # -- files -------------------------------------------------------------------------------
     def _ensure_files(self) -> None:
@@ -411,7 +413,7 @@ class SQLiteStateBackend(_BucketBackend):
             if self._conn is None or self._pid != pid:
                 self._ensure_files()
                 try:
-                    with FileLock(self.path + ".lock", mode=0o600):
+                    with self._file_lock:
                         try:
                             conn = self._open()
                         except sqlite3.DatabaseError as exc:
@@ -541,9 +543,11 @@ class SQLiteStateBackend(_BucketBackend):
         pyrate-limiter's SQLite bucket as its ``init_from_file(use_file_lock=True)`` builds it (its
         own connection, WAL, ``synchronous=NORMAL``, the same table, index and lock file), with a
         :class:`~airflow_provider_bridge.state.flock.ProcessFileLock` on that file instead of a
-        ``FileLock``: the same ``flock``, without a quarter of a millisecond per request.
+        ``FileLock``: the same ``flock``, without a quarter of a millisecond per request. It is the
+        backend's one lock on that file (opening the database takes it too), so no code path of
+        one process can wait on a lock the same process holds through another descriptor.
         """
-        lock = ProcessFileLock(self.path + ".lock")
+        lock = self._file_lock
         with lock:
             conn = sqlite3.connect(self.path, isolation_level="DEFERRED", check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")

@@ -34,13 +34,16 @@ class ProcessFileLock:
         self._pid: int | None = None
 
     def _descriptor(self) -> int:
-        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+        if self._fd is None:
             self._fd = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
-            self._pid = os.getpid()
         return self._fd
 
     def acquire(self, timeout: float = -1) -> bool:
         """Take the lock, waiting at most ``timeout`` seconds (negative: as long as it takes)."""
+        if self._pid != os.getpid():
+            # a forked child: what the parent held (its thread lock, the shared open file) is not
+            # this process's; start afresh with a descriptor of its own
+            self._thread, self._depth, self._fd, self._pid = threading.RLock(), 0, None, os.getpid()
         if not self._thread.acquire(timeout=timeout if timeout >= 0 else -1):
             return False
         if self._depth == 0:

@@ -65,3 +65,23 @@ def test_threads_take_turns_and_the_holder_may_take_it_again(tmp_path):
     assert overlaps == [0]
     assert lock.acquire(timeout=0) is True  # free again
     lock.release()
+
+
+def test_a_forked_child_does_not_inherit_the_parents_hold(tmp_path):
+    """The child of a holder waits for the parent (its own descriptor), then gets the lock."""
+    import os
+
+    lock = ProcessFileLock(str(tmp_path / "x.lock"))
+    lock.acquire()
+    pid = os.fork()
+    if pid == 0:  # the child: the same object, held by the parent
+        code = 0 if lock.acquire(timeout=0.2) is False else 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    lock.release()
+    assert os.waitstatus_to_exitcode(status) == 0
+    pid = os.fork()
+    if pid == 0:  # the parent let go: the child takes it
+        os._exit(0 if lock.acquire(timeout=5) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

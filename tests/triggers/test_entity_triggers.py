@@ -14,6 +14,7 @@ import pytest
 
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
 from airflow_provider_bridge.triggers import EntityChangeEventTrigger, EntityChangeTrigger
+from tests.helpers import heap_frozen
 
 
 class AssetStateStore:
@@ -224,7 +225,6 @@ def test_polls_do_not_block_the_event_loop(bridgit):
     and with the heap the earlier tests left frozen out of the garbage collector: a full
     collection of it, or a busy 2-core machine, delays ticks too, and neither is the trigger's doing.
     """
-    import gc
 
     bridgit.configure(faults={"latency": 0.5})
     trigger = EntityChangeTrigger(
@@ -245,12 +245,8 @@ def test_polls_do_not_block_the_event_loop(bridgit):
         task.cancel()
         return stamps
 
-    gc.collect()
-    gc.freeze()
-    try:
+    with heap_frozen():
         stamps = asyncio.run(scenario())
-    finally:
-        gc.unfreeze()
     gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
     assert len(stamps) >= 10, stamps  # the loop ran throughout the 2.5 s
     assert bridgit.stats()["accepted"] >= 2  # polls did happen (sign-in, activity feed, ...)
