@@ -6,7 +6,7 @@ import datetime as dt
 import time
 
 from airflow_provider_bridge.changes import FingerprintTracker, check_where, field_timestamp, matches
-from airflow_provider_bridge.state.backend import MemoryStateBackend
+from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 

@@ -111,7 +111,8 @@ def test_each_module_of_the_request_path_imports_alone():
         "hooks.paging",
         "hooks.reconcile",
         "hooks.base",
-        "state.flock",
+        "state.sqlite_backend",
+        "state.memory_backend",
     ]
     running = {
         name: subprocess.Popen(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from airflow_provider_bridge.state.backend import (
-    MemoryStateBackend,
-    SQLiteStateBackend,
     StateBackend,
 )
 from airflow_provider_bridge.state.credentials import CredentialStore
 from airflow_provider_bridge.state.factory import get_state_backend
 from airflow_provider_bridge.state.limiter import RateLimiter, normalize_windows
+from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
+from airflow_provider_bridge.state.sqlite_backend import SQLiteStateBackend
 
 __all__ = [
     "CredentialStore",

@@ -26,30 +26,18 @@ Every backend offers the same contract:
 from __future__ import annotations
 
 import abc
-import contextlib
 import hashlib
-import json
 import logging
-import os
 import re
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-from filelock import FileLock, Timeout
-from pyrate_limiter import InMemoryBucket, Rate, RateItem, SQLiteBucket
-from pyrate_limiter.buckets.sqlite_bucket import Queries as SQLiteQueries
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from airflow_provider_bridge.config import default
-from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeStateError
-from airflow_provider_bridge.state.flock import ProcessFileLock
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
-
-    from pyrate_limiter import AbstractBucket
+    import contextlib
+    from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -180,392 +168,57 @@ class StateBackend(abc.ABC):
 
 
 # ----------------------------------------------------------------------------------------
-# per-host backends: pyrate-limiter buckets (exact under a lock on one host)
+# the one admission algorithm: rings of admission times
 # ----------------------------------------------------------------------------------------
+class RingStore(Protocol):
+    """
+    Where a per-host backend keeps its rings (called inside the backend's atomic step).
+
+    A window of N requests per W seconds keeps the times of its last N admissions in N slots and
+    a counter of admissions so far; admission number ``n`` goes into slot ``n % N``.
+    """
+
+    def admitted(self, wkey: str) -> int:
+        """How many requests the window ``wkey`` has admitted so far (0: none yet)."""
+        ...
+
+    def slot_time(self, wkey: str, slot: int) -> float | None:
+        """When the admission kept in ``slot`` happened (None: the slot is empty)."""
+        ...
+
+    def record(
+        self, wkey: str, scope: str, limit: int, seconds: float, admitted: int, slot: int, now: float
+    ) -> None:
+        """Keep ``now`` in ``slot`` and set the window's admission count to ``admitted``."""
+        ...
+
+
+def ring_admit(store: RingStore, scope: str, windows: Sequence[tuple[int, float]], now: float) -> float:
+    """
+    Take one slot from every window of ``scope`` at time ``now``, or none of them.
+
+    The same algorithm the PostgreSQL function and the Redis script run: a window of N per W
+    seconds admits a request when its admission N places back is at least W seconds old. O(windows)
+    reads and writes, whatever the windows' sizes. Call inside the backend's atomic step.
+
+    :return: 0.0 when admitted (and recorded), else seconds until every window has a free slot.
+    """
+    keys = [window_key(scope, limit, seconds) for limit, seconds in windows]
+    counts: list[int] = []
+    wait = 0.0
+    for key, (limit, seconds) in zip(keys, windows, strict=True):
+        count = store.admitted(key)
+        counts.append(count)
+        if count >= limit:
+            at = store.slot_time(key, count % limit)
+            if at is not None and at + seconds > now:
+                wait = max(wait, at + seconds - now)
+    if wait > 0:
+        return wait
+    for key, (limit, seconds), count in zip(keys, windows, counts, strict=True):
+        store.record(key, scope, limit, seconds, count + 1, count % limit, now)
+    return 0.0
+
+
+#: the key-value namespace of the per-host backends' shared pauses (``{scope: until}``)
 PAUSE_NAMESPACE = "rate_pause"
-WINDOWS_NAMESPACE = "rate_windows"
-#: leak (delete expired entries) once per this many admitted requests in a process
-LEAK_EVERY = 200
-#: seconds to wait for a per-host bucket lock before giving up
-BUCKET_LOCK_TIMEOUT = 60.0
-
-
-def _acquire(lock: Any, timeout: float) -> bool:
-    """Acquire a threading lock or a FileLock with a timeout; False when it timed out."""
-    try:
-        return bool(lock.acquire(timeout=timeout))
-    except Timeout:
-        return False
-
-
-class _BucketBackend(StateBackend):
-    """Admission through pyrate-limiter's sliding-window-log buckets under a lock."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[str, tuple[AbstractBucket, Any, list[tuple[int, float]]]] = {}
-        self._admitted = 0
-
-    @abc.abstractmethod
-    def _new_bucket(self, table: str, rates: list[Rate]) -> tuple[AbstractBucket, Any]:
-        """A bucket for ``rates`` and the lock that makes put/waiting atomic."""
-
-    def _bucket(self, scope: str, windows: Sequence[tuple[int, float]]) -> tuple[AbstractBucket, Any]:
-        table = "rate_" + digest(scope + repr(list(windows)))
-        entry = self._buckets.get(table)
-        if entry is None:
-            rates = [Rate(limit, round(seconds * 1000)) for limit, seconds in windows]
-            bucket, lock = self._new_bucket(table, rates)
-            entry = (bucket, lock, list(windows))
-            self._buckets[table] = entry
-            self.set(WINDOWS_NAMESPACE, table, json.dumps({"scope": scope, "windows": list(windows)}))
-        return entry[0], entry[1]
-
-    def admit(self, scope: str, windows: Sequence[tuple[int, float]]) -> Admission:
-        pause = self.pause_remaining(scope)
-        if pause > 0:
-            return Admission(pause, paused=True)
-        bucket, lock = self._bucket(scope, windows)
-        if not _acquire(lock, BUCKET_LOCK_TIMEOUT):
-            raise BridgeStateError(
-                f"{self.description}: could not take the rate-limit lock within {BUCKET_LOCK_TIMEOUT:g}s"
-            )
-        try:
-            item = RateItem(scope, bucket.now())
-            if bucket.put(item):
-                self._admitted += 1
-                if self._admitted % LEAK_EVERY == 0:
-                    bucket.leak(bucket.now())
-                return Admission(0.0)
-            wait_ms = bucket.waiting(item)
-        finally:
-            lock.release()
-        if not isinstance(wait_ms, int) or wait_ms < 0:
-            raise BridgeConfigError(f"rate_limits: a single request can never fit {list(windows)}")
-        return Admission(wait_ms / 1000)
-
-    def pause(self, scope: str, seconds: float) -> None:
-        until = time.time() + seconds
-        with self.lock(f"pause:{scope}", BUCKET_LOCK_TIMEOUT):
-            if time.time() + self.pause_remaining(scope) < until:
-                self.set(PAUSE_NAMESPACE, scope, repr(until), ttl=seconds + 1)
-
-    def pause_remaining(self, scope: str) -> float:
-        raw = self.get(PAUSE_NAMESPACE, scope)
-        return max(0.0, float(raw) - time.time()) if raw else 0.0
-
-    def pauses(self) -> dict[str, float]:
-        now = time.time()
-        return {scope: float(v) - now for scope, v in self.scan(PAUSE_NAMESPACE).items() if float(v) > now}
-
-    def window_usage(self) -> list[WindowUsage]:
-        usage: list[WindowUsage] = []
-        for table, raw in self.scan(WINDOWS_NAMESPACE).items():
-            meta = json.loads(raw)
-            times, now_ms = self._item_times(table)
-            for limit, seconds in meta["windows"]:
-                used = sum(1 for t in times if t >= now_ms - seconds * 1000)
-                if used:
-                    usage.append(WindowUsage(meta["scope"], int(limit), float(seconds), used))
-        return usage
-
-    @abc.abstractmethod
-    def _item_times(self, table: str) -> tuple[list[float], float]:
-        """Timestamps (ms) of the requests counted in a bucket, and the bucket clock's now (ms)."""
-
-
-class MemoryStateBackend(_BucketBackend):
-    """State kept in this process only. For unit tests and single-process tools."""
-
-    description = "memory (this process only)"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._data: dict[tuple[str, str], tuple[str, int, float | None]] = {}
-        self._guard = threading.RLock()
-        self._locks: dict[str, threading.Lock] = {}
-
-    def _live(self, namespace: str, key: str) -> tuple[str, int] | None:
-        found = self._data.get((namespace, key))
-        if found is None or (found[2] is not None and found[2] <= time.time()):
-            return None
-        return found[0], found[1]
-
-    def get_versioned(self, namespace: str, key: str) -> tuple[str, int] | None:
-        with self._guard:
-            return self._live(namespace, key)
-
-    def set(self, namespace: str, key: str, value: str, *, ttl: float | None = None) -> None:
-        with self._guard:
-            old = self._data.get((namespace, key))
-            expires = None if ttl is None else time.time() + ttl
-            self._data[(namespace, key)] = (value, (old[1] if old else 0) + 1, expires)
-
-    def compare_and_set(
-        self, namespace: str, key: str, value: str, expected_version: int | None, *, ttl: float | None = None
-    ) -> bool:
-        with self._guard:
-            current = self._live(namespace, key)
-            if (current[1] if current else None) != expected_version:
-                return False
-            self.set(namespace, key, value, ttl=ttl)
-            return True
-
-    def delete(self, namespace: str, key: str) -> None:
-        with self._guard:
-            self._data.pop((namespace, key), None)
-
-    def scan(self, namespace: str) -> dict[str, str]:
-        with self._guard:
-            keys = [k for ns, k in self._data if ns == namespace]
-            return {k: live[0] for k in keys if (live := self._live(namespace, k)) is not None}
-
-    @contextlib.contextmanager
-    def lock(self, name: str, timeout: float) -> Iterator[None]:
-        with self._guard:
-            lock = self._locks.setdefault(name, threading.Lock())
-        if not lock.acquire(timeout=timeout):
-            raise BridgeStateError(f"Timed out after {timeout:.0f}s waiting for the shared lock {name!r}")
-        try:
-            yield
-        finally:
-            lock.release()
-
-    def _new_bucket(self, table: str, rates: list[Rate]) -> tuple[AbstractBucket, Any]:
-        return InMemoryBucket(rates), threading.RLock()
-
-    def _item_times(self, table: str) -> tuple[list[float], float]:
-        entry = self._buckets.get(table)
-        if entry is None:
-            return [], 0.0
-        return [item.timestamp for item in getattr(entry[0], "items", [])], float(entry[0].now())
-
-
-class SQLiteStateBackend(_BucketBackend):
-    """
-    State in one SQLite file shared by every process of the host.
-
-    The file (and its lock files) are created readable and writable by their owner only.
-    Connections are opened lazily in each process (never carried across ``fork``).
-
-    :param path: the SQLite file.
-    """
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = os.path.abspath(path)
-        self.description = f"sqlite ({self.path})"
-        self.lock_dir = self.path + ".locks"
-        self._pid: int | None = None
-        self._conn: sqlite3.Connection | None = None
-        self._conn_guard = threading.RLock()
-        #: the file lock that opening the database and every rate bucket take (one per process)
-        self._file_lock = ProcessFileLock(self.path + ".lock")
-
-    # -- files -------------------------------------------------------------------------------
-    def _ensure_files(self) -> None:
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-            os.close(fd)
-        except OSError as exc:
-            raise self._file_error(exc) from None
-        with contextlib.suppress(PermissionError):
-            os.chmod(self.path, 0o600)
-
-    def _file_error(self, exc: OSError) -> BridgeStateError:
-        """An OS error on the state file or its lock folder, in words, with what to do."""
-        where = exc.filename or self.path
-        if isinstance(exc, IsADirectoryError):
-            what = "is a directory where the state file should be: remove it"
-        elif isinstance(exc, (FileExistsError, NotADirectoryError)):
-            what = "is a file where a folder is needed (the lock folder, or a parent): remove it"
-        elif isinstance(exc, PermissionError):
-            what = (
-                "cannot be written by this user (read-only Airflow home or state file?): fix its permissions"
-            )
-        else:
-            what = f"cannot be used ({type(exc).__name__}: {exc.strerror or exc})"
-        return BridgeStateError(
-            f"[bridge] state_backend {self.description}: {where} {what}, or set [bridge] state_backend "
-            "= sqlite:///<another path>"
-        )
-
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=60000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS bridge_kv ("
-            " namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
-            " updated_at REAL NOT NULL, PRIMARY KEY (namespace, key))"
-        )
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(bridge_kv)")}
-        if "version" not in columns:  # a state file from before record versions
-            conn.execute("ALTER TABLE bridge_kv ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
-            conn.execute("ALTER TABLE bridge_kv ADD COLUMN expires_at REAL")
-        conn.execute("DELETE FROM bridge_kv WHERE expires_at < ?", (time.time(),))
-        return conn
-
-    def _connection(self) -> sqlite3.Connection:
-        pid = os.getpid()
-        with self._conn_guard:
-            if self._conn is None or self._pid != pid:
-                self._ensure_files()
-                try:
-                    with self._file_lock:
-                        try:
-                            conn = self._open()
-                        except sqlite3.DatabaseError as exc:
-                            if "not a database" not in str(exc) and "malformed" not in str(exc):
-                                raise
-                            conn = self._set_aside_and_reopen(exc)
-                except OSError as exc:
-                    raise self._file_error(exc) from None
-                except sqlite3.OperationalError as exc:
-                    text = str(exc).lower()
-                    if "readonly" in text or "read-only" in text or "unable to open" in text:
-                        raise self._file_error(PermissionError(13, str(exc), self.path)) from None
-                    raise
-                self._conn, self._pid, self._buckets = conn, pid, {}
-            return self._conn
-
-    def _set_aside_and_reopen(self, exc: sqlite3.DatabaseError) -> sqlite3.Connection:
-        """
-        The file is not a usable database (truncated, overwritten): keep it for inspection under
-        another name and start a new one. Only shared state is lost: the next call signs in again
-        once and windows start empty.
-        """
-        aside = f"{self.path}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(self.path + suffix):
-                os.replace(self.path + suffix, aside + suffix)
-        log.warning(
-            "The shared state file %s could not be read (%s); it was set aside as %s and a new one "
-            "started: processes will sign in again once",
-            self.path,
-            exc,
-            aside,
-        )
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-        os.close(fd)
-        return self._open()
-
-    # -- key-value ---------------------------------------------------------------------------
-    def get_versioned(self, namespace: str, key: str) -> tuple[str, int] | None:
-        conn = self._connection()
-        with self._conn_guard:
-            row = conn.execute(
-                "SELECT value, version FROM bridge_kv WHERE namespace = ? AND key = ?"
-                " AND (expires_at IS NULL OR expires_at > ?)",
-                (namespace, key, time.time()),
-            ).fetchone()
-        return None if row is None else (str(row[0]), int(row[1]))
-
-    def set(self, namespace: str, key: str, value: str, *, ttl: float | None = None) -> None:
-        conn = self._connection()
-        now = time.time()
-        with self._conn_guard:
-            conn.execute(
-                "INSERT INTO bridge_kv (namespace, key, value, updated_at, version, expires_at)"
-                " VALUES (?, ?, ?, ?, 1, ?)"
-                " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
-                " updated_at = excluded.updated_at, version = bridge_kv.version + 1,"
-                " expires_at = excluded.expires_at",
-                (namespace, key, value, now, None if ttl is None else now + ttl),
-            )
-
-    def compare_and_set(
-        self, namespace: str, key: str, value: str, expected_version: int | None, *, ttl: float | None = None
-    ) -> bool:
-        conn = self._connection()
-        now = time.time()
-        expires = None if ttl is None else now + ttl
-        with self._conn_guard:
-            if expected_version is None:
-                cursor = conn.execute(
-                    "INSERT INTO bridge_kv (namespace, key, value, updated_at, version, expires_at)"
-                    " VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (namespace, key) DO UPDATE SET"
-                    " value = excluded.value, updated_at = excluded.updated_at,"
-                    " version = bridge_kv.version + 1, expires_at = excluded.expires_at"
-                    " WHERE bridge_kv.expires_at IS NOT NULL AND bridge_kv.expires_at <= ?",
-                    (namespace, key, value, now, expires, now),
-                )
-            else:
-                cursor = conn.execute(
-                    "UPDATE bridge_kv SET value = ?, updated_at = ?, version = version + 1, expires_at = ?"
-                    " WHERE namespace = ? AND key = ? AND version = ?"
-                    " AND (expires_at IS NULL OR expires_at > ?)",
-                    (value, now, expires, namespace, key, expected_version, now),
-                )
-            return cursor.rowcount == 1
-
-    def delete(self, namespace: str, key: str) -> None:
-        conn = self._connection()
-        with self._conn_guard:
-            conn.execute("DELETE FROM bridge_kv WHERE namespace = ? AND key = ?", (namespace, key))
-
-    def scan(self, namespace: str) -> dict[str, str]:
-        conn = self._connection()
-        with self._conn_guard:
-            rows = conn.execute(
-                "SELECT key, value FROM bridge_kv WHERE namespace = ?"
-                " AND (expires_at IS NULL OR expires_at > ?)",
-                (namespace, time.time()),
-            ).fetchall()
-        return {str(k): str(v) for k, v in rows}
-
-    # -- locks -------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self, name: str, timeout: float) -> Iterator[None]:
-        self._ensure_files()
-        # the operating system releases a file lock when its holder dies: no lease needed
-        file_lock = FileLock(os.path.join(self.lock_dir, digest(name) + ".lock"), mode=0o600)
-        try:
-            file_lock.acquire(timeout=timeout)
-        except Timeout:
-            raise BridgeStateError(
-                f"Timed out after {timeout:.0f}s waiting for the shared lock {name!r} in {self.lock_dir}"
-            ) from None
-        try:
-            yield
-        finally:
-            file_lock.release()
-
-    # -- rate buckets ------------------------------------------------------------------------
-    def _bucket(self, scope: str, windows: Sequence[tuple[int, float]]) -> tuple[AbstractBucket, Any]:
-        self._connection()  # resets per-process caches after a fork
-        with self._conn_guard:
-            return super()._bucket(scope, windows)
-
-    def _new_bucket(self, table: str, rates: list[Rate]) -> tuple[AbstractBucket, Any]:
-        """
-        pyrate-limiter's SQLite bucket as its ``init_from_file(use_file_lock=True)`` builds it (its
-        own connection, WAL, ``synchronous=NORMAL``, the same table, index and lock file), with a
-        :class:`~airflow_provider_bridge.state.flock.ProcessFileLock` on that file instead of a
-        ``FileLock``: the same ``flock``, without a quarter of a millisecond per request. It is the
-        backend's one lock on that file (opening the database takes it too), so no code path of
-        one process can wait on a lock the same process holds through another descriptor.
-        """
-        lock = self._file_lock
-        with lock:
-            conn = sqlite3.connect(self.path, isolation_level="DEFERRED", check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(SQLiteQueries.CREATE_BUCKET_TABLE.format(table=table))
-            conn.execute(
-                SQLiteQueries.CREATE_INDEX_ON_TIMESTAMP.format(
-                    index_name=f"idx_{table}_rate_item_timestamp", table_name=table
-                )
-            )
-            conn.commit()
-        return SQLiteBucket(rates, conn, table=table, lock=lock), lock
-
-    def _item_times(self, table: str) -> tuple[list[float], float]:
-        conn = self._connection()
-        with self._conn_guard:
-            try:
-                rows = conn.execute(f"SELECT item_timestamp FROM '{table}'").fetchall()
-            except sqlite3.OperationalError:  # not created in this file yet
-                return [], 0.0
-        return [float(r[0]) for r in rows], time.time() * 1000  # the bucket counts UNIX ms

@@ -18,12 +18,12 @@ from airflow_provider_bridge.state.backend import (
     _NAMESPACE_RE,
     DEFAULT_LOCK_LEASE,
     DEFAULT_NAMESPACE,
-    MemoryStateBackend,
-    SQLiteStateBackend,
     StateBackend,
 )
+from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
 from airflow_provider_bridge.state.postgres_backend import PostgresStateBackend
 from airflow_provider_bridge.state.redis_backend import RedisStateBackend
+from airflow_provider_bridge.state.sqlite_backend import SQLiteStateBackend
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge.exceptions import BridgeError
-from airflow_provider_bridge.state.backend import MemoryStateBackend
+from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
 from tests.security.stub import Answer, Received, StubServer, json_answer
 
 if TYPE_CHECKING:

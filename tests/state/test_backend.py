@@ -5,9 +5,9 @@ import os
 import stat
 import time
 
-from airflow_provider_bridge.state.backend import SQLiteStateBackend
 from airflow_provider_bridge.state.credentials import CredentialStore
 from airflow_provider_bridge.state.factory import get_state_backend
+from airflow_provider_bridge.state.sqlite_backend import SQLiteStateBackend
 
 
 def _hold_lock(path: str, name: str, started, hold: float) -> None:

@@ -26,7 +26,7 @@ def backend(request, monkeypatch):
         use_server_backend(request.param, request.getfixturevalue(f"{request.param}_server"), monkeypatch)
         return get_state_backend()
     if request.param == "memory":
-        from airflow_provider_bridge.state.backend import MemoryStateBackend
+        from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
 
         return MemoryStateBackend()
     return get_state_backend()  # the per-test SQLite file of the autouse fixture

@@ -5,9 +5,9 @@ import time
 import pytest
 
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeRateLimitError
-from airflow_provider_bridge.state.backend import MemoryStateBackend
 from airflow_provider_bridge.state.factory import get_state_backend
 from airflow_provider_bridge.state.limiter import RateLimiter, normalize_windows
+from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
 
 
 class TestNormalizeWindows:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 
 import pytest
 
 from airflow_provider_bridge.exceptions import BridgeStateError
-from airflow_provider_bridge.state.backend import SQLiteStateBackend
+from airflow_provider_bridge.state.sqlite_backend import SQLiteStateBackend
 
 
 @pytest.mark.parametrize(
@@ -113,3 +114,120 @@ def test_without_any_fernet_key_credentials_are_stored_with_a_warning_not_refuse
     assert "listed 0" in done.stdout
     assert "stored unencrypted" in done.stdout + done.stderr
     assert "not a valid Fernet key" not in done.stdout + done.stderr
+
+
+# -- the file is never touched outside SQLite while a connection is open (issue 18) --------------
+def _posix_locks_of(pid: int, path) -> list[str]:
+    """The POSIX (fcntl) locks ``pid`` holds on ``path``, as the kernel lists them."""
+    st = os.stat(path)
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    found = []
+    with open("/proc/locks") as locks:
+        for line in locks:
+            fields = line.split()
+            if fields[1] == "POSIX" and fields[4] == str(pid) and fields[5] == inode:
+                found.append(line.strip())
+    return found
+
+
+def test_taking_a_named_lock_keeps_sqlites_own_lock_on_the_file(tmp_path):
+    """
+    SQLite in WAL mode holds a shared POSIX lock on the database file while a connection is
+    open; it is what tells the last process to close that the WAL is still in use. Opening and
+    closing any other descriptor of the file drops it (the cause of the corruption in issue 18).
+    """
+    path = tmp_path / "bridge_state.sqlite"
+    backend = SQLiteStateBackend(str(path))
+    backend.set("ns", "k", "v")
+    assert _posix_locks_of(os.getpid(), path), "SQLite holds no lock on its file: nothing to check"
+    with backend.lock("credentials:x", timeout=10):
+        backend.set("ns", "k", "w")
+    assert backend.admit("scope", [(5, 1.0)]).wait == 0
+    assert _posix_locks_of(os.getpid(), path), "this process lost SQLite's lock on the state file"
+    backend.close()
+
+
+def _use_and_hold(path: str, ready: str, hold: float) -> None:
+    backend = SQLiteStateBackend(path)
+    backend.set("ns", "held", "yes")
+    open(ready, "w").close()
+    time.sleep(hold)
+
+
+def test_a_damaged_file_in_use_by_another_process_is_named_not_replaced(tmp_path):
+    import multiprocessing
+
+    path = tmp_path / "bridge_state.sqlite"
+    ready = tmp_path / "ready"
+    child = multiprocessing.get_context("spawn").Process(
+        target=_use_and_hold, args=(str(path), str(ready), 30.0)
+    )
+    child.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert time.monotonic() < deadline and child.is_alive()
+            time.sleep(0.05)
+        for name in (path, f"{path}-wal"):  # what a disk error or a stray write leaves behind
+            with open(name, "r+b") as damaged:
+                damaged.write(os.urandom(os.path.getsize(name)))
+        meets_it = SQLiteStateBackend(str(path))
+        with pytest.raises(BridgeStateError) as err:
+            meets_it.get("ns", "k")
+        meets_it.close()
+        text = str(err.value)
+        assert str(path) in text and "other processes of this host still use it" in text
+        assert not [p for p in tmp_path.iterdir() if ".unreadable-" in p.name]  # left where it is
+    finally:
+        child.kill()
+        child.join(10)
+    # once nobody uses it, the next process sets it aside and starts afresh
+    backend = SQLiteStateBackend(str(path))
+    backend.set("ns", "k", "v")
+    assert backend.get("ns", "k") == "v"
+    assert [p for p in tmp_path.iterdir() if ".unreadable-" in p.name]
+
+
+def test_no_sqlite_exception_reaches_a_caller(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "bridge_state.sqlite"
+    backend = SQLiteStateBackend(str(path))
+    backend.set("ns", "k", "v")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process keeps the file locked
+    try:
+        import airflow_provider_bridge.state.sqlite_backend as module
+
+        saved = module.BUSY_TIMEOUT
+        backend._conn.execute("PRAGMA busy_timeout=200")
+        module.BUSY_TIMEOUT = 0.2
+        with pytest.raises(BridgeStateError, match="held the state file locked"):
+            backend.set("ns", "k", "w")
+    finally:
+        module.BUSY_TIMEOUT = saved
+        other.execute("ROLLBACK")
+        other.close()
+    assert backend.get("ns", "k") == "v"
+
+
+def test_a_forked_child_gets_its_own_connection_and_the_parent_keeps_working(tmp_path):
+    path = tmp_path / "bridge_state.sqlite"
+    backend = SQLiteStateBackend(str(path))
+    backend.set("ns", "parent", "1")
+    assert backend.admit("scope", [(100, 60.0)]).wait == 0
+    pid = os.fork()
+    if pid == 0:  # the child: its own connection, the same file
+        code = 1
+        try:
+            backend.set("ns", "child", "1")
+            code = 0 if backend.admit("scope", [(100, 60.0)]).wait == 0 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert backend.get("ns", "child") == "1"
+    assert backend.admit("scope", [(100, 60.0)]).wait == 0
+    used = {(u.limit, u.seconds): u.used for u in backend.window_usage()}
+    assert used == {(100, 60.0): 3}  # the parent's two and the child's one, counted in one window
+    assert backend.check() == "ok"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from unittest import mock
 
 from airflow_provider_bridge.state import credentials
-from airflow_provider_bridge.state.backend import MemoryStateBackend
 from airflow_provider_bridge.state.credentials import CredentialStore
+from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
 
 
 def test_a_record_rotated_by_another_process_is_read_at_once_and_an_unchanged_one_is_not_decrypted_again():

@@ -13,7 +13,7 @@ import requests
 
 from airflow_provider_bridge.exceptions import BridgeConnectionError, BridgeOutcomeUnknownError
 from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
-from airflow_provider_bridge.state.backend import MemoryStateBackend
+from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
 from tests.helpers import FakeClock, FakeSession, answer, connect_refused
 
 BASE = "https://sb.test"
