@@ -26,6 +26,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   pip_quiet install --require-hashes -r requirements/dev.lock
   pip_quiet install --no-deps -e .
   .venv/bin/python -m pip check
-  .venv/bin/python -c "import airflow_provider_bridge, airflow.sdk, pyrate_limiter, filelock, pytest"
+  .venv/bin/python -c "import airflow_provider_bridge, airflow.sdk, filelock, pytest"
   echo "$want" > "$stamp"
 fi

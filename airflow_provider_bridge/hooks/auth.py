@@ -1,10 +1,12 @@
 """
-Authentication as small objects: *prepare* credentials, *apply* them to a request, *recover* once
+Authentication as small objects: *prepare* credentials, *apply* them to a request, *recover*
 after the vendor refused them.
 
 The request path calls ``prepare()`` before taking a rate-limit slot (so a sign-in never sits
-between a slot and its request), ``apply()`` right before sending, and ``recover()`` once when
-the answer says the credentials are gone (HTTP 401 or the vendor's equivalent).
+between a slot and its request), ``apply()`` right before sending, and ``recover()`` when the
+answer says the credentials are gone (HTTP 401 or the vendor's equivalent): it takes newer
+credentials another process stored meanwhile (under token churn, as often as that happens, within
+the call's retry budget), or renews them itself (at most once per call).
 
 An auth object never sees the hook. What obtains credentials gets a :class:`Send` callable: it
 sends one unauthenticated request through the same request path (rate-limited, retried by the
@@ -19,6 +21,7 @@ rotated refresh token) before it is used.
 from __future__ import annotations
 
 import abc
+import enum
 import logging
 import math
 import time
@@ -57,6 +60,14 @@ class Send(Protocol):
     ) -> requests.Response: ...
 
 
+class Recovery(enum.Enum):
+    """What :meth:`BridgeAuth.recover` did about refused credentials."""
+
+    NEWER_STORED = "newer_stored"  # another process had stored newer ones: resend with them
+    RENEWED = "renewed"  # this call renewed them: resend with them
+    NONE = "none"  # nothing newer, and this call may not renew: the refusal is final
+
+
 #: what an auth scheme's credentials are (opaque to the request path)
 C = TypeVar("C")
 
@@ -80,8 +91,14 @@ class BridgeAuth(abc.ABC, Generic[C]):
         """Attach ``credentials`` to the outgoing request's headers or query parameters."""
 
     @abc.abstractmethod
-    def recover(self, refused: C) -> None:
-        """The vendor refused ``refused``: get new credentials (once) for the resend."""
+    def recover(self, refused: C, *, may_renew: bool = True) -> Recovery:
+        """
+        The vendor refused ``refused``: make newer credentials available for the resend.
+
+        :param may_renew: whether this call may obtain new credentials itself (the request path
+            allows that once per call); newer credentials another process stored meanwhile are
+            always taken.
+        """
 
     def test_without_spending(self) -> tuple[bool, str] | None:
         """
@@ -129,7 +146,7 @@ class BasicAuth(BridgeAuth[str]):
     def apply(self, credentials: str, headers: dict[str, str], params: dict[str, Any]) -> None:
         headers["Authorization"] = credentials
 
-    def recover(self, refused: str) -> None:  # pragma: no cover - can_recover is False
+    def recover(self, refused: str, *, may_renew: bool = True) -> Recovery:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -195,14 +212,25 @@ class SharedTokenAuth(BridgeAuth[CredentialRecord]):
                 return record
             return self._replace(record, version, reason="expiring" if record else "none stored")
 
-    def recover(self, refused: CredentialRecord) -> None:
+    def recover(self, refused: CredentialRecord, *, may_renew: bool = True) -> Recovery:
+        if self._newer_than(self.store.load(), refused):  # no lock needed to see a newer one
+            log.debug("Credentials were renewed by another process; resending with the new ones")
+            return Recovery.NEWER_STORED
         with self.store.locked():
             record, version = self.store.load_versioned()
-            if record is not None and record.get(self.secret_field) != refused.get(self.secret_field):
-                log.info("Credentials were renewed by another process; using the new ones")
-                return
+            if self._newer_than(record, refused):
+                log.debug("Credentials were renewed by another process; resending with the new ones")
+                return Recovery.NEWER_STORED
+            if not may_renew:
+                return Recovery.NONE
+            log.info("Credentials refused by the vendor; renewing them")
             self.on_credentials("reauth")
             self._replace(record, version, reason="refused by the vendor")
+            return Recovery.RENEWED
+
+    def _newer_than(self, record: CredentialRecord | None, refused: CredentialRecord) -> bool:
+        """True when ``record`` holds other credentials than the refused ones."""
+        return record is not None and record.get(self.secret_field) != refused.get(self.secret_field)
 
     # -- internals -------------------------------------------------------------------------
     def _margin(self, record: CredentialRecord) -> float:

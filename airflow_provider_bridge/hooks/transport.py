@@ -13,7 +13,8 @@ Sending one logical call: limit, authenticate, send, classify, act.
 5. the answer or transport failure is classified into an
    :class:`~airflow_provider_bridge.retry_policy.Outcome`, and
    :func:`~airflow_provider_bridge.retry_policy.action_for` says what to do: return, retry
-   after a backoff, pause every process after a 429, renew credentials once, report an
+   after a backoff, pause every process after a 429, resend with newer credentials after a 401 (renewed by
+   this call at most once), report an
    unknown outcome of a write, or fail.
 
 Everything outside — the clock, the rate-limit gate, what is reported about each attempt — is
@@ -40,6 +41,7 @@ from airflow_provider_bridge.exceptions import (
     BridgeOutcomeUnknownError,
     BridgeRateLimitError,
 )
+from airflow_provider_bridge.hooks.auth import Recovery
 from airflow_provider_bridge.hooks.responses import (
     classify_exception,
     describe_transport_error,
@@ -235,7 +237,8 @@ class Transport:
         """
         budget = budget or self.policy.budget()
         attempt = 0
-        renewed_before_sending = reauthenticated = False
+        renewed_before_sending = renewed_after_refusal = False
+        refusals = 0
         while True:
             attempt += 1
             credentials = auth.prepare() if auth is not None else None
@@ -274,12 +277,22 @@ class Transport:
                 self.observer.failed(f"{call.shown}: {error}")
 
             if action is Action.REAUTH:
-                if auth is not None and auth.can_recover and not reauthenticated:
-                    log.info("%s: credentials refused (%s); renewing them once", call.shown, outcome.value)
-                    auth.recover(credentials)
-                    reauthenticated = True
-                    continue
-                raise error
+                # Under token churn (short lifetimes, single-use refreshes by other processes) the
+                # credentials a request carried may have been replaced while it was in flight: as
+                # long as the store holds newer ones than those refused, resend with them (each
+                # such resend after the first spends from the budget). This call renews them
+                # itself at most once; a refusal of credentials nobody has replaced is final.
+                if auth is None or not auth.can_recover:
+                    raise error
+                if refusals and budget.spend() is None:
+                    raise error
+                refusals += 1
+                recovery = auth.recover(credentials, may_renew=not renewed_after_refusal)
+                if recovery is Recovery.NONE:
+                    raise error
+                renewed_after_refusal = renewed_after_refusal or recovery is Recovery.RENEWED
+                log.debug("%s: credentials refused; resending with %s ones", call.shown, recovery.value)
+                continue
             if action is Action.UNKNOWN:
                 raise BridgeOutcomeUnknownError(
                     f"The outcome is unknown ({outcome.value}: {error}); the request may have been applied",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import urls
 from airflow_provider_bridge.changes import ChangeScan, field_timestamp
-from airflow_provider_bridge.hooks.auth import BridgeAuth
+from airflow_provider_bridge.hooks.auth import BridgeAuth, Recovery
 from airflow_provider_bridge.hooks.base import BridgeBaseHook
 from airflow_provider_bridge.hooks.paging import OffsetLimitPager, Pager
 from airflow_provider_bridge.state.credentials import mask
@@ -32,7 +32,9 @@ class ApiKeyAuth(BridgeAuth[str]):
     def apply(self, credentials: str, headers: dict[str, str], params: dict[str, Any]) -> None:
         headers[self.header] = credentials
 
-    def recover(self, refused: str) -> None:  # pragma: no cover - can_recover is False
+    def recover(
+        self, refused: str, *, may_renew: bool = True
+    ) -> Recovery:  # pragma: no cover - can_recover is False
         raise NotImplementedError
 
 

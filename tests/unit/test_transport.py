@@ -18,7 +18,7 @@ from airflow_provider_bridge.exceptions import (
     BridgeOutcomeUnknownError,
     BridgeRateLimitError,
 )
-from airflow_provider_bridge.hooks.auth import BridgeAuth
+from airflow_provider_bridge.hooks.auth import BridgeAuth, Recovery
 from airflow_provider_bridge.hooks.responses import AnswerReader, ErrorDetails, is_credential_answer
 from airflow_provider_bridge.hooks.transport import Call, Transport
 from airflow_provider_bridge.retry_policy import Outcome, RetryPolicy, outcome_for_status
@@ -58,12 +58,15 @@ class Recorder:
 class FakeAuth(BridgeAuth):
     """Bearer tokens t1, t2, ...: a new one after each recover()."""
 
-    def __init__(self, *, can_recover: bool = True, stale_after_wait: int = 0) -> None:
+    def __init__(
+        self, *, can_recover: bool = True, stale_after_wait: int = 0, stored_elsewhere: int = 0
+    ) -> None:
         self.can_recover = can_recover
         self.token = 1
         self.prepared = 0
         self.recovered: list[Any] = []
         self.stale_after_wait = stale_after_wait  # latest() says "expired" this many times
+        self.stored_elsewhere = stored_elsewhere  # recover() finds newer stored credentials this often
 
     def prepare(self) -> dict[str, str]:
         self.prepared += 1
@@ -78,9 +81,16 @@ class FakeAuth(BridgeAuth):
     def apply(self, credentials: Any, headers: dict[str, str], params: dict[str, Any]) -> None:
         headers["Authorization"] = f"Bearer {credentials['token']}"
 
-    def recover(self, refused: Any) -> None:
+    def recover(self, refused: Any, *, may_renew: bool = True) -> Recovery:
         self.recovered.append(refused)
+        if self.stored_elsewhere:  # another process stored newer credentials meanwhile
+            self.stored_elsewhere -= 1
+            self.token += 1
+            return Recovery.NEWER_STORED
+        if not may_renew:
+            return Recovery.NONE
         self.token += 1
+        return Recovery.RENEWED
 
 
 def transport(
@@ -253,12 +263,29 @@ def test_a_401_renews_the_credentials_once_and_resends_with_the_new_ones():
     assert auth.recovered == [{"token": "t1"}]
 
 
-def test_a_second_401_is_final():
+def test_a_second_401_is_final_when_nobody_stored_newer_credentials():
     auth = FakeAuth()
     path, session, _, _, _ = transport(answer(401), answer(401))
     with pytest.raises(BridgeAuthError):
         path.send(GET, auth=auth)
-    assert len(session.sent) == 2 and len(auth.recovered) == 1
+    assert len(session.sent) == 2  # renewed once by this call, never twice
+    assert auth.token == 2
+
+
+def test_under_token_churn_401s_are_resent_with_the_newest_stored_credentials():
+    """Other processes replace the token while each request is in flight (single-use refreshes)."""
+    auth = FakeAuth(stored_elsewhere=3)
+    path, session, _, _, _ = transport(answer(401), answer(401), answer(401), answer(200), max_retries=3)
+    assert path.send(GET, auth=auth).status_code == 200
+    assert [s["headers"]["Authorization"] for s in session.sent] == [f"Bearer t{n}" for n in (1, 2, 3, 4)]
+
+
+def test_resending_after_401s_is_bounded_by_the_retry_budget():
+    auth = FakeAuth(stored_elsewhere=10)
+    path, session, _, _, _ = transport(*[answer(401)] * 10, max_retries=2)
+    with pytest.raises(BridgeAuthError):
+        path.send(GET, auth=auth)
+    assert len(session.sent) == 4  # the first, its free resend, then the budget's two retries
 
 
 def test_a_401_with_credentials_that_cannot_be_renewed_is_final_at_once():
