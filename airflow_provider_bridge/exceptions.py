@@ -118,12 +118,19 @@ class BridgeOutcomeUnknownError(BridgeError):
     :param method: the HTTP method.
     :param path: the request path, without query string.
     :param sent: the body that was sent (never contains credentials).
+    :param may_land_later: True when the vendor may still be working on the request (a read
+        timeout, a connection dropped after sending, a gateway's 502/504): the write can appear
+        later, so a lookup must wait ``write_settle`` before calling it absent. False when the
+        vendor answered for itself (500, 503): whatever it did is done, one lookup tells.
     """
 
-    def __init__(self, message: str, *, method: str, path: str, sent: Any = None) -> None:
+    def __init__(
+        self, message: str, *, method: str, path: str, sent: Any = None, may_land_later: bool = True
+    ) -> None:
         self.method = method
         self.path = path
         self.sent = sent
+        self.may_land_later = may_land_later
         super().__init__(f"{message} [{method} {path}]")
 
 
@@ -133,8 +140,10 @@ class BulkCreateError(BridgeError):
 
     :param created: the records created before the failure, in input order.
     :param remaining: the input items not known to be created, in input order.
-    :param uncertain: the items of the failed chunk when its outcome is unknown (a subset of
+    :param uncertain: the items of the chunks whose outcome is unknown (a subset of
         ``remaining``): check the vendor before re-sending them.
+    :param settle_seconds: how long from now the vendor may still apply an uncertain chunk (0
+        when none can land later: look them up at once).
     """
 
     def __init__(
@@ -144,10 +153,12 @@ class BulkCreateError(BridgeError):
         created: list[dict[str, Any]],
         remaining: list[dict[str, Any]],
         uncertain: list[dict[str, Any]] | None = None,
+        settle_seconds: float = 0.0,
     ) -> None:
         self.created = created
         self.remaining = remaining
         self.uncertain = uncertain or []
+        self.settle_seconds = settle_seconds
         super().__init__(
             f"{message} ({len(created)} created, {len(remaining)} remaining"
             + (f", {len(self.uncertain)} of them with an unknown outcome" if self.uncertain else "")

@@ -341,7 +341,12 @@ class BridgitBenchHook(BridgeBaseHook):
         )
 
     def bulk_create_roles(
-        self, project_id: str | int, roles: list[dict[str, Any]], *, chunk_size: int = 100
+        self,
+        project_id: str | int,
+        roles: list[dict[str, Any]],
+        *,
+        chunk_size: int = 100,
+        park_uncertain: bool = False,
     ) -> list[dict[str, Any]]:
         """
         Create many roles on a project through ``roles/bulk``, in chunks.
@@ -349,10 +354,15 @@ class BridgitBenchHook(BridgeBaseHook):
         :param project_id: the project's id.
         :param roles: role objects (``BaseRoleRequest``: name, startDate, endDate, ...).
         :param chunk_size: roles per request (1-1000).
+        :param park_uncertain: when a chunk's outcome is unknown, set it aside and go on with the
+            next chunks (the caller reconciles the parked ones at the end: see
+            :class:`~airflow_provider_bridge.operators.bridgit_bench.BulkCreateRolesOperator`);
+            without it, the first uncertain chunk stops the create.
         :return: the created roles, in input order.
-        :raises BulkCreateError: a chunk failed; ``.created`` holds the roles created before it
-            and ``.remaining`` the inputs not known to be created (``.uncertain``: the chunk whose
-            outcome is unknown, to check before re-sending).
+        :raises BulkCreateError: a chunk failed; ``.created`` holds the roles created (before it,
+            and after it for parked chunks) and ``.remaining`` the inputs not known to be created
+            (``.uncertain``: the chunks whose outcome is unknown, to check before re-sending;
+            ``.settle_seconds``: how long from now the vendor may still apply them).
         """
         project = self._check_id(project_id, "project_id")
         if not isinstance(roles, list) or not roles:
@@ -378,30 +388,55 @@ class BridgitBenchHook(BridgeBaseHook):
             chunk_size,
         )
         created: list[dict[str, Any]] = []
+        parked: list[dict[str, Any]] = []
+        clock = self.transport.clock
+        #: when the last parked chunk that may still land can no longer be applied (monotonic)
+        settle_until = clock.monotonic()
+
+        def settle_left() -> float:
+            return max(0.0, settle_until - clock.monotonic())
+
         for start in range(0, len(roles), chunk_size):
             chunk = roles[start : start + chunk_size]
             try:
                 result = self.records_from(self.request("POST", path, json=chunk))
             except BridgeOutcomeUnknownError as exc:
+                if exc.may_land_later:
+                    settle_until = max(settle_until, clock.monotonic() + self.write_settle)
+                if park_uncertain:
+                    parked.extend(chunk)
+                    log.warning(
+                        "Chunk %d/%d (%d role(s)) has an unknown outcome (%s); parked, to be checked "
+                        "once the others are sent",
+                        start // chunk_size + 1,
+                        chunks,
+                        len(chunk),
+                        "it may still land" if exc.may_land_later else "the vendor answered",
+                    )
+                    continue
                 raise BulkCreateError(
                     f"Bulk role create on project {project}: chunk at {start} has an unknown outcome ({exc})",
                     created=created,
                     remaining=roles[start:],
                     uncertain=chunk,
+                    settle_seconds=settle_left(),
                 ) from None
             except BridgeError as exc:
                 raise BulkCreateError(
                     f"Bulk role create on project {project} failed at item {start}: {exc}",
                     created=created,
-                    remaining=roles[start:],
+                    remaining=parked + roles[start:],
+                    uncertain=parked,
+                    settle_seconds=settle_left(),
                 ) from exc
             if len(result) != len(chunk):
                 raise BulkCreateError(
                     f"Bulk role create on project {project}: sent {len(chunk)} roles, the answer holds "
                     f"{len(result)}",
                     created=created + result,
-                    remaining=roles[start:],
-                    uncertain=chunk,
+                    remaining=parked + roles[start:],
+                    uncertain=parked + chunk,
+                    settle_seconds=settle_left(),
                 )
             created.extend(result)
             log.info(
@@ -411,6 +446,15 @@ class BridgitBenchHook(BridgeBaseHook):
                 len(result),
                 len(created),
                 len(roles),
+            )
+        if parked:
+            raise BulkCreateError(
+                f"Bulk role create on project {project}: {len(parked)} role(s) in parked chunks have an "
+                "unknown outcome",
+                created=created,
+                remaining=parked,
+                uncertain=parked,
+                settle_seconds=settle_left(),
             )
         return created
 

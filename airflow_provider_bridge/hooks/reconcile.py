@@ -6,8 +6,11 @@ A create (POST) whose outcome is unknown — a read timeout, a connection droppe
 
 * the entity has no natural key (or the data lacks it): raise
   :class:`~airflow_provider_bridge.exceptions.BridgeOutcomeUnknownError` with what was sent;
-* look the record up by its natural key until the first write can no longer be pending
-  (``write_settle`` seconds): found, it is returned; still absent, the create is sent again;
+* the vendor answered for itself (a 500, a 503): one lookup by the natural key tells; found,
+  it is returned, absent, the create is sent again at once;
+* the request may still be in flight at the vendor (read timeout, connection dropped after
+  sending, a gateway's 502/504): look the record up until the first write can no longer be
+  pending (``write_settle`` seconds): found, it is returned; still absent, the create is sent again;
 * ``write_settle`` longer than ``max_retry_wait``: raise rather than wait in a worker slot (the
   task's retry, an upsert, reconciles first);
 * a resend refused as a duplicate (409) was applied by an earlier attempt: return that record.
@@ -85,7 +88,11 @@ class CreateReconciler:
                 if key is None:
                     self.report("raised")
                     raise
-                found = self._settled_lookup(lookup, unknown)
+                if unknown.may_land_later:
+                    found = self._settled_lookup(lookup, unknown)
+                else:  # the vendor has finished with it: what one lookup finds is the truth
+                    found_now = lookup()
+                    found = found_now[0] if found_now else None
                 if found is not None:
                     self.report("found")
                     log.warning(
@@ -102,10 +109,10 @@ class CreateReconciler:
                         sent=unknown.sent,
                     ) from None
                 log.warning(
-                    "Create of %s had an unknown outcome and no record with that %s appeared within "
-                    "write_settle; sending it again",
+                    "Create of %s had an unknown outcome and no record with that %s %s; sending it again",
                     what,
                     key,
+                    "appeared within write_settle" if unknown.may_land_later else "exists (the vendor answered)",
                 )
                 self.report("resent")
                 resent = True

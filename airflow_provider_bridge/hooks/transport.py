@@ -68,6 +68,22 @@ log = logging.getLogger(__name__)
 MAX_REDIRECTS = 3
 
 
+#: answers from a gateway in front of the vendor: the vendor itself may still be working on it
+GATEWAY_STATUSES = frozenset({502, 504})
+
+
+def may_land_later(outcome: Outcome, response: requests.Response | None) -> bool:
+    """
+    Whether a write with an unknown outcome may still be applied by the vendor later: it may when
+    the request can still be in flight there (no answer in time, the connection dropped after
+    sending, a gateway gave up waiting for the vendor); not when the vendor answered itself (a
+    500 or 503: it has finished with the request, whatever it did).
+    """
+    if outcome in (Outcome.READ_TIMEOUT, Outcome.DROPPED):
+        return True
+    return response is not None and response.status_code in GATEWAY_STATUSES
+
+
 class Clock(Protocol):
     """Time as the transport sees it (the unit tests pass a fake one)."""
 
@@ -299,6 +315,7 @@ class Transport:
                     method=call.method,
                     path=urlsplit(call.url).path,
                     sent=call.json,
+                    may_land_later=may_land_later(outcome, response),
                 ) from None
             if action is Action.THROTTLE and response is not None:
                 retry = self._throttled(call, response, budget, attempt)

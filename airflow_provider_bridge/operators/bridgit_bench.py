@@ -33,11 +33,13 @@ class BulkCreateRolesOperator(BaseOperator):
     by day) are skipped, which makes the task safe to re-run and to retry after a partial
     failure. Returns the roles created by this run, in input order.
 
-    When a chunk's outcome is unknown (a read timeout or a 5xx after sending it: the vendor may
-    apply it late) and ``match_on`` is set, the operator waits the connection's ``write_settle``,
-    lists the project's roles, and sends only those that did not land — once; without
-    ``match_on``, or when ``write_settle`` exceeds ``max_retry_wait``, it fails with
-    :class:`~airflow_provider_bridge.exceptions.BulkCreateError` (``uncertain`` names the chunk)
+    When a chunk's outcome is unknown (a read timeout, a dropped connection or a 5xx after
+    sending it) and ``match_on`` is set, the operator parks that chunk and goes on with the
+    others; at the end it waits only as long as a parked chunk may still be applied by the vendor
+    (what is left of the connection's ``write_settle`` since the last such failure, nothing after
+    a plain 500), lists the project's roles once, and sends only those that did not land — once.
+    Without ``match_on``, or when that wait exceeds ``max_retry_wait``, it fails with
+    :class:`~airflow_provider_bridge.exceptions.BulkCreateError` (``uncertain`` names the chunks)
     and a retry with ``match_on`` reconciles.
 
     .. code-block:: python
@@ -117,9 +119,11 @@ class BulkCreateRolesOperator(BaseOperator):
         )
         try:
             try:
-                created = hook.bulk_create_roles(self.project_id, roles, chunk_size=chunk_size)
+                created = hook.bulk_create_roles(
+                    self.project_id, roles, chunk_size=chunk_size, park_uncertain=bool(self.match_on)
+                )
             except BulkCreateError as exc:
-                if not (self.match_on and exc.uncertain) or hook.write_settle > hook.config.max_retry_wait:
+                if not (self.match_on and exc.uncertain) or exc.settle_seconds > hook.config.max_retry_wait:
                     raise
                 created = self._reconcile(hook, exc, chunk_size)
         except BulkCreateError as exc:
@@ -138,18 +142,20 @@ class BulkCreateRolesOperator(BaseOperator):
         self, hook: BridgitBenchHook, exc: BulkCreateError, chunk_size: int
     ) -> list[dict[str, Any]]:
         """
-        A chunk's outcome is unknown: wait until the vendor can no longer be applying it (the
-        connection's ``write_settle``), see which of its roles landed (by ``match_on``), and send
-        only the rest, once. A second failure is raised as is.
+        Chunks' outcomes are unknown: wait until the vendor can no longer be applying them (what
+        is left of ``write_settle``, see :attr:`BulkCreateError.settle_seconds`), see which of
+        their roles landed (by ``match_on``), and send only the rest, once. A second failure is
+        raised as is.
         """
         assert self.match_on is not None
         self.log.warning(
-            "A chunk of %d role(s) has an unknown outcome; waiting write_settle=%gs, then checking "
-            "which of them the project has before sending the rest",
+            "%d role(s) have an unknown outcome; waiting %.1fs (until the vendor can no longer apply "
+            "them), then checking which of them the project has before sending the rest",
             len(exc.uncertain),
-            hook.write_settle,
+            exc.settle_seconds,
         )
-        time.sleep(hook.write_settle)
+        if exc.settle_seconds > 0:
+            time.sleep(exc.settle_seconds)
         project = hook._check_id(self.project_id, "project_id")
         existing = {_key(r, self.match_on): r for r in hook.list_entities(f"projects/{project}/roles")}
         landed = [

@@ -281,12 +281,22 @@ class TestResilience:
         person = bridgit_hook.create_entity("persons", {"email": "once@example.com", "name": "Once"})
         assert bridgit.counter("persons_created") == 1 and person["email"] == "once@example.com"
 
-    def test_error_before_write_is_resent_once_found_absent_for_write_settle(self, bridgit, monkeypatch):
-        _set_conn(monkeypatch, bridgit, extra={"account_id": 1, "rate_limits": [[200, 1]], "write_settle": 1})
+    def test_a_500_before_the_write_is_resent_at_once_not_after_write_settle(self, bridgit, monkeypatch):
+        # the vendor answered: it has finished with the request, so one lookup tells
+        _set_conn(monkeypatch, bridgit, extra={"account_id": 1, "rate_limits": [[200, 1]], "write_settle": 30})
         bridgit.add_fault("error", method="POST", path="/Projects")
         started = time.monotonic()
         _hook().create_entity("projects", {"name": "Second Try"})
         assert bridgit.counter("projects_created") == 1 and bridgit.counter("fault_error") == 1
+        assert time.monotonic() - started < 5  # seconds, not write_settle's 30
+
+    def test_a_connection_dropped_before_the_answer_waits_write_settle_then_resends(self, bridgit, monkeypatch):
+        # no answer: the request may still be in flight at the vendor, so the lookup waits it out
+        _set_conn(monkeypatch, bridgit, extra={"account_id": 1, "rate_limits": [[200, 1]], "write_settle": 1})
+        bridgit.add_fault("drop", method="POST", path="/Projects")
+        started = time.monotonic()
+        _hook().create_entity("projects", {"name": "Second Try"})
+        assert bridgit.counter("projects_created") == 1 and bridgit.counter("fault_drop") == 1
         assert time.monotonic() - started >= 1.0  # the lookup stayed negative for write_settle first
 
     def test_a_write_the_vendor_applies_late_is_found_not_doubled(self, bridgit, monkeypatch):
@@ -303,7 +313,7 @@ class TestResilience:
     def test_a_settle_longer_than_max_retry_wait_leaves_it_to_the_task_retry(self, bridgit, monkeypatch):
         extra = {"account_id": 1, "rate_limits": [[200, 1]], "write_settle": 120, "max_retry_wait": 5}
         _set_conn(monkeypatch, bridgit, extra=extra)
-        bridgit.add_fault("error", method="POST", path="/Projects")
+        bridgit.add_fault("drop", method="POST", path="/Projects")
         with pytest.raises(BridgeOutcomeUnknownError, match="write_settle=120s") as err:
             _hook().create_entity("projects", {"name": "Maybe"})
         assert err.value.sent == {"name": "Maybe"}
@@ -493,6 +503,67 @@ class TestBulkRolesAppliedLate:
         op.execute({})
         names = [r["name"] for r in BridgitBenchHook().list_entities(f"projects/{project['id']}/roles")]
         assert sorted(names) == [r["name"] for r in roles]
+
+
+class TestBulkRolesParked:
+    """An uncertain chunk is parked; the others go on; the parked ones are reconciled at the end."""
+
+    def test_a_chunk_answered_500_after_its_write_is_parked_and_found_without_waiting(
+        self, bridgit, monkeypatch
+    ):
+        from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+        from airflow_provider_bridge.operators.bridgit_bench import BulkCreateRolesOperator
+
+        extra = {"account_id": 1, "rate_limits": [[200, 1]], "write_settle": 30, "max_retry_wait": 60}
+        _set_conn(monkeypatch, bridgit, extra=extra)
+        project = BridgitBenchHook().create_entity("projects", {"name": "Parked"})
+        roles = [{"name": f"R{i}", "startDate": "2027-01-01", "endDate": "2027-06-30"} for i in range(6)]
+        bridgit.configure(
+            faults={
+                "rules": [
+                    {"kind": "pass", "method": "POST", "path": "/roles/bulk", "count": 1},
+                    {"kind": "error_after_write", "method": "POST", "path": "/roles/bulk"},
+                ]
+            }
+        )
+        started = time.monotonic()
+        created = BulkCreateRolesOperator(
+            task_id="roles",
+            conn_id="bridgit_bench_default",
+            project_id=project["id"],
+            roles=roles,
+            chunk_size=2,
+            match_on=["name"],
+        ).execute({})
+        took = time.monotonic() - started
+        assert sorted(r["name"] for r in created) == [r["name"] for r in roles]
+        assert bridgit.counter("roles_created") == 6  # the parked chunk had landed: not sent again
+        assert took < 10, took  # the vendor answered 500: nothing to wait for (write_settle is 30 s)
+        posts = [r for r in bridgit.stats()["requests"] if r["method"] == "POST" and "bulk" in r["path"]]
+        assert len(posts) == 3  # chunks 1, 2 (parked) and 3; no resend
+
+    def test_chunks_after_a_parked_one_are_sent_before_it_is_reconciled(self, bridgit, monkeypatch, caplog):
+        import logging
+
+        from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+
+        extra = {"account_id": 1, "rate_limits": [[200, 1]], "timeout": 1, "write_settle": 3}
+        _set_conn(monkeypatch, bridgit, extra=extra)
+        project = BridgitBenchHook().create_entity("projects", {"name": "Parked late"})
+        roles = [{"name": f"R{i}"} for i in range(6)]
+        bridgit.configure(
+            faults={
+                "rules": [
+                    {"kind": "delay_before_processing", "method": "POST", "path": "/roles/bulk", "seconds": 2}
+                ]
+            }
+        )
+        with caplog.at_level(logging.WARNING), pytest.raises(BulkCreateError) as err:
+            BridgitBenchHook().bulk_create_roles(project["id"], roles, chunk_size=2, park_uncertain=True)
+        assert [r["name"] for r in err.value.created] == ["R2", "R3", "R4", "R5"]  # went on
+        assert err.value.uncertain == roles[:2] and err.value.remaining == roles[:2]
+        assert 0 < err.value.settle_seconds <= 3  # what is left of write_settle, not all of it
+        assert "parked" in caplog.text
 
 
 class TestProgressInTheLog:
