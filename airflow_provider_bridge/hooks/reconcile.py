@@ -112,7 +112,9 @@ class CreateReconciler:
                     "Create of %s had an unknown outcome and no record with that %s %s; sending it again",
                     what,
                     key,
-                    "appeared within write_settle" if unknown.may_land_later else "exists (the vendor answered)",
+                    "appeared within write_settle"
+                    if unknown.may_land_later
+                    else "exists (the vendor answered)",
                 )
                 self.report("resent")
                 resent = True

@@ -16,13 +16,14 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeRateLimitError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from airflow_provider_bridge.state.backend import StateBackend
 
@@ -88,6 +89,66 @@ def normalize_windows(raw: object, *, field: str = "rate_limits") -> list[tuple[
                 "limit a multiple of the shorter one's"
             )
     return kept
+
+
+#: seconds between two INFO lines about rate-limit waits, per scope and process (the rest: DEBUG)
+WAIT_REPORT_EVERY = 30.0
+
+
+class WaitReport:
+    """
+    Rate-limit waits summed per scope in this process: the first wait and then one line per
+    :data:`WAIT_REPORT_EVERY` seconds at INFO (how many waits, how long in all, the window), every
+    single wait at DEBUG. At Bridgit's default 5 requests/s a task waits a second many times a
+    minute; one line per wait would bury its log.
+
+    :param every: seconds between two INFO lines of one scope.
+    :param clock: monotonic time (injected by the tests).
+    """
+
+    def __init__(self, every: float = WAIT_REPORT_EVERY, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._guard = threading.Lock()
+        #: scope -> [waits, seconds, when the last INFO line was logged (None: never)]
+        self._pending: dict[str, list[Any]] = {}
+
+    def add(self, scope: str, windows: str, seconds: float, *, paused: bool) -> None:
+        """Count one wait of ``seconds`` (``paused``: a vendor's 429 pause, not a full window)."""
+        why = "the vendor asked every client to pause" if paused else f"rate limit {windows} reached"
+        log.debug("Rate limit: waiting %.3fs (%s)", seconds, why)
+        now = self.clock()
+        with self._guard:
+            entry = self._pending.setdefault(scope, [0, 0.0, None])
+            entry[0] += 1
+            entry[1] += seconds
+            last = entry[2]
+            first = last is None
+            if last is not None and now - last < self.every:
+                return
+            waits, total = entry[0], entry[1]
+            self._pending[scope] = [0, 0.0, now]
+        if first:
+            log.info(
+                "Rate limit %s: waiting %.1fs for a slot (%s; shared by every worker; further waits are "
+                "summed here every %gs)",
+                windows,
+                seconds,
+                why,
+                self.every,
+            )
+        else:
+            log.info(
+                "Rate limit %s: %d wait(s), %.1fs in all, in the last %.0fs (shared by every worker)",
+                windows,
+                waits,
+                total,
+                now - last if last is not None else 0.0,
+            )
+
+
+#: this process's wait report (one per process: a task's log gets one line per 30 s per vendor)
+WAITS = WaitReport()
 
 
 class RateLimiter:
@@ -165,7 +226,6 @@ class RateLimiter:
                         f"{wait:.1f}s more, longer than max_retry_wait={max_wait:g}s",
                         wait_seconds=wait,
                     )
-                log.info("Rate limit: pausing %.1fs as the vendor asked (shared by every worker)", wait)
             else:
                 wait += 0.002
                 if waited + wait > max_wait:
@@ -174,9 +234,6 @@ class RateLimiter:
                         f"longer than max_retry_wait={max_wait:g}s; retry the task later",
                         wait_seconds=wait,
                     )
-                if wait > 1:
-                    log.info("Rate limit %s reached: waiting %.1fs for a slot", self.describe(), wait)
-                else:
-                    log.debug("Rate limit %s reached: waiting %.3fs for a slot", self.describe(), wait)
+            WAITS.add(self.scope, self.describe(), wait, paused=admission.paused)
             time.sleep(wait)
             waited += wait

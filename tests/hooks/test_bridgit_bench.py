@@ -283,14 +283,18 @@ class TestResilience:
 
     def test_a_500_before_the_write_is_resent_at_once_not_after_write_settle(self, bridgit, monkeypatch):
         # the vendor answered: it has finished with the request, so one lookup tells
-        _set_conn(monkeypatch, bridgit, extra={"account_id": 1, "rate_limits": [[200, 1]], "write_settle": 30})
+        _set_conn(
+            monkeypatch, bridgit, extra={"account_id": 1, "rate_limits": [[200, 1]], "write_settle": 30}
+        )
         bridgit.add_fault("error", method="POST", path="/Projects")
         started = time.monotonic()
         _hook().create_entity("projects", {"name": "Second Try"})
         assert bridgit.counter("projects_created") == 1 and bridgit.counter("fault_error") == 1
         assert time.monotonic() - started < 5  # seconds, not write_settle's 30
 
-    def test_a_connection_dropped_before_the_answer_waits_write_settle_then_resends(self, bridgit, monkeypatch):
+    def test_a_connection_dropped_before_the_answer_waits_write_settle_then_resends(
+        self, bridgit, monkeypatch
+    ):
         # no answer: the request may still be in flight at the vendor, so the lookup waits it out
         _set_conn(monkeypatch, bridgit, extra={"account_id": 1, "rate_limits": [[200, 1]], "write_settle": 1})
         bridgit.add_fault("drop", method="POST", path="/Projects")
