@@ -34,6 +34,7 @@ import logging
 import multiprocessing
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -60,6 +61,7 @@ TARGETS = {
     },
 }
 LIMIT = [[200, 1]]
+_SETTLED = re.compile(r"Settled for ([0-9.]+)s: no late write appeared")
 
 
 def fault_mix(rate: float, path: str) -> list[dict[str, Any]]:
@@ -233,6 +235,10 @@ def run_soak(
                 k[len("fault_") :]: v for k, v in sorted(stats.items()) if k.startswith("fault_")
             },
             "vendor_requests": stats.get("requests", 0),
+            "writes_per_second": round(len(told_ok) / wall, 2) if wall else 0.0,
+            # every full settle (a lookup that stayed negative for write_settle) logs its length
+            "settles": len(settled := [float(m) for m in _SETTLED.findall(logs)]),
+            "seconds_settling": round(sum(settled), 1),
             "log_lines_scanned": logs.count("\n"),
             "secrets_found_in_logs": found_secrets,
         }

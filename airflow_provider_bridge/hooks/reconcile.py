@@ -136,13 +136,19 @@ class CreateReconciler:
         :return: the record, or None when it stayed absent for ``write_settle`` seconds.
         :raises BridgeOutcomeUnknownError: when that wait is longer than ``max_wait``.
         """
-        deadline = self.monotonic() + self.write_settle
+        started = self.monotonic()
+        deadline = started + self.write_settle
         while True:
             found = lookup()
             if found:
                 return found[0]
             left = deadline - self.monotonic()
             if left <= 0:
+                log.info(
+                    "Settled for %.1fs: no late write appeared (write_settle=%gs)",
+                    self.monotonic() - started,
+                    self.write_settle,
+                )
                 return None
             if self.write_settle > self.max_wait:
                 self.report("raised")
