@@ -53,8 +53,9 @@ COMMON_FIELDS: dict[str, Any] = {
     },
     "write_settle": {
         "label": "Write settle (s)",
-        "description": "After a create with an unknown outcome, the record is looked up by its natural key "
-        "and sent again only once it stayed absent this long (a write the vendor applies late).",
+        "description": "After a create that may still be in flight at the vendor (read timeout, dropped "
+        "connection, gateway 502/504), the record is looked up by its natural key and sent again only once "
+        "it stayed absent this long (a write the vendor applies late). After a 500/503 one lookup decides.",
         "schema": {"type": ["number", "null"], "default": 30},
     },
     "natural_keys": {

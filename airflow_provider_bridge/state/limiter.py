@@ -3,8 +3,8 @@ Rate limits shared by every process that uses a connection.
 
 A :class:`RateLimiter` enforces all of a connection's windows at once (e.g. 50 per second and
 60,000 per hour) through the state backend's atomic :meth:`~StateBackend.admit` step: exact
-sliding-window logs (pyrate-limiter buckets on one host, rings on a PostgreSQL or Redis server
-for several hosts). On top of the windows it keeps a shared *pause*: when the vendor answers
+sliding-window logs, kept as rings of admission times by every backend (the SQLite file on one
+host, a PostgreSQL or Redis server for several). On top of the windows it keeps a shared *pause*: when the vendor answers
 429, the process that saw it pauses every process until ``Retry-After``.
 
 When the wait for a slot (or the pause) is longer than ``max_retry_wait`` we know that at once
@@ -40,8 +40,8 @@ def normalize_windows(raw: object, *, field: str = "rate_limits") -> list[tuple[
     Validate and simplify rate windows.
 
     Accepts ``[[requests, seconds], ...]`` in any order; returns them sorted by duration with
-    windows made redundant by a stricter one dropped (pyrate-limiter requires strictly
-    increasing intervals and limits).
+    windows made redundant by a stricter one dropped (each window kept costs a ring read and write
+    per request).
 
     :param raw: the user's value.
     :param field: the name to quote in errors.

@@ -75,21 +75,31 @@ _SCHEMA = (
 
 #: every live backend of this process, closed before a fork
 _OPEN_BACKENDS: weakref.WeakSet[SQLiteStateBackend] = weakref.WeakSet()
+#: connections a forked child inherited open (kept referenced: closing them there is SQLite's trap)
+_ABANDONED: list[sqlite3.Connection] = []
+#: the backends closed by the fork in progress (a backend another thread creates meanwhile is not)
+_FORKING: list[SQLiteStateBackend] = []
 
 
 def _before_fork() -> None:
-    for backend in list(_OPEN_BACKENDS):
+    _FORKING[:] = list(_OPEN_BACKENDS)
+    for backend in _FORKING:
         backend._close_for_fork()
 
 
 def _after_fork_in_parent() -> None:
-    for backend in list(_OPEN_BACKENDS):
+    for backend in _FORKING:
         backend._conn_guard.release()
+    _FORKING.clear()
 
 
 def _after_fork_in_child() -> None:
-    for backend in list(_OPEN_BACKENDS):
+    for backend in _FORKING:
         backend._forget_inherited()
+    for backend in list(_OPEN_BACKENDS):  # created by another thread during the fork: not ours either
+        if backend._pid != os.getpid():
+            backend._forget_inherited()
+    _FORKING.clear()
 
 
 os.register_at_fork(
@@ -134,6 +144,9 @@ class SQLiteStateBackend(StateBackend):
     def _forget_inherited(self) -> None:
         """In a forked child: nothing of the parent's is ours. Closing the inherited users' lock
         descriptor leaves the parent's lock alone (the open file description stays the parent's)."""
+        if self._conn is not None:  # opened by another thread while forking: never used or closed here
+            _ABANDONED.append(self._conn)
+            self._conn = None
         if self._users_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._users_fd)

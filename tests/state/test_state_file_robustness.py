@@ -231,3 +231,24 @@ def test_a_forked_child_gets_its_own_connection_and_the_parent_keeps_working(tmp
     used = {(u.limit, u.seconds): u.used for u in backend.window_usage()}
     assert used == {(100, 60.0): 3}  # the parent's two and the child's one, counted in one window
     assert backend.check() == "ok"
+
+
+def test_a_state_file_of_the_previous_version_is_used_as_it_is(tmp_path):
+    """The file an earlier release wrote (pyrate-limiter bucket tables beside the records)."""
+    import sqlite3
+
+    path = tmp_path / "bridge_state.sqlite"
+    with sqlite3.connect(path) as old:
+        old.execute("PRAGMA journal_mode=WAL")
+        old.execute(
+            "CREATE TABLE bridge_kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+            " updated_at REAL NOT NULL, version INTEGER NOT NULL DEFAULT 1, expires_at REAL,"
+            " PRIMARY KEY (namespace, key))"
+        )
+        old.execute("INSERT INTO bridge_kv VALUES ('credentials', 'acct', 'fernet:xyz', 1.0, 7, NULL)")
+        old.execute("CREATE TABLE 'rate_0123' (name VARCHAR, item_timestamp INTEGER)")
+    backend = SQLiteStateBackend(str(path))
+    assert backend.get_versioned("credentials", "acct") == ("fernet:xyz", 7)  # no new sign-in
+    assert backend.admit("scope", [(2, 60.0)]).wait == 0
+    assert backend.check() == "ok"
+    backend.close()
