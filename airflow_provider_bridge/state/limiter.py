@@ -4,8 +4,9 @@ Rate limits shared by every process that uses a connection.
 A :class:`RateLimiter` enforces all of a connection's windows at once (e.g. 50 per second and
 60,000 per hour) through the state backend's atomic :meth:`~StateBackend.admit` step: exact
 sliding-window logs, kept as rings of admission times by every backend (the SQLite file on one
-host, a PostgreSQL or Redis server for several). On top of the windows it keeps a shared *pause*: when the vendor answers
-429, the process that saw it pauses every process until ``Retry-After``.
+host, a PostgreSQL or Redis server for several). On top of the windows it keeps a shared
+*pause*: when the vendor answers 429, the process that saw it pauses every process until
+``Retry-After``.
 
 When the wait for a slot (or the pause) is longer than ``max_retry_wait`` we know that at once
 and raise :class:`BridgeRateLimitError`, rather than sleep ``max_retry_wait`` first.
