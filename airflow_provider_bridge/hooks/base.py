@@ -19,7 +19,7 @@ import logging
 import time
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_bridge.hooks.auth import BridgeAuth
     from airflow_provider_bridge.state.backend import StateBackend
+    from airflow_provider_bridge.sync import SyncSummary
 
 __all__ = ["BridgeBaseHook", "ConnectionConfig", "ErrorDetails"]
 
@@ -134,6 +135,8 @@ class BridgeBaseHook(BaseHook):
     #: backoff base and cap (seconds) for full-jitter exponential retries
     backoff_base: ClassVar[float] = 0.5
     backoff_cap: ClassVar[float] = 30.0
+    #: False where the vendor offers no delete (a sync in ``mirror`` mode is then refused up front)
+    supports_delete: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """
@@ -740,7 +743,37 @@ class BridgeBaseHook(BaseHook):
         path = self.entity_path(self._check_entity(entity), self._check_id(entity_id))
         return self.record_from(self.request("GET", path))
 
-    def create_entity(self, entity: str, data: dict[str, Any]) -> dict[str, Any]:
+    def worker_copy(self) -> Self:
+        """
+        Another hook of the same connection for another thread (its own HTTP session and request
+        path), sharing this one's state backend: the rate limits, pauses and credentials stay
+        shared. A sync's concurrent writes use one copy per thread.
+        """
+        return type(self)(self.conn_id, state_backend=self._state_backend, connection=self._connection)
+
+    def sync_entities(
+        self, entity: str, records: Any, *, match_on: list[str] | str, **options: Any
+    ) -> SyncSummary:
+        """
+        Keep ``entity`` in step with ``records``: read the target once, compare on the fields the
+        source sets, and write only what differs, concurrently within the shared rate limit.
+
+        :param entity: the resource path, e.g. ``projects``.
+        :param records: a list of dicts, or the path or URL of a JSON lines file.
+        :param match_on: the target fields that identify a record.
+        :param options: ``mode``, ``transform``, ``dry_run``, ``rejects_path``, ``max_rejects``,
+            ``max_in_flight``, ``query_params``, ``max_deletes``, ``remember``, ``full_compare``;
+            see :class:`~airflow_provider_bridge.operators.sync.SyncEntitiesOperator`.
+        :return: the summary (created, updated, unchanged, skipped, deleted, rejected, requests,
+            seconds).
+        :raises BridgeConfigError: a bad argument, before any request.
+        :raises ~airflow_provider_bridge.sync.BridgeSyncError: more rows rejected than ``max_rejects``.
+        """
+        from airflow_provider_bridge.sync import sync_entities
+
+        return sync_entities(self, entity, records, match_on=match_on, **options)
+
+    def create_entity(self, entity: str, data: dict[str, Any], *, reconcile: bool = True) -> dict[str, Any]:
         """
         Create a record and return it as the vendor stored it.
 
@@ -753,12 +786,18 @@ class BridgeBaseHook(BaseHook):
         ``max_retry_wait``, or the entity has no natural key, :class:`BridgeOutcomeUnknownError`
         is raised with what was sent: the task fails, and its retry (an upsert) reconciles first.
         See :mod:`airflow_provider_bridge.hooks.reconcile`.
+
+        :param reconcile: False: an unknown outcome is raised at once as
+            :class:`BridgeOutcomeUnknownError` (its ``may_land_later`` says whether to wait before
+            looking), for a caller that reconciles many writes together (a sync).
         """
         entity = self._check_entity(entity)
         data = self._check_data(data)
         key = self.natural_key(entity)
         key_value = data.get(key) if key else None
         call = self._call("POST", self.entity_path(entity), json=self.write_body(entity, data))
+        if not reconcile:
+            return self.record_from(self._send(call, budget=self.retry_policy.budget()))
         reconciler = CreateReconciler(
             write_settle=self.write_settle,
             max_wait=self.config.max_retry_wait,

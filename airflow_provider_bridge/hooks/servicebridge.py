@@ -26,7 +26,7 @@ import logging
 import re
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from airflow_provider_bridge import urls
 from airflow_provider_bridge.changes import ChangeScan, field_timestamp
@@ -196,6 +196,11 @@ class ServiceBridgeHook(BridgeBaseHook):
     ) -> None:
         super().__init__(servicebridge_conn_id, **kwargs)
         self._api_version_override = api_version
+
+    def worker_copy(self) -> Self:
+        copy = super().worker_copy()
+        copy._api_version_override = self._api_version_override
+        return copy
 
     # -- configuration ----------------------------------------------------------------------
     @cached_property

@@ -88,6 +88,7 @@ class ThirdPartyManagerHook(BridgeBaseHook):
     conn_name_attr = "third_party_manager_conn_id"
     default_conn_name = "third_party_manager_default"
     hook_name = "Third-Party Manager"
+    supports_delete = False
 
     default_host = None
     default_rate_limits = [[6, 1], [600, 3600]]

@@ -1,4 +1,4 @@
-"""Operators: generic entity operators (vendor chosen by the connection) and Bridgit's bulk roles."""
+"""Operators: generic entity operators (vendor chosen by the connection), the sync, Bridgit's bulk roles."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from airflow_provider_bridge.operators.entity import (
     UpdateEntityOperator,
     UpsertEntityOperator,
 )
+from airflow_provider_bridge.operators.sync import SyncEntitiesOperator
 
 __all__ = [
     "BulkCreateRolesOperator",
@@ -18,6 +19,7 @@ __all__ = [
     "DeleteEntityOperator",
     "GetEntityOperator",
     "ListEntitiesOperator",
+    "SyncEntitiesOperator",
     "UpdateEntityOperator",
     "UpsertEntityOperator",
 ]

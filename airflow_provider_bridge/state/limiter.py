@@ -113,6 +113,13 @@ class WaitReport:
         self._guard = threading.Lock()
         #: scope -> [waits, seconds, when the last INFO line was logged (None: never)]
         self._pending: dict[str, list[Any]] = {}
+        #: scope -> seconds waited in all by this process
+        self._totals: dict[str, float] = {}
+
+    def total(self, scope: str) -> float:
+        """Seconds this process has waited for ``scope``'s rate limit in all (progress lines)."""
+        with self._guard:
+            return self._totals.get(scope, 0.0)
 
     def add(self, scope: str, windows: str, seconds: float, *, paused: bool) -> None:
         """Count one wait of ``seconds`` (``paused``: a vendor's 429 pause, not a full window)."""
@@ -120,6 +127,7 @@ class WaitReport:
         log.debug("Rate limit: waiting %.3fs (%s)", seconds, why)
         now = self.clock()
         with self._guard:
+            self._totals[scope] = self._totals.get(scope, 0.0) + seconds
             entry = self._pending.setdefault(scope, [0, 0.0, None])
             entry[0] += 1
             entry[1] += seconds
