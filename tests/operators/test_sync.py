@@ -219,7 +219,7 @@ class TestMirror:
         assert sorted(c["Name"] for c in hook.list_entities("Customers")) == ["C0", "C1", "C2"]
 
     def test_mirror_is_refused_before_any_request_on_third_party_manager(self, tpm):
-        with pytest.raises(BridgeConfigError, match="mode: 'mirror'.*Third-Party Manager offers no delete"):
+        with pytest.raises(BridgeConfigError, match=r"mode: 'mirror'.*Third-Party Manager offers no delete"):
             _sync(
                 conn_id="third_party_manager_default",
                 entity="thirdparty/profile",
