@@ -1,11 +1,14 @@
 """
-Keep Bridgit Bench projects in step with ServiceBridge customers.
+Keep Bridgit Bench projects in step with ServiceBridge customers, thousands at a time.
 
-1. ``changed_customers``: ServiceBridge customers changed since the previous successful run
-   started (every customer on the first run), through the ``changeTime`` filter.
-2. ``project_payloads``: one Bridgit project per customer, named after it.
-3. ``upsert_projects``: one mapped task per customer: find the project by name, update what
-   differs or create it. Safe to re-run: nothing is created twice.
+1. ``changed_customers``: the ServiceBridge customers changed since the previous successful run
+   started (every customer on the first run), through the ``changeTime`` filter, streamed to a
+   JSON lines file in the run's staging folder (``stage`` param: a local folder, or an
+   object-storage URL such as ``s3://bucket/bridge-sync`` when tasks run on several hosts).
+2. ``sync_projects``: one :class:`~airflow_provider_bridge.operators.SyncEntitiesOperator` task:
+   reads the target once, compares, and creates or updates only what differs, concurrently
+   within Bridgit's shared rate limit. Rows Bridgit refuses go to a rejects file beside the
+   extract; the task fails if more than 1 % are refused. Safe to re-run: nothing is created twice.
 
 Connections ``servicebridge_default`` and ``bridgit_bench_default`` (``python -m
 airflow_provider_bridge.sandbox`` serves both locally; see the README).
@@ -14,54 +17,68 @@ airflow_provider_bridge.sandbox`` serves both locally; see the README).
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import tempfile
 from typing import Any
 
-from airflow.sdk import DAG, get_current_context, task
+from airflow.sdk import DAG, Param, get_current_context, task
 
-from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
-from airflow_provider_bridge.operators import UpsertEntityOperator
+from airflow_provider_bridge.operators import SyncEntitiesOperator
+
+log = logging.getLogger(__name__)
+
+
+def customer_to_project(customer: dict[str, Any]) -> dict[str, Any] | None:
+    """The Bridgit project a ServiceBridge customer should have (None: no project)."""
+    if not customer.get("Name"):
+        return None
+    notes = customer.get("Notes")
+    return {
+        "name": customer["Name"],
+        "type": "Opportunity",
+        "description": f"ServiceBridge customer {customer['Id']}" + (f": {notes}" if notes else ""),
+    }
+
 
 with DAG(
     dag_id="servicebridge_to_bridgit",
-    description="Upsert a Bridgit project for every ServiceBridge customer changed since the last run",
+    description="Sync a Bridgit project for every ServiceBridge customer changed since the last run",
     schedule=None,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     default_args={"retries": 3, "retry_delay": dt.timedelta(seconds=30)},
+    params={
+        "stage": Param(
+            os.path.join(tempfile.gettempdir(), "bridge-sync"),
+            type="string",
+            description="Folder or object-storage URL for the extract and the rejects",
+        )
+    },
     tags=["bridge", "servicebridge", "bridgit_bench", "example"],
 ) as dag:
 
     @task
-    def changed_customers() -> list[dict[str, Any]]:
-        """Customers changed since the previous successful run started (all of them the first time)."""
+    def changed_customers() -> str:
+        """Customers changed since the previous successful run started, as JSON lines; their path."""
+        from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
+        from airflow_provider_bridge.operators.entity import write_json_lines
+
         context = get_current_context()
-        previous = context.get("prev_start_date_success")
-        since = previous or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        since = context.get("prev_start_date_success") or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        path = f"{context['params']['stage'].rstrip('/')}/customers-{context['run_id']}.jsonl"
         hook = ServiceBridgeHook(servicebridge_conn_id="servicebridge_default")
-        customers = [
-            {"Id": c["Id"], "Name": c.get("Name"), "Notes": c.get("Notes")}
-            for c in hook.changed_since("Customers", since)
-            if c.get("Name")
-        ]
-        print(f"{len(customers)} customer(s) changed since {since.isoformat()}")
-        return customers
+        count = write_json_lines(path, hook.changed_since("Customers", since))
+        log.info("%d customer(s) changed since %s, in %s", count, since.isoformat(), path)
+        return path
 
-    @task
-    def project_payloads(customers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The Bridgit project each customer should have."""
-        return [
-            {
-                "name": customer["Name"],
-                "type": "Opportunity",
-                "description": f"ServiceBridge customer {customer['Id']}"
-                + (f": {customer['Notes']}" if customer.get("Notes") else ""),
-            }
-            for customer in customers
-        ]
-
-    UpsertEntityOperator.partial(
-        task_id="upsert_projects",
+    SyncEntitiesOperator(
+        task_id="sync_projects",
         conn_id="bridgit_bench_default",
         entity="projects",
+        records=changed_customers(),
+        transform=customer_to_project,
         match_on=["name"],
-    ).expand(data=project_payloads(changed_customers()))
+        rejects_path="{{ params.stage }}/rejected-projects-{{ run_id }}.jsonl",
+        max_rejects=0.01,
+    )

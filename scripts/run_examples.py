@@ -20,6 +20,7 @@ EXAMPLE_DAGS = {
     "bridgit_bench_staffing": ["bridgit_bench"],
     "servicebridge_to_bridgit": ["servicebridge", "bridgit_bench"],
     "third_party_onboarding": ["third_party_manager", "bridgit_bench"],
+    "third_party_supplier_sync": ["third_party_manager"],
     # scheduled by an AssetWatcher in production (tests/e2e runs that with a real scheduler and
     # triggerer); here triggered by hand with the projects to staff in the run's conf
     "event_driven_staffing": ["bridgit_bench"],
@@ -81,6 +82,9 @@ def describe(value: object) -> str:
             str(v.get("name", v.get("Name", v.get("id")))) if isinstance(v, dict) else str(v) for v in value
         ]
         return f"{len(value)} record(s)" + (f": {', '.join(names[:8])}" if names else "")
+    if isinstance(value, dict) and "unchanged" in value:  # a sync's summary
+        counts = ("created", "updated", "unchanged", "skipped", "deleted", "rejected", "requests")
+        return "sync: " + ", ".join(f"{value[k]} {k}" for k in counts) + f", {value['seconds']}s"
     if isinstance(value, dict) and "changes" in value:
         return f"{value['count']} change(s) (cursor {value['cursor']})"
     if isinstance(value, dict):
