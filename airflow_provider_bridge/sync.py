@@ -278,8 +278,16 @@ class _Unreadable:
 
 
 def normalize_key_value(value: Any) -> Any:
-    """How ``match_on`` values compare: strings trimmed and case-insensitive, as ``find_entities``."""
-    return value.strip().casefold() if isinstance(value, str) else value
+    """
+    How ``match_on`` values compare: strings trimmed and case-insensitive, as ``find_entities``;
+    dates (``2027-01-04`` or ``2027-01-04T00:00:00Z``) by day, as the vendors echo them differently.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if len(text) >= 10 and text[4:5] == "-" and text[7:8] == "-" and text[:4].isdigit():
+        return text[:10]
+    return text.casefold()
 
 
 def key_of(record: dict[str, Any], match_on: tuple[str, ...]) -> str | None:
@@ -728,8 +736,14 @@ class EntitySync:
         parked: list[tuple[_Row, float]] = []  # (row, when it can no longer land: monotonic)
         parked_guard = threading.Lock()
         jobs: list[Callable[[], None]] = []
-        for row in creates:
-            jobs.append(lambda row=row: self._create(row, parked, parked_guard))  # type: ignore[misc]
+        if len(creates) > 1 and self.hook.bulk_create_path(self.options.entity) is not None:
+            size = self.hook.bulk_create_limit
+            for start in range(0, len(creates), size):
+                chunk = creates[start : start + size]
+                jobs.append(lambda chunk=chunk: self._create_bulk(chunk, parked, parked_guard))  # type: ignore[misc]
+        else:
+            for row in creates:
+                jobs.append(lambda row=row: self._create(row, parked, parked_guard))  # type: ignore[misc]
         for row, record_id, changes in updates:
             jobs.append(lambda r=row, i=record_id, c=changes: self._update(r, i, c))  # type: ignore[misc]
         for key, record_id in deletes:
@@ -819,6 +833,47 @@ class EntitySync:
         backend.delete(JOURNAL_NAMESPACE, journal)
         self._remember(row.key, hook.record_id(record), row.data)
         self.counts.add("created")
+
+    def _create_bulk(self, rows: list[_Row], parked: list[tuple[_Row, float]], guard: threading.Lock) -> None:
+        """
+        Create a chunk through the vendor's bulk endpoint. An ambiguous chunk is parked whole; a
+        chunk the vendor refuses as invalid is sent again row by row, so only the invalid rows are
+        rejected.
+        """
+        hook = self._worker_hook()
+        backend = hook.state_backend
+        for row in rows:
+            backend.set(
+                JOURNAL_NAMESPACE, self._journal_key(row.key), repr(time.time()), ttl=hook.write_settle + 3600
+            )
+        try:
+            records = hook.bulk_create(self.options.entity, [row.data for row in rows])
+        except BridgeOutcomeUnknownError as exc:
+            settle = hook.write_settle if exc.may_land_later else 0.0
+            with guard:
+                parked.extend((row, self.clock() + settle) for row in rows)
+            log.warning(
+                "Bulk create of %d %s has an unknown outcome; parked, to be checked at the end",
+                len(rows),
+                self.options.entity,
+            )
+            return
+        except BridgeAPIError as exc:
+            if isinstance(exc, BridgeAuthError) or exc.status_code not in REJECTED_STATUSES:
+                raise
+            log.info(
+                "A bulk create of %d was refused (%s); sending its rows one by one",
+                len(rows),
+                exc.status_code,
+            )
+            for row in rows:
+                backend.delete(JOURNAL_NAMESPACE, self._journal_key(row.key))
+                self._create(row, parked, guard)
+            return
+        for row, record in zip(rows, records, strict=True):
+            backend.delete(JOURNAL_NAMESPACE, self._journal_key(row.key))
+            self._remember(row.key, hook.record_id(record), row.data)
+            self.counts.add("created")
 
     def _update(self, row: _Row, record_id: Any, changes: dict[str, Any]) -> None:
         hook = self._worker_hook()

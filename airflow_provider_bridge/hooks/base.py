@@ -33,6 +33,8 @@ from airflow_provider_bridge.exceptions import (
     BridgeAuthError,
     BridgeConfigError,
     BridgeError,
+    BridgeNotSupportedError,
+    BridgeOutcomeUnknownError,
 )
 from airflow_provider_bridge.forms import field_behaviour, form_widgets
 from airflow_provider_bridge.hooks.connection import ConnectionConfig, Extras, VendorDefaults, config_from
@@ -137,6 +139,8 @@ class BridgeBaseHook(BaseHook):
     backoff_cap: ClassVar[float] = 30.0
     #: False where the vendor offers no delete (a sync in ``mirror`` mode is then refused up front)
     supports_delete: ClassVar[bool] = True
+    #: most records one bulk create takes (see :meth:`bulk_create_path`)
+    bulk_create_limit: ClassVar[int] = 100
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """
@@ -410,6 +414,38 @@ class BridgeBaseHook(BaseHook):
     def vendor_natural_key(self, entity: str) -> str | None:
         """The field the vendor keeps unique for ``entity`` (e.g. Bridgit project name), if any."""
         return None
+
+    def bulk_create_path(self, entity: str) -> str | None:
+        """The endpoint that creates many records of ``entity`` in one request (None: the vendor has none)."""
+        return None
+
+    def bulk_create(self, entity: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """
+        Create up to :attr:`bulk_create_limit` records in one request, where the vendor has a bulk
+        endpoint (:meth:`bulk_create_path`); return them as stored, in input order.
+
+        :raises BridgeNotSupportedError: the vendor has no bulk create for ``entity``.
+        :raises BridgeOutcomeUnknownError: the outcome is unknown (also when the answer does not
+            hold one record per input): some or all may have been created.
+        """
+        entity = self._check_entity(entity)
+        path = self.bulk_create_path(entity)
+        if path is None:
+            raise BridgeNotSupportedError(f"{self.hook_name} has no bulk create for {entity}")
+        if not 1 <= len(records) <= self.bulk_create_limit:
+            raise BridgeConfigError(
+                f"records: expected 1 to {self.bulk_create_limit} records per bulk create, got {len(records)}"
+            )
+        body = [self.write_body(entity, self._check_data(r)) for r in records]
+        result = self.records_from(self.request("POST", path, json=body))
+        if len(result) != len(records):
+            raise BridgeOutcomeUnknownError(
+                f"Bulk create of {entity}: sent {len(records)} records, the answer holds {len(result)}",
+                method="POST",
+                path=path,
+                may_land_later=False,
+            )
+        return result
 
     def match_params(self, entity: str, match: dict[str, Any]) -> dict[str, Any]:
         """Server-side filters that narrow a search for records equal to ``match``."""

@@ -340,6 +340,10 @@ class BridgitBenchHook(BridgeBaseHook):
             entity, entity_id
         )
 
+    def bulk_create_path(self, entity: str) -> str | None:
+        """Roles have ``projects/{id}/roles/bulk`` (up to 1,000 a request; a sync sends 100)."""
+        return self.entity_path(entity) + "/bulk" if _ROLES.match(entity.strip("/")) else None
+
     def bulk_create_roles(
         self,
         project_id: str | int,

@@ -339,3 +339,36 @@ class TestArguments:
         with pytest.raises(BridgeConfigError, match=rf"^{named}: "):
             _sync(**kwargs)
         assert bridgit.stats()["accepted"] == 0
+
+
+class TestBulk:
+    def test_roles_are_created_through_the_bulk_endpoint_and_an_invalid_row_only_rejects_itself(
+        self, bridgit_hook, bridgit
+    ):
+        project = bridgit_hook.create_entity("projects", {"name": "Bulk"})
+        roles = [
+            {"name": f"Role {i:03d}", "startDate": "2027-01-04", "endDate": "2027-12-17"} for i in range(250)
+        ]
+        roles[120]["endDate"] = "2026-01-01"  # before its start: the vendor answers 422 for its chunk
+        before = len(bridgit.stats()["requests"])
+        summary = _sync(
+            entity=f"projects/{project['id']}/roles",
+            match_on=["name", "startDate", "endDate"],
+            records=roles,
+            max_rejects=1,
+        )
+        assert (summary["created"], summary["rejected"]) == (249, 1)
+        posts = [r["path"] for r in bridgit.stats()["requests"][before:] if r["method"] == "POST"]
+        assert sum(p.endswith("/roles/bulk") for p in posts) == 3  # 100 + 100 + 50
+        assert sum(p.endswith("/roles") for p in posts) == 100  # the refused chunk, row by row
+        again = _sync(
+            entity=f"projects/{project['id']}/roles",
+            match_on=["name", "startDate", "endDate"],
+            records=roles,
+            max_rejects=1,
+        )
+        assert (again["created"], again["unchanged"], again["rejected"]) == (
+            0,
+            249,
+            1,
+        )  # dates compared by day
