@@ -372,3 +372,19 @@ class TestBulk:
             249,
             1,
         )  # dates compared by day
+
+
+def test_lineage_names_the_source_file_as_input_and_the_entity_as_output(bridgit, tmp_path):
+    pytest.importorskip("airflow.providers.openlineage")
+    source = tmp_path / "customers.jsonl"
+    op = SyncEntitiesOperator(
+        task_id="sync",
+        conn_id="bridgit_bench_default",
+        entity="projects",
+        records=str(source),
+        match_on="name",
+    )
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [("file", str(source))]
+    assert [d.name for d in lineage.outputs] == ["projects"]
+    assert lineage.outputs[0].namespace.startswith("bridgit-bench://")
