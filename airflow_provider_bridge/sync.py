@@ -444,6 +444,8 @@ class EntitySync:
         self._stop = threading.Event()
         self._failure: BaseException | None = None
         self._source_rows = 0
+        self._unkeyed = 0  # source rows rejected before they had a key
+        self._protected: set[str] = set()
         self._finished = 0
         self._remembered: dict[str, list[Any]] = {}
         self._new_memory: dict[str, list[Any]] = {}
@@ -550,26 +552,31 @@ class EntitySync:
         for raw in self.source:
             self._source_rows += 1
             if isinstance(raw, _Unreadable):
+                self._unkeyed += 1
                 self.rejections.add(raw.text, "unreadable", raw.reason)
                 continue
             if not isinstance(raw, dict):
+                self._unkeyed += 1
                 self.rejections.add(raw, "not_a_record", f"expected an object, got {type(raw).__name__}")
                 continue
             try:
                 data = transform(raw) if transform is not None else raw
             except Exception as exc:  # the user's code: any error rejects the row, with its reason
+                self._unkeyed += 1
                 self.rejections.add(raw, "transform_failed", f"{type(exc).__name__}: {exc}")
                 continue
             if data is None:
                 self.counts.skipped += 1
                 continue
             if not isinstance(data, dict):
+                self._unkeyed += 1
                 self.rejections.add(
                     raw, "transform_failed", f"transform returned {type(data).__name__}, not a dict"
                 )
                 continue
             key = key_of(data, self.options.match_on)
             if key is None:
+                self._unkeyed += 1
                 self.rejections.add(
                     raw, "missing_key", f"no value for match_on {list(self.options.match_on)}"
                 )
@@ -581,6 +588,7 @@ class EntitySync:
                 duplicates[key] = [wanted.pop(key).source, raw]
                 continue
             wanted[key] = _Row(key, data, raw)
+        self._protected = set(duplicates)  # their target records are not "gone from the source"
         for key, rows in duplicates.items():
             for raw in rows:
                 self.rejections.add(
@@ -647,7 +655,7 @@ class EntitySync:
                 continue
             row = wanted.get(key)
             if row is None:
-                if options.mode == "mirror":
+                if options.mode == "mirror" and key not in self._protected:
                     others.append((key, hook.record_id(record)))
                 continue
             if key in found:
@@ -655,6 +663,15 @@ class EntitySync:
                 continue
             found[key] = (hook.record_id(record), {f: record.get(f) for f in row.data})
         log.info("Target: %d record(s) read, %d of them match the source", read, len(found))
+        if others and self._unkeyed:
+            log.warning(
+                "mirror: %d source row(s) were rejected before they had a key, so the %d target record(s) "
+                "the source seems not to have may include theirs; nothing is deleted this run",
+                self._unkeyed,
+                len(others),
+            )
+            self.counts.skipped += len(others)
+            others = []
         creates: list[_Row] = []
         updates: list[tuple[_Row, Any, dict[str, Any]]] = []
         for key, row in wanted.items():
@@ -950,7 +967,7 @@ class EntitySync:
             else ("; set rejects_path to keep the rows and reasons")
         )
         log.warning("%d row(s) rejected, e.g. %s%s", count, "; ".join(self.rejections.first), where)
-        if count > allowed:
+        if count > allowed and not self.options.dry_run:
             raise BridgeSyncError(
                 f"{count} of {self._source_rows} row(s) rejected, more than max_rejects="
                 f"{limit:g}{where}. First: {'; '.join(self.rejections.first)}",

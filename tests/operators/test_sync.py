@@ -199,6 +199,29 @@ class TestMirror:
         assert (summary["created"], summary["deleted"], summary["unchanged"]) == (1, 2, 1)
         assert sorted(c["Name"] for c in hook.list_entities("Customers")) == ["Keep", "New"]
 
+    def test_mirror_never_deletes_the_record_of_a_rejected_source_row(self, servicebridge):
+        from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
+
+        hook = ServiceBridgeHook()
+        for name in ("Twice", "Unkeyed", "Gone"):
+            hook.create_entity("Customers", {"Name": name})
+        common = {
+            "conn_id": "servicebridge_default",
+            "entity": "Customers",
+            "match_on": ["Name"],
+            "mode": "mirror",
+        }
+        # a key given twice is rejected, and its target record is kept
+        summary = _sync(
+            **common, records=[{"Name": "Twice"}, {"Name": "Twice"}, {"Name": "Unkeyed"}], max_rejects=2
+        )
+        assert (summary["deleted"], summary["rejected"]) == (1, 2)
+        assert sorted(c["Name"] for c in hook.list_entities("Customers")) == ["Twice", "Unkeyed"]
+        # a row that could not be keyed might be any record: nothing is deleted
+        summary = _sync(**common, records=[{"Name": "Twice"}, {"Nom": "?"}], max_rejects=1)
+        assert (summary["deleted"], summary["skipped"]) == (0, 1)
+        assert sorted(c["Name"] for c in hook.list_entities("Customers")) == ["Twice", "Unkeyed"]
+
     def test_max_deletes_fails_before_the_first_write(self, servicebridge):
         from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
 
