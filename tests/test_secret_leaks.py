@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -96,9 +97,13 @@ def test_no_secret_in_xcom_or_rendered_fields(airflow_db, bridgit, servicebridge
     bridgit.configure(access_token_ttl=2)
     ServiceBridgeHook().create_entity("Customers", {"Name": "Secretive Ltd"})
     tpm.configure(approve_after=0.5)
+    files = []
     for dag_id in ("bridgit_bench_staffing", "servicebridge_to_bridgit", "third_party_onboarding"):
-        state, _ = run_dag(DAGS_FOLDER, dag_id)
+        state, returned = run_dag(DAGS_FOLDER, dag_id)
         assert state == "success"
+        if dag_id == "servicebridge_to_bridgit":  # the extract the sync read, and its summary
+            files.append(Path(returned["changed_customers"]).read_text())
+            assert returned["sync_projects"]["created"] >= 1
     with create_session() as session:
         stored = [
             json.dumps(XComModel.deserialize_value(x), default=str) for x in session.query(XComModel).all()
@@ -107,7 +112,7 @@ def test_no_secret_in_xcom_or_rendered_fields(airflow_db, bridgit, servicebridge
             json.dumps(r.rendered_fields, default=str)
             for r in session.query(RenderedTaskInstanceFields).all()
         ]
-    text = "\n".join(stored)
+    text = "\n".join(stored + files)
     assert "Harbour View Tower" in text and "Secretive Ltd" in text  # we are looking at the right rows
     tokens = bridgit.action("issued-secrets")["secrets"]
     session_keys = servicebridge.action("issued-secrets")["secrets"]

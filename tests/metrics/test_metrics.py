@@ -105,9 +105,9 @@ def test_outcome_unknown_resolutions(statsd, bridgit, monkeypatch):
     bridgit.add_fault("error_after_write", method="POST", path="/Projects")
     hook.create_entity("projects", {"name": "Applied"})  # the 500 came after the write: found
     bridgit.add_fault("error", method="POST", path="/Projects")
-    hook.create_entity("projects", {"name": "Not applied"})  # absent after write_settle: resent
+    hook.create_entity("projects", {"name": "Not applied"})  # a 500 and absent: resent at once
     hook = _hook(bridgit, monkeypatch, write_settle=120)
-    bridgit.add_fault("error", method="POST", path="/Projects")
+    bridgit.add_fault("drop", method="POST", path="/Projects")  # may still land: longer than allowed
     with pytest.raises(BridgeOutcomeUnknownError):
         hook.create_entity("projects", {"name": "Too long to wait"})
     time.sleep(0.5)
