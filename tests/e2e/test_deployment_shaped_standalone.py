@@ -16,6 +16,7 @@ import pytest
 
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
 from airflow_provider_bridge.sandbox.testing import AirflowStandalone
+from tests.e2e.test_event_driven_scheduling import _wait
 
 REPO = Path(__file__).resolve().parents[2]
 #: seconds of steady running (short mapped task runs, sensors deferred) before the change
@@ -27,15 +28,6 @@ STATE_ERRORS = (
     "BridgeStateError",
     "BridgeAuthError",
 )
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.mark.e2e
