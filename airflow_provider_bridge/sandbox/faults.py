@@ -180,6 +180,7 @@ class SandboxControl:
                 return
         self.arrivals.append(now)
         self.count("requests")
+        self.count(f"requests_{method.lower()}")  # exact per method (the request log keeps the last 2,000)
         self.requests.append(
             {
                 "t": now,
