@@ -458,7 +458,7 @@ class EntitySync:
         try:
             self._wait_for_a_killed_attempt()
             wanted = self._read_source()
-            if self.options.remember and not self.options.full_compare:
+            if self.options.remember:
                 wanted = self._drop_remembered(wanted)
             creates: list[_Row] = []
             updates: list[tuple[_Row, Any, dict[str, Any]]] = []
@@ -615,14 +615,16 @@ class EntitySync:
         left: dict[str, _Row] = {}
         for key, row in wanted.items():
             known = self._remembered.get(key)
-            if known is not None and known[1] == fingerprint(row.data):
-                self._new_memory[key] = known
-                if len(known) > 2:  # refused by the vendor last time, and unchanged since
-                    self.rejections.add(row.source, f"{known[2]}_before", f"unchanged since: {known[3]}")
-                else:
-                    self.counts.unchanged += 1
-            else:
+            if known is None or known[1] != fingerprint(row.data):
                 left[key] = row
+            elif len(known) > 2:  # refused by the vendor last time and unchanged since: not resent
+                self._new_memory[key] = known
+                self.rejections.add(row.source, f"{known[2]}_before", f"unchanged since: {known[3]}")
+            elif self.options.full_compare:  # compared with the target all the same
+                left[key] = row
+            else:
+                self._new_memory[key] = known
+                self.counts.unchanged += 1
         log.info(
             "Remembered: %d row(s) unchanged since the last sync; %d to compare with the target",
             len(wanted) - len(left),

@@ -62,7 +62,8 @@ class SyncEntitiesOperator(BridgeEntityOperator):
         a later run skips unchanged rows without reading the target, and makes no request at all
         when nothing changed. Changes made in the vendor's UI are then not seen until
         ``full_compare``.
-    :param full_compare: with ``remember``, compare every row with the target anyway.
+    :param full_compare: with ``remember``, compare every row with the target anyway (rows the
+        vendor refused, unchanged since, are still not sent again).
     """
 
     template_fields: Sequence[str] = (
