@@ -79,7 +79,10 @@ def describe(value: object) -> str:
         return f"{len(value)} mapped result(s) of " + ", ".join(str(len(v)) for v in value) + " record(s)"
     if isinstance(value, list):
         names = [
-            str(v.get("name", v.get("Name", v.get("id")))) if isinstance(v, dict) else str(v) for v in value
+            str(v.get("name", v.get("Name", v.get("legal_name", v.get("id")))))
+            if isinstance(v, dict)
+            else str(v)
+            for v in value
         ]
         return f"{len(value)} record(s)" + (f": {', '.join(names[:8])}" if names else "")
     if isinstance(value, dict) and "unchanged" in value:  # a sync's summary
