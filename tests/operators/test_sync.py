@@ -411,3 +411,25 @@ def test_lineage_names_the_source_file_as_input_and_the_entity_as_output(bridgit
     assert [(d.namespace, d.name) for d in lineage.inputs] == [("file", str(source))]
     assert [d.name for d in lineage.outputs] == ["projects"]
     assert lineage.outputs[0].namespace.startswith("bridgit-bench://")
+
+
+def test_progress_is_logged_with_the_rate_and_the_eta(bridgit, caplog):
+    import itertools
+    import logging
+
+    from airflow_provider_bridge.sync import EntitySync, check_options
+
+    bridgit.configure(faults={"latency": 0.2, "rules": []})
+    hook = BridgitBenchHook()
+    ticks = itertools.count(step=11.0)  # every reading of the clock is 11 s later
+    sync = EntitySync(
+        hook,
+        _projects(8),
+        check_options(hook, "projects", ["name"], max_in_flight=1),
+        clock=lambda: next(ticks),
+    )
+    with caplog.at_level(logging.INFO, logger="airflow_provider_bridge.sync"):
+        assert sync.run()["created"] == 8
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Sync progress")]
+    assert progress, caplog.text
+    assert "writes/s, ETA" in progress[0] and "/8 written" in progress[0]
