@@ -13,6 +13,7 @@ Run the sandbox from tests: a real server process on loopback, and a small contr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -293,17 +294,9 @@ class AirflowStandalone:
             return []
 
     def stop(self) -> None:
-        """Stop every component (the whole process group)."""
-        import signal
-
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        """Stop every component (see :func:`stop_groups`)."""
+        if self.process is not None:
+            stop_groups([self.process])
 
     def __enter__(self) -> AirflowStandalone:
         return self.start()
@@ -366,21 +359,42 @@ class AirflowComponents(AirflowStandalone):
         return self
 
     def stop(self) -> None:
-        """Stop every component (each process group)."""
-        import signal
-
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+        """Stop every component (see :func:`stop_groups`)."""
+        stop_groups(list(self.processes.values()))
 
     def __enter__(self) -> AirflowComponents:
         return self.start()
+
+
+def stop_groups(processes: list[subprocess.Popen[bytes]]) -> None:
+    """
+    Stop processes started with ``start_new_session=True``: SIGTERM to each process group (SIGKILL
+    after 30 s), then any descendant that had left its group (Airflow's API server starts its
+    workers in a session of their own; they would outlive the group and keep their port).
+    """
+    import signal
+
+    import psutil
+
+    running = [p for p in processes if p.poll() is None]
+    family: list[psutil.Process] = []
+    for process in running:
+        with contextlib.suppress(psutil.Error):
+            family += psutil.Process(process.pid).children(recursive=True)
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in running:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    _, alive = psutil.wait_procs(family, timeout=10)
+    for straggler in alive:
+        with contextlib.suppress(psutil.Error):
+            straggler.kill()
 
 
 def _home_of(env: dict[str, str]) -> Path:
