@@ -399,14 +399,11 @@ class _Counts:
     unchanged: int = 0
     skipped: int = 0
     deleted: int = 0
-    done: int = 0
     guard: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def add(self, what: str) -> None:
         with self.guard:
             setattr(self, what, getattr(self, what) + 1)
-            if what in ("created", "updated", "deleted"):
-                self.done += 1
 
 
 class EntitySync:
@@ -509,6 +506,16 @@ class EntitySync:
     # -- 2. a killed attempt's writes ----------------------------------------------------------
     def _journal_key(self, key: str) -> str:
         return f"{self.sync_id}|{key}"
+
+    def _journal(self, hook: BridgeBaseHook, row: _Row) -> None:
+        """Note a create as in flight (before it is sent): a killed attempt's retry waits it out."""
+        hook.state_backend.set(
+            JOURNAL_NAMESPACE, self._journal_key(row.key), repr(time.time()), ttl=hook.write_settle + 3600
+        )
+
+    def _settled(self, key: str) -> None:
+        """A create's outcome is known: forget its journal entry."""
+        self.hook.state_backend.delete(JOURNAL_NAMESPACE, self._journal_key(key))
 
     def _wait_for_a_killed_attempt(self) -> None:
         backend = self.hook.state_backend
@@ -814,8 +821,13 @@ class EntitySync:
             with self.counts.guard:
                 self._finished += 1
 
+    @staticmethod
+    def _rejects_the_row(exc: BridgeAPIError) -> bool:
+        """A vendor answer that refuses the row (validation...), not the sync (auth, 429, 5xx)."""
+        return not isinstance(exc, BridgeAuthError) and exc.status_code in REJECTED_STATUSES
+
     def _reject_or_raise(self, row: _Row | Any, exc: BridgeAPIError, what: str) -> None:
-        if isinstance(exc, BridgeAuthError) or exc.status_code not in REJECTED_STATUSES:
+        if not self._rejects_the_row(exc):
             raise exc
         message = str(exc)
         if isinstance(row, _Row):
@@ -828,9 +840,7 @@ class EntitySync:
 
     def _create(self, row: _Row, parked: list[tuple[_Row, float]], guard: threading.Lock) -> None:
         hook = self._worker_hook()
-        backend = hook.state_backend
-        journal = self._journal_key(row.key)
-        backend.set(JOURNAL_NAMESPACE, journal, repr(time.time()), ttl=hook.write_settle + 3600)
+        self._journal(hook, row)
         try:
             record = hook.create_entity(self.options.entity, row.data, reconcile=False)
         except BridgeOutcomeUnknownError as exc:
@@ -846,10 +856,10 @@ class EntitySync:
             )
             return  # the journal entry stays until it is reconciled
         except BridgeAPIError as exc:
-            backend.delete(JOURNAL_NAMESPACE, journal)
+            self._settled(row.key)
             self._reject_or_raise(row, exc, "create")
             return
-        backend.delete(JOURNAL_NAMESPACE, journal)
+        self._settled(row.key)
         self._remember(row.key, hook.record_id(record), row.data)
         self.counts.add("created")
 
@@ -860,11 +870,8 @@ class EntitySync:
         rejected.
         """
         hook = self._worker_hook()
-        backend = hook.state_backend
         for row in rows:
-            backend.set(
-                JOURNAL_NAMESPACE, self._journal_key(row.key), repr(time.time()), ttl=hook.write_settle + 3600
-            )
+            self._journal(hook, row)
         try:
             records = hook.bulk_create(self.options.entity, [row.data for row in rows])
         except BridgeOutcomeUnknownError as exc:
@@ -878,7 +885,7 @@ class EntitySync:
             )
             return
         except BridgeAPIError as exc:
-            if isinstance(exc, BridgeAuthError) or exc.status_code not in REJECTED_STATUSES:
+            if not self._rejects_the_row(exc):
                 raise
             log.info(
                 "A bulk create of %d was refused (%s); sending its rows one by one",
@@ -886,11 +893,11 @@ class EntitySync:
                 exc.status_code,
             )
             for row in rows:
-                backend.delete(JOURNAL_NAMESPACE, self._journal_key(row.key))
+                self._settled(row.key)
                 self._create(row, parked, guard)
             return
         for row, record in zip(rows, records, strict=True):
-            backend.delete(JOURNAL_NAMESPACE, self._journal_key(row.key))
+            self._settled(row.key)
             self._remember(row.key, hook.record_id(record), row.data)
             self.counts.add("created")
 
@@ -933,11 +940,10 @@ class EntitySync:
             if key in rows:
                 landed.setdefault(key, self.hook.record_id(record))
         log.info("%d of %d parked create(s) had landed; sending the others again", len(landed), len(rows))
-        backend = self.hook.state_backend
         resend: list[Callable[[], None]] = []
         for key, row in rows.items():
             if key in landed:
-                backend.delete(JOURNAL_NAMESPACE, self._journal_key(key))
+                self._settled(key)
                 self._remember(key, landed[key], row.data)
                 self.counts.add("created")
             else:
@@ -953,7 +959,7 @@ class EntitySync:
             self._reject_or_raise(row, exc, "create")
             return
         finally:
-            hook.state_backend.delete(JOURNAL_NAMESPACE, self._journal_key(row.key))
+            self._settled(row.key)
         self._remember(row.key, hook.record_id(record), row.data)
         self.counts.add("created")
 

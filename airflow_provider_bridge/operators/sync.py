@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge.operators.entity import BridgeEntityOperator
-from airflow_provider_bridge.sync import DEFAULT_MAX_IN_FLIGHT, SyncSummary, check_options, open_source
+from airflow_provider_bridge.sync import DEFAULT_MAX_IN_FLIGHT, EntitySync, SyncSummary, check_options
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -128,6 +128,6 @@ class SyncEntitiesOperator(BridgeEntityOperator):
             "remember": self.remember,
             "full_compare": self.full_compare,
         }
-        check_options(self.hook, self.entity, self.match_on, **options)  # before anything is read
-        open_source(self.records)  # a missing file fails here too
-        return self.hook.sync_entities(self.entity, self.records, match_on=self.match_on, **options)
+        # checked, and the source opened (a missing file fails), before any request
+        checked = check_options(self.hook, self.entity, self.match_on, **options)
+        return EntitySync(self.hook, self.records, checked).run()

@@ -254,7 +254,6 @@ class SQLiteStateBackend(StateBackend):
         """This process's connection (call with ``_conn_guard`` held)."""
         if self._pid != os.getpid():  # forked without the at-fork hook (never expected)
             self._forget_inherited()
-            self._conn = None
         if self._conn is None:
             self._make_lock_dir()
             self._take_users_lock(fcntl.LOCK_SH)
