@@ -38,7 +38,7 @@ from airflow_provider_bridge.exceptions import (
 )
 from airflow_provider_bridge.forms import field_behaviour, form_widgets
 from airflow_provider_bridge.hooks.connection import ConnectionConfig, Extras, VendorDefaults, config_from
-from airflow_provider_bridge.hooks.paging import Pager, PageSource, SinglePage, bounded
+from airflow_provider_bridge.hooks.paging import Page, Pager, PageRequest, SinglePage, bounded
 from airflow_provider_bridge.hooks.reconcile import CreateReconciler
 from airflow_provider_bridge.hooks.responses import AnswerReader, ErrorDetails, refused_in_words
 from airflow_provider_bridge.hooks.transport import Call, Transport
@@ -667,31 +667,36 @@ class BridgeBaseHook(BaseHook):
     def _unexpected(self, response: requests.Response, expected: str) -> BridgeAPIError:
         return self.answers.unexpected(response, expected)
 
-    def page_source(self) -> PageSource:
-        """What this hook's pagers may use: fetch through the request path, read, follow links."""
-
-        def fetch(
-            method: str,
-            url: str,
-            *,
-            params: dict[str, Any] | None = None,
-            json: Any = None,
-            idempotent: bool | None = None,
-            credentials: bool = True,
-        ) -> requests.Response:
-            return self.request(
-                method, url, params=params, json=json, idempotent=idempotent, authenticate=credentials
+    def pages(
+        self, pager: Pager, path: str, params: dict[str, Any], page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        """
+        Drive ``pager`` over one listing: send each page's request through the request path, read
+        its records, and ask the pager for the next request. A link the vendor gave carries
+        credentials only within the connection's origin (see :meth:`link_credentials`). After the
+        first page, a listing whose total is known announces how many requests it will need.
+        """
+        request: PageRequest | None = pager.first(path, params, page_size)
+        number = 0
+        while request is not None:
+            number += 1
+            url = self.url_for(request.url)
+            credentials = True if number == 1 else self.link_credentials(url)
+            response = self.request(
+                request.method,
+                url,
+                params=request.params,
+                json=request.json,
+                idempotent=request.idempotent,
+                authenticate=credentials,
             )
-
-        return PageSource(
-            fetch=fetch,
-            records=self.records_from,
-            body=self.json_body,
-            unexpected=self._unexpected,
-            absolute=self.url_for,
-            link_credentials=self.link_credentials,
-            announce=self.announce_requests,
-        )
+            page = Page(request, response, self.records_from(response))
+            if number == 1:
+                total = pager.total(page)
+                if total is not None and total > len(page.records):
+                    self.announce_requests(-(-total // page_size), f"listing {total} records of {path}")
+            yield page.records
+            request = pager.next(page)
 
     # ------------------------------------------------------------------------------------
     # the entity interface (same for every vendor)
@@ -744,7 +749,7 @@ class BridgeBaseHook(BaseHook):
         total = pages = 0
         started = last_report = time.monotonic()
         requests_before = self.requests_sent
-        pages_read = self.pager_for(entity).pages(self.page_source(), path, merged, size)
+        pages_read = self.pages(self.pager_for(entity), path, merged, size)
         for records in bounded(pages_read, entity, self.max_pages):
             pages += 1
             total += len(records)

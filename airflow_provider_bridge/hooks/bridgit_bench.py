@@ -511,7 +511,7 @@ class BridgitBenchHook(BridgeBaseHook):
             predicates["activityTypes"] = activity_types
         pager = OffsetLimitPager(body={"predicates": predicates})
         path = f"{API_ROOT}/accounts/{self.account_id}/activities/_filter"
-        pages = pager.pages(self.page_source(), path, {}, ACTIVITY_PAGE_SIZE)
+        pages = self.pages(pager, path, {}, ACTIVITY_PAGE_SIZE)
         for page in bounded(pages, "activities", self.max_pages):
             for item in page:
                 happened = item.get("happenedOn")

@@ -1,10 +1,14 @@
 """
-How a vendor's list endpoints page, as small strategy objects the base hook drives.
+How a vendor's list endpoints page: small passive objects the entity client drives.
 
-A pager turns one list call into a stream of pages. It sends nothing itself and never sees the
-hook: it gets a :class:`PageSource` whose ``fetch`` sends one request through the request path
-(limited, authenticated, retried) and whose ``records`` reads one page's records. Adding a vendor
-with a new paging style means adding a pager here, not a loop in the vendor hook.
+A pager answers two questions and sends nothing: which request reads the first page
+(:meth:`Pager.first`), and, given the page just read, which request reads the next one
+(:meth:`Pager.next`; None when the listing is done). The client sends each request through the
+request path (limited, authenticated, retried), reads the page's records with the vendor's
+parser, decides whether a link may carry credentials, and stops a runaway listing
+(:func:`bounded`). Adding a vendor with a new paging style means adding a pager here.
+
+A pager keeps the position of one listing: make a new one per listing.
 """
 
 from __future__ import annotations
@@ -14,58 +18,57 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import jsonapi, urls
 from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeConfigError
+from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.options import PagingStyle
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
 
     import requests
 
 log = logging.getLogger(__name__)
 
 
-class Fetch(Protocol):
-    """Send one request of a listing through the request path and return the answer."""
-
-    def __call__(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        idempotent: bool | None = None,
-        credentials: bool = True,
-    ) -> requests.Response: ...
-
-
 @dataclass(frozen=True)
-class PageSource:
+class PageRequest:
     """
-    What a pager may do: fetch, read, and ask about links; nothing else of the hook.
+    The request that reads one page.
 
-    :param fetch: sends one request (``credentials=False``: without credentials, for a link to a
-        host in the connection's ``allowed_hosts``).
-    :param records: the records of one answer (the vendor's envelope unwrapped).
-    :param body: the JSON body of one answer (a clear error when it is not JSON).
-    :param unexpected: the error for an answer that is not what was ``expected``.
-    :param absolute: the absolute URL of a path or link.
-    :param link_credentials: whether a link the vendor gave may carry credentials (raises for a
-        host outside the connection's and its ``allowed_hosts``).
-    :param announce: logs how many requests a listing will need (``count``, ``what``).
+    :param url: a path below the connection's host, or an absolute URL (a vendor's next link).
+    :param json: a JSON body (listings asked with a POST, e.g. Bridgit's ``_filter`` endpoints).
     """
 
-    fetch: Fetch
-    records: Callable[[requests.Response], list[dict[str, Any]]]
-    body: Callable[[requests.Response], Any]
-    unexpected: Callable[[requests.Response, str], Exception]
-    absolute: Callable[[str], str]
-    link_credentials: Callable[[str], bool]
-    announce: Callable[[int, str], None]
+    method: str
+    url: str
+    params: dict[str, Any] | None = None
+    json: Any = None
+    idempotent: bool | None = None
+
+
+class Page:
+    """
+    One page as read: the request, the answer's headers and body, and its records (already
+    read by the vendor's parser, so the body is known to be JSON of the expected shape).
+    """
+
+    def __init__(self, request: PageRequest, response: requests.Response, records: list[dict[str, Any]]):
+        self.request = request
+        self.response = response
+        self.records = records
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.response.headers
+
+    @cached_property
+    def body(self) -> Any:
+        """The decoded JSON body."""
+        return decode_json(self.response)
 
 
 def _start(value: Any, name: str, minimum: int) -> int:
@@ -78,22 +81,29 @@ def _start(value: Any, name: str, minimum: int) -> int:
 
 
 class Pager(abc.ABC):
-    """Yields the records of each page of one listing."""
+    """The position of one listing: the first request, then each next one from the last page."""
 
     @abc.abstractmethod
-    def pages(
-        self, source: PageSource, path: str, params: dict[str, Any], page_size: int
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Request pages one at a time (each with ``source.fetch``) and yield their records."""
+    def first(self, path: str, params: dict[str, Any], page_size: int) -> PageRequest:
+        """The request of the first page (``params`` may hold where the caller asked to start)."""
+
+    @abc.abstractmethod
+    def next(self, page: Page) -> PageRequest | None:
+        """The request of the page after ``page``; None when the listing is done."""
+
+    def total(self, page: Page) -> int | None:
+        """How many records the whole listing holds, when a page says (None: it does not)."""
+        return None
 
 
 class SinglePage(Pager):
     """An endpoint that returns everything in one answer."""
 
-    def pages(
-        self, source: PageSource, path: str, params: dict[str, Any], page_size: int
-    ) -> Iterator[list[dict[str, Any]]]:
-        yield source.records(source.fetch("GET", path, params=params))
+    def first(self, path: str, params: dict[str, Any], page_size: int) -> PageRequest:
+        return PageRequest("GET", path, params)
+
+    def next(self, page: Page) -> PageRequest | None:
+        return None
 
 
 class OffsetLimitPager(Pager):
@@ -101,7 +111,6 @@ class OffsetLimitPager(Pager):
     ``offset``/``limit`` paging where a response header says whether more pages exist.
 
     :param more_header: the header that is ``true`` while more pages exist.
-
     :param body: when given, the page is asked with a POST whose JSON body is ``body`` plus
         offset and limit (Bridgit's ``_filter`` endpoints) instead of query parameters.
     """
@@ -118,28 +127,37 @@ class OffsetLimitPager(Pager):
         self.limit_param = limit_param
         self.more_header = more_header
         self.body = body
+        self._params: dict[str, Any] = {}
+        self._size = 0
 
-    def pages(
-        self, source: PageSource, path: str, params: dict[str, Any], page_size: int
-    ) -> Iterator[list[dict[str, Any]]]:
-        offset = _start(params.pop(self.offset_param, 0), self.offset_param, 0)
-        page = 0
-        while True:
-            page += 1
-            window = {self.offset_param: offset, self.limit_param: page_size}
-            if self.body is not None:
-                response = source.fetch(
-                    "POST", path, params=params or None, json={**self.body, **window}, idempotent=True
-                )
-            else:
-                response = source.fetch("GET", path, params={**params, **window})
-            records = source.records(response)
-            more = response.headers.get(self.more_header, "").strip().lower() == "true"
-            log.debug("Page %d of %s: %d records (more: %s)", page, path, len(records), more)
-            yield records
-            if not more or not records:
-                return
-            offset += len(records)
+    def _at(self, path: str, offset: int) -> PageRequest:
+        window = {self.offset_param: offset, self.limit_param: self._size}
+        if self.body is not None:
+            return PageRequest(
+                "POST", path, params=self._params or None, json={**self.body, **window}, idempotent=True
+            )
+        return PageRequest("GET", path, params={**self._params, **window})
+
+    def first(self, path: str, params: dict[str, Any], page_size: int) -> PageRequest:
+        self._params = dict(params)
+        offset = _start(self._params.pop(self.offset_param, 0), self.offset_param, 0)
+        self._size = page_size
+        self._offset = offset
+        return self._at(path, offset)
+
+    def next(self, page: Page) -> PageRequest | None:
+        more = page.headers.get(self.more_header, "").strip().lower() == "true"
+        log.debug(
+            "Page at offset %d of %s: %d records (more: %s)",
+            self._offset,
+            page.request.url,
+            len(page.records),
+            more,
+        )
+        if not more or not page.records:
+            return None
+        self._offset += len(page.records)
+        return self._at(page.request.url, self._offset)
 
 
 class PageNumberPager(Pager):
@@ -148,7 +166,7 @@ class PageNumberPager(Pager):
 
     Stops when the records read reach the total, or on a short or empty page.
 
-    :param total: reads the total count from a response (None when absent).
+    :param total: reads the total count from a page's body (None when absent).
     """
 
     def __init__(
@@ -157,30 +175,48 @@ class PageNumberPager(Pager):
         page_param: str = "page",
         size_param: str = "pageSize",
         first_page: int = 1,
-        total: Callable[[requests.Response], int | None] | None = None,
+        total: Callable[[Any], int | None] | None = None,
     ) -> None:
         self.page_param = page_param
         self.size_param = size_param
         self.first_page = first_page
-        self.total = total
+        self._total = total
+        self._params: dict[str, Any] = {}
+        self._size = 0
+        self._page = first_page
+        self._seen = 0
 
-    def pages(
-        self, source: PageSource, path: str, params: dict[str, Any], page_size: int
-    ) -> Iterator[list[dict[str, Any]]]:
-        page = _start(params.pop(self.page_param, self.first_page), self.page_param, self.first_page)
-        seen = 0
-        while True:
-            response = source.fetch(
-                "GET", path, params={**params, self.page_param: page, self.size_param: page_size}
-            )
-            records = source.records(response)
-            total = self.total(response) if self.total else None
-            seen += len(records)
-            log.debug("Page %d of %s: %d records (%s of %s)", page, path, len(records), seen, total)
-            yield records
-            if len(records) < page_size or (total is not None and seen >= total):
-                return
-            page += 1
+    def _request(self, path: str) -> PageRequest:
+        return PageRequest(
+            "GET", path, {**self._params, self.page_param: self._page, self.size_param: self._size}
+        )
+
+    def first(self, path: str, params: dict[str, Any], page_size: int) -> PageRequest:
+        self._params = dict(params)
+        self._page = _start(
+            self._params.pop(self.page_param, self.first_page), self.page_param, self.first_page
+        )
+        self._size = page_size
+        return self._request(path)
+
+    def total(self, page: Page) -> int | None:
+        return self._total(page.body) if self._total else None
+
+    def next(self, page: Page) -> PageRequest | None:
+        total = self.total(page)
+        self._seen += len(page.records)
+        log.debug(
+            "Page %d of %s: %d records (%s of %s)",
+            self._page,
+            page.request.url,
+            len(page.records),
+            self._seen,
+            total,
+        )
+        if len(page.records) < self._size or (total is not None and self._seen >= total):
+            return None
+        self._page += 1
+        return self._request(page.request.url)
 
 
 class JsonApiPager(Pager):
@@ -189,8 +225,6 @@ class JsonApiPager(Pager):
     ``page[number]``/``page[size]`` style, following ``links.next`` whenever the server gives links.
 
     Stops on an empty or short page, or when a response that has ``links`` has no ``next``.
-    After the first page, when ``meta`` gives a total, the hook announces how many requests the
-    listing will need (and how much of the rate budget that is).
 
     :param style: :class:`~airflow_provider_bridge.options.PagingStyle` (or its text).
     """
@@ -200,49 +234,48 @@ class JsonApiPager(Pager):
             PagingStyle.PAGE: ("page", "perPage"),
             PagingStyle.JSONAPI: ("page[number]", "page[size]"),
         }[PagingStyle(style)]  # an unknown style is a ValueError, not JSON:API by default
+        self._path = ""
+        self._params: dict[str, Any] = {}
+        self._size = 0
+        self._page = 1
+        self._followed: set[str] = set()
 
-    def pages(
-        self, source: PageSource, path: str, params: dict[str, Any], page_size: int
-    ) -> Iterator[list[dict[str, Any]]]:
-        url: str = path
-        query: dict[str, Any] | None = {**params, self.number_param: 1, self.size_param: page_size}
-        page = 1
-        credentials = True
-        followed: set[str] = set()
-        while True:
-            response = source.fetch("GET", url, params=query, credentials=credentials)
-            try:
-                doc = jsonapi.Document(source.body(response))
-            except jsonapi.NotJsonApiError as exc:
-                raise source.unexpected(response, f"a JSON:API document ({exc})") from None
-            records = doc.records
-            if page == 1 and doc.total is not None and doc.total > len(records):
-                source.announce(-(-doc.total // page_size), f"listing {doc.total} records of {path}")
-            log.debug("Page %d of %s: %d records", page, path, len(records))
-            yield records
-            next_link = doc.next_link
-            if doc.links is not None:
-                if not next_link or not records:
-                    return
-                url, query = source.absolute(next_link), None  # the link carries its own query
-                try:
-                    urls.origin(url)
-                except ValueError:
-                    raise BridgeAPIError(
-                        f"Listing {path}: links.next is not a usable URL ({next_link[:100]!r})"
-                    ) from None
-                if url in followed:
-                    raise BridgeAPIError(
-                        f"Listing {path}: links.next leads back to a page already read; stopped a "
-                        "listing that would never end"
-                    )
-                followed.add(url)
-                credentials = source.link_credentials(url)
-            elif len(records) < page_size or not records:
-                return
-            else:
-                query = {**params, self.number_param: page + 1, self.size_param: page_size}
-            page += 1
+    def first(self, path: str, params: dict[str, Any], page_size: int) -> PageRequest:
+        self._path, self._params, self._size = path, dict(params), page_size
+        return PageRequest("GET", path, {**params, self.number_param: 1, self.size_param: page_size})
+
+    def total(self, page: Page) -> int | None:
+        return jsonapi.Document(page.body).total
+
+    def next(self, page: Page) -> PageRequest | None:
+        doc = jsonapi.Document(page.body)  # the vendor's parser read the records from it already
+        log.debug("Page %d of %s: %d records", self._page, self._path, len(page.records))
+        self._page += 1
+        if doc.links is None:
+            if len(page.records) < self._size or not page.records:
+                return None
+            return PageRequest(
+                "GET",
+                self._path,
+                {**self._params, self.number_param: self._page, self.size_param: self._size},
+            )
+        next_link = doc.next_link
+        if not next_link or not page.records:
+            return None
+        url = next_link.strip()
+        try:
+            urls.origin(url)  # a relative link is joined to the connection's host by the client
+        except ValueError:
+            raise BridgeAPIError(
+                f"Listing {self._path}: links.next is not a usable URL ({next_link[:100]!r})"
+            ) from None
+        if url in self._followed:
+            raise BridgeAPIError(
+                f"Listing {self._path}: links.next leads back to a page already read; stopped a "
+                "listing that would never end"
+            )
+        self._followed.add(url)
+        return PageRequest("GET", url)  # the link carries its own query
 
 
 def bounded(

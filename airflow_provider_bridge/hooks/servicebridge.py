@@ -278,9 +278,10 @@ class ServiceBridgeHook(BridgeBaseHook):
         return urls.join(f"/api/{self.api_version}", entity, entity_id)
 
     def pager_for(self, entity: str) -> Pager:
-        def total(response: requests.Response) -> int | None:
-            value = (envelope(response) or {}).get("TotalCount")
-            return value if isinstance(value, int) else None
+        def total(body: Any) -> int | None:
+            is_envelope = isinstance(body, dict) and ("Success" in body or "Data" in body)
+            value = body.get("TotalCount") if is_envelope else None
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
 
         return PageNumberPager(page_param="page", size_param="pageSize", first_page=1, total=total)
 
