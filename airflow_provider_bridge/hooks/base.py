@@ -17,6 +17,7 @@ import hashlib
 import json as jsonlib
 import logging
 import time
+from dataclasses import replace
 from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -41,7 +42,7 @@ from airflow_provider_bridge.hooks.connection import ConnectionConfig, Extras, V
 from airflow_provider_bridge.hooks.paging import Page, Pager, PageRequest, SinglePage, bounded
 from airflow_provider_bridge.hooks.reconcile import CreateReconciler
 from airflow_provider_bridge.hooks.responses import AnswerReader, ErrorDetails, refused_in_words
-from airflow_provider_bridge.hooks.transport import Call, Transport
+from airflow_provider_bridge.hooks.transport import Call, RequestCount, Transport
 from airflow_provider_bridge.metrics import HookMetrics
 from airflow_provider_bridge.redaction import install_redaction, strip_query
 from airflow_provider_bridge.retry_policy import Outcome, RetryBudget, RetryPolicy, outcome_for_status
@@ -165,6 +166,7 @@ class BridgeBaseHook(BaseHook):
         self.conn_id = conn_id or self.default_conn_name
         self._state_backend = state_backend
         self._connection = connection  # prefetched (a trigger reads it with the async helper)
+        self._sent = RequestCount()
 
     # ------------------------------------------------------------------------------------
     # configuration (:mod:`airflow_provider_bridge.hooks.connection`)
@@ -520,9 +522,7 @@ class BridgeBaseHook(BaseHook):
         """Reads this vendor's answers and builds its errors (never quoting a secret)."""
         return AnswerReader(self.hook_name, self.config.base_url, self.parse_error, self._secrets)
 
-    @cached_property
-    def transport(self) -> Transport:
-        """Sends this connection's calls: limit, authenticate, send, classify, act."""
+    def _transport(self) -> Transport:
         cfg = self.config
         return Transport(
             session=self.session,
@@ -535,12 +535,27 @@ class BridgeBaseHook(BaseHook):
             classify=self.classify_response,
             error_for=self.error_from_response,
             observer=_Reporter(self),
+            counter=self._sent,
         )
+
+    @cached_property
+    def transport(self) -> Transport:
+        """Sends this connection's calls: limit, authenticate, send, classify, act."""
+        return self._transport()
+
+    @cached_property
+    def sign_in_transport(self) -> Transport:
+        """
+        Sends the sign-in and token calls of :attr:`auth` (same limits, retries and counting):
+        a transport of its own, so renewing credentials never re-enters the transport that is
+        sending the call that needed them.
+        """
+        return self._transport()
 
     @property
     def requests_sent(self) -> int:
         """HTTP requests this hook has sent (every attempt, sign-in and token calls included)."""
-        return self.transport.requests_sent if "transport" in self.__dict__ else 0
+        return self._sent.value
 
     def url_for(self, path: str) -> str:
         """Absolute URL of a path below the connection's host (absolute URLs pass unchanged)."""
@@ -638,7 +653,7 @@ class BridgeBaseHook(BaseHook):
         call = self._call(
             method, url, json=json, data=data, headers=headers, idempotent=idempotent, authenticated=False
         )
-        return self.transport.send(call, auth=None)
+        return self.sign_in_transport.send(call, auth=None)
 
     def error_from_response(self, response: requests.Response, method: str) -> BridgeAPIError:
         """Build the exception for a failed answer, with the vendor's details and no secrets."""
@@ -963,14 +978,15 @@ class BridgeBaseHook(BaseHook):
             cfg = self.config
         except BridgeError as exc:
             return False, self._for_the_test_button(str(exc))
+        quick = self.worker_copy()  # one attempt, a short timeout; this hook keeps its policy
+        quick.__dict__["config"] = replace(cfg, max_retries=0, timeout=min(cfg.timeout, TEST_TIMEOUT))
         try:
-            with self.transport.quick(TEST_TIMEOUT):
-                if not self.state_backend.shared_across_hosts:
-                    checked = self.auth.test_without_spending()
-                    if checked is not None:
-                        return checked
-                response = self.request("GET", self.test_path(), params=self.test_params() or None)
-            self.check_test_answer(response)
+            if not quick.state_backend.shared_across_hosts:
+                checked = quick.auth.test_without_spending()
+                if checked is not None:
+                    return checked
+            response = quick.request("GET", quick.test_path(), params=quick.test_params() or None)
+            quick.check_test_answer(response)
         except BridgeAuthError as exc:
             return False, self._for_the_test_button(refused_in_words(self.hook_name, exc))
         except BridgeError as exc:

@@ -23,11 +23,10 @@ passed in, so the unit tests drive every branch with a fake session and a fake c
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -58,7 +57,7 @@ from airflow_provider_bridge.retry_policy import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from airflow_provider_bridge.hooks.auth import BridgeAuth
 
@@ -144,6 +143,13 @@ class NoObserver:
         pass
 
 
+class RequestCount:
+    """HTTP requests sent, counted across the transports of one hook."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
 @dataclass(frozen=True)
 class Call:
     """One logical HTTP call, as the caller asked for it."""
@@ -188,6 +194,7 @@ class Transport:
     :param observer: told about every attempt.
     :param clock: time and sleep.
     :param rng: the randomness of the backoff jitter.
+    :param counter: counts every request sent (shared by the transports of one hook).
     """
 
     def __init__(
@@ -205,6 +212,7 @@ class Transport:
         observer: Observer | None = None,
         clock: Clock | None = None,
         rng: Callable[[], float] = random.random,
+        counter: RequestCount | None = None,
     ) -> None:
         self.session = session
         self.base_url = base_url
@@ -218,18 +226,12 @@ class Transport:
         self.observer: Observer = observer or NoObserver()
         self.clock: Clock = clock or SystemClock()
         self.rng = rng
-        #: HTTP requests sent (every attempt, sign-in and token calls included)
-        self.requests_sent = 0
+        self.counter = counter or RequestCount()
 
-    @contextlib.contextmanager
-    def quick(self, timeout: float) -> Iterator[None]:
-        """One attempt per call and at most ``timeout`` s per request (a connection Test)."""
-        saved = self.policy, self.timeout
-        self.policy, self.timeout = replace(self.policy, max_retries=0), min(self.timeout, timeout)
-        try:
-            yield
-        finally:
-            self.policy, self.timeout = saved
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests sent (one per attempt), by every transport sharing the counter."""
+        return self.counter.value
 
     def send(
         self,
@@ -349,7 +351,7 @@ class Transport:
         self, call: Call, headers: dict[str, str], params: dict[str, Any], *, authenticated: bool
     ) -> tuple[Outcome, requests.Response | None, BridgeError | None]:
         """Send one attempt; classify the answer or the transport failure."""
-        self.requests_sent += 1
+        self.counter.value += 1
         try:
             response = self._send_following(
                 call, headers, params, follow=authenticated and call.method == "GET"

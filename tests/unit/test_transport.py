@@ -20,7 +20,7 @@ from airflow_provider_bridge.exceptions import (
 )
 from airflow_provider_bridge.hooks.auth import BridgeAuth, Recovery
 from airflow_provider_bridge.hooks.responses import AnswerReader, ErrorDetails, is_credential_answer
-from airflow_provider_bridge.hooks.transport import Call, Transport
+from airflow_provider_bridge.hooks.transport import Call, RequestCount, Transport
 from airflow_provider_bridge.retry_policy import Outcome, RetryPolicy, outcome_for_status
 from tests.helpers import FakeClock, FakeGate, FakeSession, answer, connect_refused, reset_after_send
 
@@ -94,7 +94,11 @@ class FakeAuth(BridgeAuth):
 
 
 def transport(
-    *script: Any, max_retries: int = 3, max_wait: float = 30.0, throttle_wait: float | None = None
+    *script: Any,
+    max_retries: int = 3,
+    max_wait: float = 30.0,
+    throttle_wait: float | None = None,
+    counter: RequestCount | None = None,
 ) -> tuple[Transport, FakeSession, FakeClock, FakeGate, Recorder]:
     clock = FakeClock()
     gate = FakeGate(clock)
@@ -114,6 +118,7 @@ def transport(
         observer=recorder,
         clock=clock,
         rng=lambda: 1.0,  # the backoff's upper bound, so waits are exact
+        counter=counter,
     )
     return path, session, clock, gate, recorder
 
@@ -342,12 +347,13 @@ def test_an_authenticated_read_follows_a_redirect_only_within_the_origin():
     assert len(session.sent) == 1
 
 
-def test_quick_mode_makes_one_attempt_with_a_short_timeout_and_then_restores_the_policy():
-    path, session, _, _, _ = transport(answer(500))
-    with path.quick(1.0), pytest.raises(BridgeAPIError):
-        path.send(GET, auth=None)
-    assert len(session.sent) == 1 and session.sent[0]["timeout"] == 1.0
-    assert path.policy.max_retries == 3 and path.timeout == 5.0
+def test_the_transports_of_one_hook_count_their_requests_together():
+    shared = RequestCount()
+    first, _, _, _, _ = transport(answer(200, [1]), counter=shared)
+    second, _, _, _, _ = transport(answer(500), answer(200, [2]), counter=shared)
+    first.send(GET, auth=None)
+    second.send(GET, auth=None)
+    assert (first.requests_sent, second.requests_sent, shared.value) == (3, 3, 3)
 
 
 def test_the_backoff_is_full_jitter_capped():
