@@ -108,10 +108,13 @@ def test_each_module_of_the_request_path_imports_alone():
         "hooks.responses",
         "hooks.transport",
         "hooks.auth",
+        "hooks.oauth",
         "hooks.paging",
         "hooks.reconcile",
         "hooks.base",
+        "state.sqlite_file",
         "state.sqlite_backend",
+        "sync",
         "state.memory_backend",
     ]
     running = {

@@ -35,12 +35,11 @@ from airflow_provider_bridge.exceptions import (
     BridgeOutcomeUnknownError,
     BulkCreateError,
 )
-from airflow_provider_bridge.hooks.auth import SharedTokenAuth
+from airflow_provider_bridge.hooks.auth import SharedTokenAuth, token_answer
 from airflow_provider_bridge.hooks.base import BridgeBaseHook
 from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import OffsetLimitPager, Pager, SinglePage, bounded
 from airflow_provider_bridge.hooks.responses import ErrorDetails
-from airflow_provider_bridge.state.credentials import mask
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z, parse_timestamp, record_timestamp
 
 if TYPE_CHECKING:
@@ -120,21 +119,8 @@ class BridgitSessionAuth(SharedTokenAuth):
         return self._token_record(response)
 
     def _token_record(self, response: requests.Response) -> CredentialRecord:
-        try:
-            body = decode_json(response) if response.content else None
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise BridgeAPIError(
-                "Bridgit sign-in answer is not a JSON object", status_code=response.status_code
-            )
-        access, refresh = body.get("access_token"), body.get("refresh_token")
-        mask(access)
-        mask(refresh)
-        if not isinstance(access, str) or not access:
-            raise BridgeAPIError(
-                "Bridgit sign-in answer has no access_token", status_code=response.status_code
-            )
+        body = token_answer(response, "Bridgit sign-in")
+        access, refresh = body["access_token"], body.get("refresh_token")
         expires_at: float | None = None
         if isinstance(body.get("expiry"), str):
             try:

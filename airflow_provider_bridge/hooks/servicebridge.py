@@ -31,14 +31,10 @@ from typing import TYPE_CHECKING, Any, Self
 from airflow_provider_bridge import urls
 from airflow_provider_bridge.changes import ChangeScan, field_timestamp
 from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeConfigError
-from airflow_provider_bridge.hooks.auth import (
-    BasicAuth,
-    BridgeAuth,
-    OAuthRefreshTokenAuth,
-    SharedTokenAuth,
-)
+from airflow_provider_bridge.hooks.auth import BasicAuth, BridgeAuth, SharedTokenAuth
 from airflow_provider_bridge.hooks.base import BridgeBaseHook
 from airflow_provider_bridge.hooks.decoding import decode_json
+from airflow_provider_bridge.hooks.oauth import OAuthRefreshTokenAuth
 from airflow_provider_bridge.hooks.paging import PageNumberPager, Pager
 from airflow_provider_bridge.hooks.responses import ErrorDetails
 from airflow_provider_bridge.options import AuthType

@@ -34,9 +34,9 @@ from airflow_provider_bridge.exceptions import (
     BridgeConfigError,
     BridgeNotSupportedError,
 )
-from airflow_provider_bridge.hooks.auth import OAuthClientCredentialsAuth
 from airflow_provider_bridge.hooks.base import BridgeBaseHook
 from airflow_provider_bridge.hooks.decoding import decode_json
+from airflow_provider_bridge.hooks.oauth import OAuthClientCredentialsAuth
 from airflow_provider_bridge.hooks.paging import JsonApiPager, Pager
 from airflow_provider_bridge.hooks.responses import ErrorDetails, request_path
 from airflow_provider_bridge.options import ClientAuth, PagingStyle

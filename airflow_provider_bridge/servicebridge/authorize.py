@@ -23,7 +23,7 @@ import urllib.parse
 from typing import Any
 
 from airflow_provider_bridge.exceptions import BridgeAuthError, BridgeConfigError
-from airflow_provider_bridge.hooks.auth import OAuthTokenEndpoint
+from airflow_provider_bridge.hooks.oauth import OAuthTokenEndpoint
 from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
 
 

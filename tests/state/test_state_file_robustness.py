@@ -197,10 +197,10 @@ def test_no_sqlite_exception_reaches_a_caller(tmp_path):
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process keeps the file locked
     try:
-        import airflow_provider_bridge.state.sqlite_backend as module
+        import airflow_provider_bridge.state.sqlite_file as module
 
         saved = module.BUSY_TIMEOUT
-        backend._conn.execute("PRAGMA busy_timeout=200")
+        backend.file._conn.execute("PRAGMA busy_timeout=200")
         module.BUSY_TIMEOUT = 0.2
         with pytest.raises(BridgeStateError, match="held the state file locked"):
             backend.set("ns", "k", "w")
