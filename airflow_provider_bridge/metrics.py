@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from airflow_provider_bridge.activity import ActivityRecorder
+    from airflow_provider_bridge.retry_policy import Outcome
     from airflow_provider_bridge.state.limiter import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -70,20 +72,17 @@ def _stats() -> Any:
     return Stats
 
 
-def _is_off(stats: Any) -> Callable[[], bool]:
+def _metrics_on() -> bool:
     """
-    A cheap check whether Airflow's metrics are off (its no-op logger is in place), so nothing is
-    built per request then. Where the Stats internals differ, metrics count as on.
+    Whether the deployment sends metrics (``[metrics] statsd_on`` or ``otel_on``), read from
+    Airflow's configuration: when off, nothing is built per request.
     """
     try:
-        from airflow.sdk._shared.observability.metrics import stats as module
-        from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
-    except ImportError:  # pragma: no cover - another Airflow layout
-        return lambda: False
-    getter = getattr(module, "_get_backend", None)
-    if getter is None:  # pragma: no cover
-        return lambda: False
-    return lambda: isinstance(getter(), NoStatsLogger)
+        from airflow.providers.common.compat.sdk import conf
+
+        return any(conf.getboolean("metrics", name, fallback=False) for name in ("statsd_on", "otel_on"))
+    except Exception:  # a configuration we cannot read: emit, Airflow's Stats decides
+        return True
 
 
 def _safe_name(text: str) -> str:
@@ -104,15 +103,15 @@ class HookMetrics:
         self.tags = {"conn_id": conn_id, "vendor": vendor}
         self._budget_sent = 0.0
         self._stats: Any = None
-        self._off: Callable[[], bool] = lambda: False
+        self._on = True
 
     # -- emitting ----------------------------------------------------------------------------
     def _emit(self, method: str, name: str, value: float | None = None, **tags: str) -> None:
         try:
             if self._stats is None:
                 self._stats = _stats()
-                self._off = _is_off(self._stats)
-            if self._off():
+                self._on = _metrics_on()
+            if not self._on:
                 return
             stat = f"{self.prefix}.{name}"
             all_tags = {**self.tags, **tags}
@@ -159,7 +158,7 @@ class HookMetrics:
         if now() - self._budget_sent < BUDGET_INTERVAL:
             return
         self._budget_sent = now()
-        if self._stats is not None and self._off():
+        if self._stats is not None and not self._on:
             return  # metrics off: do not even read the windows
         try:
             remaining = limiter.remaining()
@@ -169,3 +168,69 @@ class HookMetrics:
         for (limit, seconds), left in remaining.items():
             window = f"{limit}_per_{seconds:g}s".replace(".", "_")
             self._emit("gauge", f"budget_remaining.{window}", left, window=window)
+
+
+class Observer(Protocol):
+    """What the transport reports about each attempt (metrics and the budgets page)."""
+
+    def slot_waited(self, seconds: float) -> None: ...
+
+    def refused_locally(self) -> None: ...
+
+    def attempted(self, outcome: Outcome, status: int | None) -> None: ...
+
+    def failed(self, text: str) -> None: ...
+
+    def throttled(self, seconds: float, text: str) -> None: ...
+
+
+class NoObserver:
+    """Reports nothing."""
+
+    def slot_waited(self, seconds: float) -> None:
+        pass
+
+    def refused_locally(self) -> None:
+        pass
+
+    def attempted(self, outcome: Outcome, status: int | None) -> None:
+        pass
+
+    def failed(self, text: str) -> None:
+        pass
+
+    def throttled(self, seconds: float, text: str) -> None:
+        pass
+
+
+class AttemptReporter:
+    """
+    Tells a connection's metrics and its account's activity record (the budgets page) what each
+    attempt did: the transport's observer for a hook.
+    """
+
+    def __init__(
+        self, metrics: HookMetrics, activity: ActivityRecorder, limiter: RateLimiter, caller: str
+    ) -> None:
+        self.metrics = metrics
+        self.activity = activity
+        self.limiter = limiter
+        self.caller = caller
+
+    def slot_waited(self, seconds: float) -> None:
+        self.metrics.slot_wait(seconds)
+
+    def refused_locally(self) -> None:
+        self.metrics.refused_locally()
+
+    def attempted(self, outcome: Outcome, status: int | None) -> None:
+        self.metrics.request(outcome.value, status)
+        self.metrics.budget(self.limiter)
+        self.activity.request(self.caller)
+
+    def failed(self, text: str) -> None:
+        self.activity.event("last_error", text)
+
+    def throttled(self, seconds: float, text: str) -> None:
+        self.metrics.pause_started(seconds)
+        self.activity.event("last_429", text)

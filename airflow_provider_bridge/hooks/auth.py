@@ -24,9 +24,9 @@ import abc
 import base64
 import enum
 import logging
-import time
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeAuthError,
@@ -39,6 +39,7 @@ from airflow_provider_bridge.state.credentials import CredentialRecord, mask
 if TYPE_CHECKING:
     import requests
 
+    from airflow_provider_bridge.clock import Clock
     from airflow_provider_bridge.state.credentials import CredentialStore
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ class SharedTokenAuth(BridgeAuth[CredentialRecord]):
     :param store: the shared credential store of the account.
     :param refresh_margin: renew this many seconds before expiry (capped at a fifth of the
         token's lifetime, so short-lived test tokens still get used).
+    :param clock: the wall clock expiries are compared with.
     """
 
     #: what to call a first token in logs ("signed in", "got a token")
@@ -192,9 +194,12 @@ class SharedTokenAuth(BridgeAuth[CredentialRecord]):
     #: the record field that the vendor checks (compared to tell a stale record from a renewed one)
     secret_field = "access_token"
 
-    def __init__(self, store: CredentialStore, *, refresh_margin: float = 300.0) -> None:
+    def __init__(
+        self, store: CredentialStore, *, refresh_margin: float = 300.0, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.store = store
         self.refresh_margin = refresh_margin
+        self.clock = clock
 
     # -- vendor-specific -------------------------------------------------------------------
     @abc.abstractmethod
@@ -212,7 +217,7 @@ class SharedTokenAuth(BridgeAuth[CredentialRecord]):
     def latest(self, credentials: CredentialRecord, *, reread: bool = True) -> CredentialRecord | None:
         record: CredentialRecord = (self.store.load() if reread else None) or credentials
         expires_at = record.get("expires_at")
-        if expires_at and time.time() > float(expires_at) - min(1.0, self._margin(record) / 2):
+        if expires_at and self.clock.time() > float(expires_at) - min(1.0, self._margin(record) / 2):
             if self._issued_expired(record):
                 # the vendor issued it already expired by our clock (clock skew, expires_in 0):
                 # nothing fresher can be had, so it is used for this request rather than renewed
@@ -266,7 +271,7 @@ class SharedTokenAuth(BridgeAuth[CredentialRecord]):
         expires_at = record.get("expires_at")
         if not expires_at:
             return False  # unknown lifetime: renew only when the vendor refuses it
-        return time.time() >= float(expires_at) - self._margin(record)
+        return self.clock.time() >= float(expires_at) - self._margin(record)
 
     def _replace(
         self, record: CredentialRecord | None, version: int | None, *, reason: str

@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import json as jsonlib
 import logging
-import time
 from dataclasses import replace
 from enum import StrEnum
 from functools import cached_property
@@ -29,6 +28,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider_bridge import __version__, urls
 from airflow_provider_bridge.activity import ActivityRecorder, caller, recorder_for
 from airflow_provider_bridge.changes import ChangeBatch, ChangeScan, change_cursor, check_where, matches
+from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeAuthError,
@@ -43,7 +43,7 @@ from airflow_provider_bridge.hooks.paging import Page, Pager, PageRequest, Singl
 from airflow_provider_bridge.hooks.reconcile import CreateReconciler
 from airflow_provider_bridge.hooks.responses import AnswerReader, ErrorDetails, refused_in_words
 from airflow_provider_bridge.hooks.transport import Call, RequestCount, Transport
-from airflow_provider_bridge.metrics import HookMetrics
+from airflow_provider_bridge.metrics import AttemptReporter, HookMetrics
 from airflow_provider_bridge.redaction import install_redaction, strip_query
 from airflow_provider_bridge.retry_policy import Outcome, RetryBudget, RetryPolicy, outcome_for_status
 from airflow_provider_bridge.state.credentials import SECRET_FIELDS, CredentialStore
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Connection
 
+    from airflow_provider_bridge.clock import Clock
     from airflow_provider_bridge.hooks.auth import BridgeAuth
     from airflow_provider_bridge.state.backend import StateBackend
     from airflow_provider_bridge.sync import SyncSummary
@@ -80,34 +81,6 @@ PROGRESS_SECONDS = 30.0
 TEST_TIMEOUT = 10.0
 
 
-class _Reporter:
-    """Tells a hook's metrics and its account's activity record what each attempt did."""
-
-    def __init__(self, hook: BridgeBaseHook) -> None:
-        self.metrics = hook.metrics
-        self.activity = hook.activity
-        self.limiter = hook.limiter
-        self.caller = hook.caller
-
-    def slot_waited(self, seconds: float) -> None:
-        self.metrics.slot_wait(seconds)
-
-    def refused_locally(self) -> None:
-        self.metrics.refused_locally()
-
-    def attempted(self, outcome: Outcome, status: int | None) -> None:
-        self.metrics.request(outcome.value, status)
-        self.metrics.budget(self.limiter)
-        self.activity.request(self.caller)
-
-    def failed(self, text: str) -> None:
-        self.activity.event("last_error", text)
-
-    def throttled(self, seconds: float, text: str) -> None:
-        self.metrics.pause_started(seconds)
-        self.activity.event("last_429", text)
-
-
 class BridgeBaseHook(BaseHook):
     """
     Base of every vendor hook: configuration, rate limits, authentication, retries and the
@@ -116,6 +89,9 @@ class BridgeBaseHook(BaseHook):
     Subclasses set the class attributes and override the vendor hooks marked below.
 
     :param conn_id: the Airflow connection id.
+    :param state_backend: the shared state (default: ``[bridge] state_backend``).
+    :param connection: the connection, when already read (a trigger reads it asynchronously).
+    :param clock: what waits and expiries are measured on (default: the system's).
     """
 
     conn_type: ClassVar[str]
@@ -160,6 +136,7 @@ class BridgeBaseHook(BaseHook):
         *,
         state_backend: StateBackend | None = None,
         connection: Connection | None = None,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__()
         install_redaction()  # before the first request: no session key in urllib3's request lines
@@ -167,6 +144,8 @@ class BridgeBaseHook(BaseHook):
         self._state_backend = state_backend
         self._connection = connection  # prefetched (a trigger reads it with the async helper)
         self._sent = RequestCount()
+        #: what every wait and expiry of this hook is measured on (a test may pass a manual clock)
+        self.clock: Clock = clock or SYSTEM_CLOCK
 
     # ------------------------------------------------------------------------------------
     # configuration (:mod:`airflow_provider_bridge.hooks.connection`)
@@ -284,6 +263,7 @@ class BridgeBaseHook(BaseHook):
             self.account_key,
             self.config.rate_limits,
             margin=self.config.rate_limit_margin,
+            clock=self.clock,
         )
 
     @cached_property
@@ -534,8 +514,9 @@ class BridgeBaseHook(BaseHook):
             vendor=self.hook_name,
             classify=self.classify_response,
             error_for=self.error_from_response,
-            observer=_Reporter(self),
+            observer=AttemptReporter(self.metrics, self.activity, self.limiter, self.caller),
             counter=self._sent,
+            clock=self.clock,
         )
 
     @cached_property
@@ -762,13 +743,13 @@ class BridgeBaseHook(BaseHook):
         merged = {**self.default_list_params(entity), **(params or {})}
         path = self.entity_path(entity)
         total = pages = 0
-        started = last_report = time.monotonic()
+        started = last_report = self.clock.monotonic()
         requests_before = self.requests_sent
         pages_read = self.pages(self.pager_for(entity), path, merged, size)
         for records in bounded(pages_read, entity, self.max_pages):
             pages += 1
             total += len(records)
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if pages % PROGRESS_PAGES == 0 or now - last_report >= PROGRESS_SECONDS:
                 last_report = now
                 log.info(
@@ -785,7 +766,7 @@ class BridgeBaseHook(BaseHook):
             total,
             entity,
             pages,
-            time.monotonic() - started,
+            self.clock.monotonic() - started,
             self.requests_sent - requests_before,
         )
 
@@ -805,7 +786,9 @@ class BridgeBaseHook(BaseHook):
         path), sharing this one's state backend: the rate limits, pauses and credentials stay
         shared. A sync's concurrent writes use one copy per thread.
         """
-        return type(self)(self.conn_id, state_backend=self._state_backend, connection=self._connection)
+        return type(self)(
+            self.conn_id, state_backend=self._state_backend, connection=self._connection, clock=self.clock
+        )
 
     def sync_entities(
         self, entity: str, records: Any, *, match_on: list[str] | str, **options: Any
@@ -858,8 +841,7 @@ class BridgeBaseHook(BaseHook):
             write_settle=self.write_settle,
             max_wait=self.config.max_retry_wait,
             report=self.metrics.outcome_unknown,
-            sleep=self.transport.clock.sleep,
-            monotonic=self.transport.clock.monotonic,
+            clock=self.clock,
         )
         created = reconciler.create(
             entity,

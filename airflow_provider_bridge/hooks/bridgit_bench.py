@@ -21,12 +21,12 @@ from __future__ import annotations
 import logging
 import math
 import re
-import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import urls
 from airflow_provider_bridge.changes import ChangeScan, field_timestamp
+from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeConfigError,
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     import requests
 
+    from airflow_provider_bridge.clock import Clock
     from airflow_provider_bridge.hooks.auth import Send
     from airflow_provider_bridge.state.credentials import CredentialRecord, CredentialStore
 
@@ -92,10 +93,13 @@ class BridgitSessionAuth(SharedTokenAuth):
         :class:`~airflow_provider_bridge.hooks.auth.Send`).
     :param username: the service account's unique identifier.
     :param password: its password.
+    :param clock: the wall clock expiries are compared with.
     """
 
-    def __init__(self, store: CredentialStore, send: Send, *, username: str, password: str) -> None:
-        super().__init__(store)
+    def __init__(
+        self, store: CredentialStore, send: Send, *, username: str, password: str, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        super().__init__(store, clock=clock)
         self.send = send
         self.username = username
         self.password = password
@@ -129,7 +133,7 @@ class BridgitSessionAuth(SharedTokenAuth):
                 log.warning(
                     "Bridgit token expiry %r is not a timestamp; refreshing on 401 only", body["expiry"]
                 )
-        if expires_at is not None and expires_at <= time.time():
+        if expires_at is not None and expires_at <= self.clock.time():
             log.warning(
                 "Bridgit issued a token that expires at %s, already past by this host's clock "
                 "(clock skew?); it is used for the request at hand and renewed for the next",
@@ -139,7 +143,7 @@ class BridgitSessionAuth(SharedTokenAuth):
             "access_token": access,
             "refresh_token": refresh if isinstance(refresh, str) and refresh else None,
             "expires_at": expires_at,
-            "issued_at": time.time(),
+            "issued_at": self.clock.time(),
         }
 
 
@@ -221,6 +225,7 @@ class BridgitBenchHook(BridgeBaseHook):
             self.send_unauthenticated,
             username=cfg.login or "",
             password=cfg.password or "",
+            clock=self.clock,
         )
 
     # -- where entities live ------------------------------------------------------------------

@@ -6,15 +6,16 @@ shared-token schemes built on it (any token, a rotating refresh token, client cr
 from __future__ import annotations
 
 import math
-import time
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeAuthError
 from airflow_provider_bridge.hooks.auth import SharedTokenAuth, basic_header, token_answer
 from airflow_provider_bridge.options import ClientAuth
 from airflow_provider_bridge.state.credentials import mask
 
 if TYPE_CHECKING:
+    from airflow_provider_bridge.clock import Clock
     from airflow_provider_bridge.hooks.auth import Send
     from airflow_provider_bridge.state.credentials import CredentialRecord, CredentialStore
 
@@ -30,6 +31,7 @@ class OAuthTokenEndpoint:
     :param scope: optional scope.
     :param client_auth: ``body`` (client id and secret in the form) or ``basic`` (HTTP Basic).
     :param default_lifetime: seconds a token lives when the answer has no ``expires_in``.
+    :param clock: the wall clock a token's expiry is computed on.
     """
 
     def __init__(
@@ -42,8 +44,10 @@ class OAuthTokenEndpoint:
         scope: str | None = None,
         client_auth: ClientAuth | str = ClientAuth.BODY,
         default_lifetime: float = 3600,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.send = send
+        self.clock = clock
         self.token_url = token_url
         self.client_id = client_id
         self.client_secret = client_secret
@@ -71,7 +75,7 @@ class OAuthTokenEndpoint:
             lifetime = self.default_lifetime
         if not math.isfinite(lifetime):
             lifetime = self.default_lifetime
-        now = time.time()
+        now = self.clock.time()
         return {
             "access_token": body["access_token"],
             "refresh_token": body.get("refresh_token") or form.get("refresh_token"),
@@ -91,9 +95,11 @@ class OAuthTokenAuth(SharedTokenAuth):
 
     obtain_verb = "got an access token"
 
-    def __init__(self, store: CredentialStore, send: Send, **kwargs: Any) -> None:
-        super().__init__(store)
-        self.endpoint = OAuthTokenEndpoint(send, **kwargs)
+    def __init__(
+        self, store: CredentialStore, send: Send, *, clock: Clock = SYSTEM_CLOCK, **kwargs: Any
+    ) -> None:
+        super().__init__(store, clock=clock)
+        self.endpoint = OAuthTokenEndpoint(send, clock=clock, **kwargs)
 
 
 class OAuthRefreshTokenAuth(OAuthTokenAuth):

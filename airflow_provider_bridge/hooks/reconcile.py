@@ -21,9 +21,9 @@ The POST's own retries and the resends spend one :class:`~airflow_provider_bridg
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeOutcomeUnknownError
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     import requests
 
+    from airflow_provider_bridge.clock import Clock
     from airflow_provider_bridge.retry_policy import RetryBudget
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,7 @@ class CreateReconciler:
     :param max_wait: the longest wait accepted (``max_retry_wait``).
     :param report: told how each unknown outcome ended (``found``, ``resent``, ``conflict``,
         ``raised``): the hook's metrics.
-    :param sleep: waits between lookups.
-    :param monotonic: the clock the settle window is measured on.
+    :param clock: what the settle window is measured and waited on.
     """
 
     def __init__(
@@ -52,14 +52,12 @@ class CreateReconciler:
         write_settle: float,
         max_wait: float,
         report: Callable[[str], None],
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.write_settle = write_settle
         self.max_wait = max_wait
         self.report = report
-        self.sleep = sleep
-        self.monotonic = monotonic
+        self.clock = clock
 
     def create(
         self,
@@ -136,17 +134,17 @@ class CreateReconciler:
         :return: the record, or None when it stayed absent for ``write_settle`` seconds.
         :raises BridgeOutcomeUnknownError: when that wait is longer than ``max_wait``.
         """
-        started = self.monotonic()
+        started = self.clock.monotonic()
         deadline = started + self.write_settle
         while True:
             found = lookup()
             if found:
                 return found[0]
-            left = deadline - self.monotonic()
+            left = deadline - self.clock.monotonic()
             if left <= 0:
                 log.info(
                     "Settled for %.1fs: no late write appeared (write_settle=%gs)",
-                    self.monotonic() - started,
+                    self.clock.monotonic() - started,
                     self.write_settle,
                 )
                 return None
@@ -160,4 +158,4 @@ class CreateReconciler:
                     path=unknown.path,
                     sent=unknown.sent,
                 ) from None
-            self.sleep(min(left, max(1.0, self.write_settle / 3)))
+            self.clock.sleep(min(left, max(1.0, self.write_settle / 3)))

@@ -24,12 +24,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Self
 
 from airflow_provider_bridge import urls
 from airflow_provider_bridge.changes import ChangeScan, field_timestamp
+from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeConfigError
 from airflow_provider_bridge.hooks.auth import BasicAuth, BridgeAuth, SharedTokenAuth
 from airflow_provider_bridge.hooks.base import BridgeBaseHook
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     import requests
 
+    from airflow_provider_bridge.clock import Clock
     from airflow_provider_bridge.hooks.auth import Send
     from airflow_provider_bridge.state.credentials import CredentialRecord, CredentialStore
 
@@ -105,8 +106,9 @@ class ServiceBridgeSessionAuth(SharedTokenAuth):
         user_id: str,
         password: str,
         idle_timeout: float,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__(store)
+        super().__init__(store, clock=clock)
         self.send = send
         self.login_path = login_path
         self.user_id = user_id
@@ -129,7 +131,7 @@ class ServiceBridgeSessionAuth(SharedTokenAuth):
                 "ServiceBridge Login answered without a session key", status_code=response.status_code
             )
         mask(key)
-        now = time.time()
+        now = self.clock.time()
         self._mark(key, force=True)
         return {"session_key": key, "expires_at": None, "issued_at": now}
 
@@ -141,11 +143,11 @@ class ServiceBridgeSessionAuth(SharedTokenAuth):
         raw = self.store.backend.get(ACTIVITY_NAMESPACE, self.store.key)
         last = float(raw) if raw else float(record.get("issued_at") or 0)
         # renew a little early: the marker is written at most every MARK_EVERY seconds per process
-        return time.time() - last > self.idle_timeout - 2 * self._mark_every
+        return self.clock.time() - last > self.idle_timeout - 2 * self._mark_every
 
     def _mark(self, key: str, *, force: bool = False) -> None:
         """Record that the session was used now (at most every ``_mark_every`` s per process)."""
-        now = time.time()
+        now = self.clock.time()
         if force or self._marked[0] != key or now - self._marked[1] > self._mark_every:
             self.store.backend.set(ACTIVITY_NAMESPACE, self.store.key, repr(now))
             self._marked = (key, now)
@@ -248,6 +250,7 @@ class ServiceBridgeHook(BridgeBaseHook):
                 user_id=cfg.login or "",
                 password=cfg.password or "",
                 idle_timeout=self.number_extra("session_idle_timeout", minimum=0.001),
+                clock=self.clock,
             )
         token_url, refresh_token = self.extra("token_url"), self.extra("refresh_token")
         missing = [n for n, v in (("token_url", token_url), ("refresh_token", refresh_token)) if not v]
@@ -267,6 +270,7 @@ class ServiceBridgeHook(BridgeBaseHook):
             scope=self.extra("scope"),
             refresh_token=str(refresh_token),
             authorize_hint=AUTHORIZE_HINT,
+            clock=self.clock,
         )
 
     # -- where entities live and how answers look -------------------------------------------

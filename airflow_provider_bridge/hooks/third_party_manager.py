@@ -155,6 +155,7 @@ class ThirdPartyManagerHook(BridgeBaseHook):
             scope=self.extra("scope"),
             client_auth=self.choice_extra("client_auth", ClientAuth),
             default_lifetime=3000,  # 50 minutes when the answer has no expires_in
+            clock=self.clock,
         )
 
     def default_headers(self) -> dict[str, str]:

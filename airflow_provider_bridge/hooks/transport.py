@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -33,6 +32,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from airflow_provider_bridge import urls
+from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeConnectionError,
@@ -46,6 +46,7 @@ from airflow_provider_bridge.hooks.responses import (
     describe_transport_error,
     mark_credential_answer,
 )
+from airflow_provider_bridge.metrics import NoObserver
 from airflow_provider_bridge.redaction import strip_query
 from airflow_provider_bridge.retry_policy import (
     Action,
@@ -59,7 +60,9 @@ from airflow_provider_bridge.retry_policy import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from airflow_provider_bridge.clock import Clock
     from airflow_provider_bridge.hooks.auth import BridgeAuth
+    from airflow_provider_bridge.metrics import Observer
 
 log = logging.getLogger(__name__)
 
@@ -83,21 +86,6 @@ def may_land_later(outcome: Outcome, response: requests.Response | None) -> bool
     return response is not None and response.status_code in GATEWAY_STATUSES
 
 
-class Clock(Protocol):
-    """Time as the transport sees it (the unit tests pass a fake one)."""
-
-    def monotonic(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    monotonic = staticmethod(time.monotonic)
-    sleep = staticmethod(time.sleep)
-
-
 class Gate(Protocol):
     """The rate limit as the transport sees it (a :class:`~.state.limiter.RateLimiter`)."""
 
@@ -108,39 +96,6 @@ class Gate(Protocol):
     def pause_all(self, seconds: float) -> None:
         """Hold every process sharing the limit for ``seconds``."""
         ...
-
-
-class Observer(Protocol):
-    """What the transport reports about each attempt (metrics and the budgets page)."""
-
-    def slot_waited(self, seconds: float) -> None: ...
-
-    def refused_locally(self) -> None: ...
-
-    def attempted(self, outcome: Outcome, status: int | None) -> None: ...
-
-    def failed(self, text: str) -> None: ...
-
-    def throttled(self, seconds: float, text: str) -> None: ...
-
-
-class NoObserver:
-    """Reports nothing."""
-
-    def slot_waited(self, seconds: float) -> None:
-        pass
-
-    def refused_locally(self) -> None:
-        pass
-
-    def attempted(self, outcome: Outcome, status: int | None) -> None:
-        pass
-
-    def failed(self, text: str) -> None:
-        pass
-
-    def throttled(self, seconds: float, text: str) -> None:
-        pass
 
 
 class RequestCount:
@@ -224,7 +179,7 @@ class Transport:
         self.classify = classify
         self.error_for = error_for
         self.observer: Observer = observer or NoObserver()
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.rng = rng
         self.counter = counter or RequestCount()
 

@@ -244,18 +244,16 @@ class AirflowStandalone:
         return f"sqlite:///{self.home}/bridge_state.sqlite"
 
     def _env(self) -> dict[str, str]:
-        """Every component's environment: the private home, its DAGs folder and a free API port."""
+        """Every component's environment: the private home, its (empty) DAGs folder, a free API port."""
         import socket
         from pathlib import Path as _Path
 
         dags = self.home / "dags"
         dags.mkdir(parents=True, exist_ok=True)
-        for dag_file in self.dag_files:
-            if not (dags / dag_file.name).exists():
-                (dags / dag_file.name).symlink_to(dag_file)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
+        self.api_port = port
         return {
             **os.environ,
             "AIRFLOW_HOME": str(self.home),
@@ -281,7 +279,36 @@ class AirflowStandalone:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self._serve_dags()
         return self
+
+    def _serve_dags(self, timeout: float = 300.0) -> None:
+        """
+        Once the API server answers, link the DAG files into the DAGs folder: a task started before
+        that (the scheduler starts sooner, more so on a busy machine) could not reach the execution
+        API and would fail without running.
+        """
+        import urllib.error
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.api_port}/api/v2/monitor/health"
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5).close()
+                break
+            except urllib.error.HTTPError:
+                break  # it answers
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"Airflow's API server did not answer on {url} in {timeout:.0f}s"
+                    ) from None
+                time.sleep(0.5)
+        dags = self.home / "dags"
+        for dag_file in self.dag_files:
+            if not (dags / dag_file.name).exists():
+                (dags / dag_file.name).symlink_to(dag_file)
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Rows from the metadata database ([] until it is migrated)."""
@@ -356,6 +383,7 @@ class AirflowComponents(AirflowStandalone):
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+        self._serve_dags()
         return self
 
     def stop(self) -> None:

@@ -21,11 +21,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeRateLimitError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from airflow_provider_bridge.clock import Clock
     from airflow_provider_bridge.state.backend import StateBackend
 
 log = logging.getLogger(__name__)
@@ -169,6 +171,7 @@ class RateLimiter:
     :param windows: normalized ``(requests, seconds)`` windows.
     :param margin: seconds added to every window, so requests that leave the client at the edge
         of a window still arrive inside the vendor's count after network jitter.
+    :param clock: what waiting for a slot sleeps on.
     """
 
     def __init__(
@@ -178,8 +181,10 @@ class RateLimiter:
         windows: Sequence[tuple[int, float]],
         *,
         margin: float = 0.05,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.backend = backend
+        self.clock = clock
         self.scope = scope
         self.windows = list(windows)
         self.margin = margin
@@ -244,5 +249,5 @@ class RateLimiter:
                         wait_seconds=wait,
                     )
             WAITS.add(self.scope, self.describe(), wait, paused=admission.paused)
-            time.sleep(wait)
+            self.clock.sleep(wait)
             waited += wait

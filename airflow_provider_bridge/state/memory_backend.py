@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from typing import TYPE_CHECKING
 
+from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import BridgeStateError
 from airflow_provider_bridge.state.backend import (
     PAUSE_NAMESPACE,
@@ -18,6 +18,8 @@ from airflow_provider_bridge.state.backend import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+
+    from airflow_provider_bridge.clock import Clock
 
 
 class _Window:
@@ -34,7 +36,9 @@ class MemoryStateBackend(StateBackend):
 
     description = "memory (this process only)"
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        """:param clock: the wall clock of expiries, windows and pauses (a test may pass a manual one)."""
+        self.clock = clock
         self._data: dict[tuple[str, str], tuple[str, int, float | None]] = {}
         self._guard = threading.RLock()
         self._locks: dict[str, threading.Lock] = {}
@@ -43,7 +47,7 @@ class MemoryStateBackend(StateBackend):
     # -- key-value -------------------------------------------------------------------------
     def _live(self, namespace: str, key: str) -> tuple[str, int] | None:
         found = self._data.get((namespace, key))
-        if found is None or (found[2] is not None and found[2] <= time.time()):
+        if found is None or (found[2] is not None and found[2] <= self.clock.time()):
             return None
         return found[0], found[1]
 
@@ -54,7 +58,7 @@ class MemoryStateBackend(StateBackend):
     def set(self, namespace: str, key: str, value: str, *, ttl: float | None = None) -> None:
         with self._guard:
             old = self._data.get((namespace, key))
-            expires = None if ttl is None else time.time() + ttl
+            expires = None if ttl is None else self.clock.time() + ttl
             self._data[(namespace, key)] = (value, (old[1] if old else 0) + 1, expires)
 
     def compare_and_set(
@@ -106,7 +110,7 @@ class MemoryStateBackend(StateBackend):
 
     def admit(self, scope: str, windows: Sequence[tuple[int, float]]) -> Admission:
         with self._guard:
-            now = time.time()
+            now = self.clock.time()
             pause = self._pause_left(scope, now)
             if pause > 0:
                 return Admission(pause, paused=True)
@@ -118,19 +122,19 @@ class MemoryStateBackend(StateBackend):
 
     def pause(self, scope: str, seconds: float) -> None:
         with self._guard:
-            now = time.time()
+            now = self.clock.time()
             if self._pause_left(scope, now) < seconds:
                 self.set(PAUSE_NAMESPACE, scope, repr(now + seconds), ttl=seconds + 1)
 
     def pause_remaining(self, scope: str) -> float:
-        return self._pause_left(scope, time.time())
+        return self._pause_left(scope, self.clock.time())
 
     def pauses(self) -> dict[str, float]:
-        now = time.time()
+        now = self.clock.time()
         return {scope: float(v) - now for scope, v in self.scan(PAUSE_NAMESPACE).items() if float(v) > now}
 
     def window_usage(self) -> list[WindowUsage]:
-        now = time.time()
+        now = self.clock.time()
         with self._guard:
             usage = [
                 WindowUsage(
