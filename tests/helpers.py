@@ -11,6 +11,8 @@ from airflow_provider_bridge.hooks.base import BridgeBaseHook
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from airflow_provider_bridge.clock import ManualClock
+
 H = TypeVar("H", bound=BridgeBaseHook)
 
 
@@ -29,25 +31,10 @@ def fast_hook(hook_class: type[H], **attributes: Any) -> H:
 # ---------------------------------------------------------------------------------------------
 # the fast unit tier: a fake transport (session), a fake clock and a fake rate-limit gate
 # ---------------------------------------------------------------------------------------------
-class FakeClock:
-    """Time that moves only when something sleeps (every sleep is recorded)."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 class FakeGate:
-    """A rate-limit gate on a :class:`FakeClock`: admits at once unless a vendor pause holds."""
+    """A rate-limit gate on a manual clock: admits at once unless a vendor pause holds."""
 
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: ManualClock) -> None:
         self.clock = clock
         self.paused_until = 0.0
         self.pauses: list[float] = []

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
+from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import BridgeStateError
 from airflow_provider_bridge.state.backend import (
     PAUSE_NAMESPACE,
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Iterator, Sequence
 
+    from airflow_provider_bridge.clock import Clock
+
 #: seconds between two clean-ups of expired records and idle windows, per process
 CLEANUP_EVERY = 300.0
 
@@ -56,9 +58,12 @@ class SQLiteStateBackend(StateBackend):
     State in one SQLite file shared by every process of the host.
 
     :param path: the SQLite file (created readable and writable by its owner only).
+    :param clock: the wall clock of expiries, windows and pauses (every process of the host
+        must use the system's; a test may pass a manual one).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self.path = os.path.abspath(path)
         self.description = f"sqlite ({self.path})"
         self.file = StateFile(self.path, self.description)
@@ -72,13 +77,13 @@ class SQLiteStateBackend(StateBackend):
             lambda conn: conn.execute(
                 "SELECT value, version FROM bridge_kv WHERE namespace = ? AND key = ?"
                 " AND (expires_at IS NULL OR expires_at > ?)",
-                (namespace, key, time.time()),
+                (namespace, key, self.clock.time()),
             ).fetchone(),
         )
         return None if row is None else (str(row[0]), int(row[1]))
 
     def set(self, namespace: str, key: str, value: str, *, ttl: float | None = None) -> None:
-        now = time.time()
+        now = self.clock.time()
         self.file.run(
             "could not write a record",
             lambda conn: conn.execute(
@@ -94,7 +99,7 @@ class SQLiteStateBackend(StateBackend):
     def compare_and_set(
         self, namespace: str, key: str, value: str, expected_version: int | None, *, ttl: float | None = None
     ) -> bool:
-        now = time.time()
+        now = self.clock.time()
         expires = None if ttl is None else now + ttl
 
         def work(conn: sqlite3.Connection) -> bool:
@@ -132,7 +137,7 @@ class SQLiteStateBackend(StateBackend):
             lambda conn: conn.execute(
                 "SELECT key, value FROM bridge_kv WHERE namespace = ?"
                 " AND (expires_at IS NULL OR expires_at > ?)",
-                (namespace, time.time()),
+                (namespace, self.clock.time()),
             ).fetchall(),
         )
         return {str(k): str(v) for k, v in rows}
@@ -161,7 +166,7 @@ class SQLiteStateBackend(StateBackend):
     def admit(self, scope: str, windows: Sequence[tuple[int, float]]) -> Admission:
         def work(conn: sqlite3.Connection) -> Admission:
             with write_transaction(conn):
-                now = time.time()
+                now = self.clock.time()
                 pause = _pause_left(conn, scope, now)
                 if pause > 0:
                     return Admission(pause, paused=True)
@@ -174,7 +179,7 @@ class SQLiteStateBackend(StateBackend):
     def pause(self, scope: str, seconds: float) -> None:
         def work(conn: sqlite3.Connection) -> None:
             with write_transaction(conn):
-                now = time.time()
+                now = self.clock.time()
                 if _pause_left(conn, scope, now) < seconds:
                     conn.execute(
                         "INSERT INTO bridge_kv (namespace, key, value, updated_at, version, expires_at)"
@@ -187,14 +192,16 @@ class SQLiteStateBackend(StateBackend):
         self.file.run("could not share a pause", work)
 
     def pause_remaining(self, scope: str) -> float:
-        return self.file.run("could not read a pause", lambda conn: _pause_left(conn, scope, time.time()))
+        return self.file.run(
+            "could not read a pause", lambda conn: _pause_left(conn, scope, self.clock.time())
+        )
 
     def pauses(self) -> dict[str, float]:
-        now = time.time()
+        now = self.clock.time()
         return {scope: float(v) - now for scope, v in self.scan(PAUSE_NAMESPACE).items() if float(v) > now}
 
     def window_usage(self) -> list[WindowUsage]:
-        now = time.time()
+        now = self.clock.time()
         rows = self.file.run(
             "could not read rate windows",
             lambda conn: conn.execute(
@@ -208,15 +215,15 @@ class SQLiteStateBackend(StateBackend):
 
     # -- clean-up ----------------------------------------------------------------------------
     def _maybe_cleanup(self) -> None:
-        if time.monotonic() >= self._next_cleanup:
-            self._next_cleanup = time.monotonic() + CLEANUP_EVERY
+        if self.clock.monotonic() >= self._next_cleanup:
+            self._next_cleanup = self.clock.monotonic() + CLEANUP_EVERY
             self.cleanup()
 
     def cleanup(self) -> int:
         """Delete expired records and the rings of windows idle for longer than they last."""
 
         def work(conn: sqlite3.Connection) -> int:
-            now = time.time()
+            now = self.clock.time()
             with write_transaction(conn):
                 gone = conn.execute("DELETE FROM bridge_kv WHERE expires_at < ?", (now,)).rowcount
                 idle = [

@@ -12,24 +12,37 @@ import time
 
 import pytest
 
+from airflow_provider_bridge.clock import ManualClock
 from airflow_provider_bridge.exceptions import BridgeStateError
 from airflow_provider_bridge.state.factory import get_state_backend
+from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
+from airflow_provider_bridge.state.sqlite_backend import SQLiteStateBackend
 from tests.state.locking import held_elsewhere
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
-def backend(request, monkeypatch):
-    """A fresh backend of each kind (the server ones in a namespace of their own)."""
+def backend(request, monkeypatch, state_file):
+    """
+    A fresh backend of each kind (the server ones in a namespace of their own). Memory and SQLite
+    run on a manual clock; the servers count time by their own clock, so their tests wait.
+    """
     if request.param in ("postgres", "redis"):
         from tests.conftest import use_server_backend
 
         use_server_backend(request.param, request.getfixturevalue(f"{request.param}_server"), monkeypatch)
         return get_state_backend()
     if request.param == "memory":
-        from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
+        return MemoryStateBackend(ManualClock())
+    return SQLiteStateBackend(str(state_file), ManualClock())
 
-        return MemoryStateBackend()
-    return get_state_backend()  # the per-test SQLite file of the autouse fixture
+
+def _pass(backend, seconds: float) -> None:
+    """Let ``seconds`` pass for ``backend``: on its manual clock, or really (a server's clock)."""
+    clock = getattr(backend, "clock", None)
+    if isinstance(clock, ManualClock):
+        clock.advance(seconds)
+    else:
+        time.sleep(seconds)
 
 
 def test_records_carry_versions_and_compare_and_set_refuses_stale_writers(backend):
@@ -52,7 +65,7 @@ def test_records_with_a_ttl_expire_by_themselves(backend):
     backend.set("ns", "short", "v", ttl=0.3)
     backend.set("ns", "kept", "v")
     assert backend.get("ns", "short") == "v"
-    time.sleep(0.5)
+    _pass(backend, 0.5)
     assert backend.get("ns", "short") is None
     assert backend.scan("ns") == {"kept": "v"}
     assert backend.compare_and_set("ns", "short", "new", None)  # an expired record counts as absent
@@ -91,7 +104,7 @@ def test_admission_takes_a_slot_from_every_window_or_none(backend):
     assert [backend.admit("scope", windows).wait for _ in range(3)] == [0, 0, 0]
     refused = backend.admit("scope", windows)
     assert 0 < refused.wait <= 1.01 and not refused.paused  # the 3/1s window is full
-    time.sleep(refused.wait + 0.05)
+    _pass(backend, refused.wait + 0.05)
     assert backend.admit("scope", windows).wait == 0  # the 4th request of the minute
     refused = backend.admit("scope", windows)
     assert refused.wait > 50  # the 4/60s window is full: the 3/1s refusal took no slot from it
@@ -107,6 +120,6 @@ def test_pause_holds_admission_and_is_never_shortened(backend):
     assert first.paused and 0.3 < first.wait <= 0.6
     assert 0.3 < backend.pause_remaining("scope") <= 0.6
     assert "scope" in backend.pauses()
-    time.sleep(first.wait + 0.05)
+    _pass(backend, first.wait + 0.05)
     assert backend.admit("scope", [(100, 1.0)]).wait == 0
     assert backend.pause_remaining("scope") == 0

@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_provider_bridge.clock import ManualClock
 from airflow_provider_bridge.exceptions import BridgeConnectionError, BridgeOutcomeUnknownError
 from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
 from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
-from tests.helpers import FakeClock, FakeSession, answer, connect_refused
+from tests.helpers import FakeSession, answer, connect_refused
 
 BASE = "https://sb.test"
 
 
-def hook(*script: Any, **extras: Any) -> tuple[ServiceBridgeHook, FakeSession, FakeClock]:
+def hook(*script: Any, **extras: Any) -> tuple[ServiceBridgeHook, FakeSession, ManualClock]:
     from airflow.sdk import Connection
 
     connection = Connection(
@@ -32,11 +33,12 @@ def hook(*script: Any, **extras: Any) -> tuple[ServiceBridgeHook, FakeSession, F
             {"auth_type": "basic", "write_settle": 0, "natural_keys": {"Customers": "Name"}, **extras}
         ),
     )
-    made = ServiceBridgeHook("sb_unit", state_backend=MemoryStateBackend(), connection=connection)
+    clock = ManualClock()
+    made = ServiceBridgeHook(
+        "sb_unit", state_backend=MemoryStateBackend(clock), connection=connection, clock=clock
+    )
     session = FakeSession(*script)
     made.session = session  # type: ignore[misc]
-    clock = FakeClock()
-    made.transport.clock = clock
     return made, session, clock
 
 
@@ -90,3 +92,18 @@ def test_an_envelope_without_success_after_a_post_is_unknown_and_reconciled():
     )
     assert made.create_entity("Customers", {"Name": "Acme"})["Id"] == 9
     assert posts(session) == 2 and clock.sleeps == []
+
+
+def test_a_create_that_may_still_land_is_looked_up_until_write_settle_has_passed_then_resent():
+    """A read timeout (the vendor may still apply it): lookups every write_settle/3 s on the hook's
+    clock until 30 s from the failure have passed, then one resend."""
+    made, session, clock = hook(
+        requests.exceptions.ReadTimeout(),
+        *[envelope([]) for _ in range(4)],
+        envelope({"Id": 9, "Name": "Acme"}, "POST"),
+        write_settle=30,
+        max_retry_wait=60,
+    )
+    assert made.create_entity("Customers", {"Name": "Acme"})["Id"] == 9
+    assert posts(session) == 2
+    assert clock.sleeps == [10.0, 10.0, 10.0]  # waited out on the clock, in thirds of the window

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_provider_bridge.clock import ManualClock
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeAuthError,
@@ -22,7 +23,7 @@ from airflow_provider_bridge.hooks.auth import BridgeAuth, Recovery
 from airflow_provider_bridge.hooks.responses import AnswerReader, ErrorDetails, is_credential_answer
 from airflow_provider_bridge.hooks.transport import Call, RequestCount, Transport
 from airflow_provider_bridge.retry_policy import Outcome, RetryPolicy, outcome_for_status
-from tests.helpers import FakeClock, FakeGate, FakeSession, answer, connect_refused, reset_after_send
+from tests.helpers import FakeGate, FakeSession, answer, connect_refused, reset_after_send
 
 BASE = "https://vendor.test"
 GET = Call("GET", f"{BASE}/api/things")
@@ -99,8 +100,8 @@ def transport(
     max_wait: float = 30.0,
     throttle_wait: float | None = None,
     counter: RequestCount | None = None,
-) -> tuple[Transport, FakeSession, FakeClock, FakeGate, Recorder]:
-    clock = FakeClock()
+) -> tuple[Transport, FakeSession, FakeGate, Recorder]:
+    clock = ManualClock()
     gate = FakeGate(clock)
     session = FakeSession(*script)
     recorder = Recorder()
