@@ -187,3 +187,19 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         when = when.replace(tzinfo=_dt.UTC)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
+
+
+#: answers from a gateway in front of the vendor: the vendor itself may still be working on it
+GATEWAY_STATUSES = frozenset({502, 504})
+
+
+def may_land_later(outcome: Outcome, status: int | None) -> bool:
+    """
+    Whether a write with an unknown outcome may still be applied by the vendor later: it may when
+    the request can still be in flight there (no answer in time, the connection dropped after
+    sending, a gateway gave up waiting for the vendor); not when the vendor answered itself (a
+    500 or 503: it has finished with the request, whatever it did).
+    """
+    if outcome in (Outcome.READ_TIMEOUT, Outcome.DROPPED):
+        return True
+    return status in GATEWAY_STATUSES

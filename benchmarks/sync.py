@@ -1,5 +1,5 @@
 """
-The sync at scale (issue 19): 10,000 source rows into an empty Bridgit Bench target through
+The sync at scale: 10,000 source rows into an empty Bridgit Bench target through
 ``hook.sync_entities``, then a run with 100 rows changed, then one with nothing changed; and the
 same rows through the per-record pattern the example DAG used before (a lookup and a create per
 record, one at a time) for a bounded time, for comparison.

@@ -410,7 +410,7 @@ class BridgeBaseHook(BaseHook):
         :raises BridgeOutcomeUnknownError: the outcome is unknown (also when the answer does not
             hold one record per input): some or all may have been created.
         """
-        entity = self._check_entity(entity)
+        entity = self.check_entity(entity)
         path = self.bulk_create_path(entity)
         if path is None:
             raise BridgeNotSupportedError(f"{self.hook_name} has no bulk create for {entity}")
@@ -418,7 +418,7 @@ class BridgeBaseHook(BaseHook):
             raise BridgeConfigError(
                 f"records: expected 1 to {self.bulk_create_limit} records per bulk create, got {len(records)}"
             )
-        body = [self.write_body(entity, self._check_data(r)) for r in records]
+        body = [self.write_body(entity, self.check_data(r)) for r in records]
         result = self.records_from(self.request("POST", path, json=body))
         if len(result) != len(records):
             raise BridgeOutcomeUnknownError(
@@ -697,15 +697,18 @@ class BridgeBaseHook(BaseHook):
     # ------------------------------------------------------------------------------------
     # the entity interface (same for every vendor)
     # ------------------------------------------------------------------------------------
-    def _check_entity(self, entity: Any) -> str:
+    def check_entity(self, entity: Any) -> str:
+        """``entity`` as a path below the API root (BridgeConfigError for one that could leave it)."""
         urls.entity_segments("entity", entity)  # refuses what could address another path
         return str(entity)
 
-    def _check_id(self, entity_id: Any, name: str = "entity_id") -> str:
+    def check_id(self, entity_id: Any, name: str = "entity_id") -> str:
+        """A record id as one path segment; raises BridgeConfigError (naming ``name``) otherwise."""
         urls.segment(name, entity_id)  # refuses what could address another record or path
         return str(entity_id)
 
-    def _check_data(self, data: Any, *, allow_empty: bool = False) -> dict[str, Any]:
+    def check_data(self, data: Any, *, allow_empty: bool = False) -> dict[str, Any]:
+        """``data`` as a JSON object to send; raises BridgeConfigError naming what is wrong."""
         if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
             raise BridgeConfigError(
                 f"data: expected a JSON object (dict of field -> value), got {type(data).__name__}"
@@ -730,7 +733,7 @@ class BridgeBaseHook(BaseHook):
         :param params: query filters; they override the vendor defaults (e.g. ``state=All``).
         :param page_size: records per page (default: connection's ``page_size``, else the vendor's).
         """
-        entity = self._check_entity(entity)
+        entity = self.check_entity(entity)
         if params is not None and not isinstance(params, dict):
             raise BridgeConfigError(
                 f"params: expected a dict of query parameters, got {type(params).__name__}"
@@ -777,7 +780,7 @@ class BridgeBaseHook(BaseHook):
 
     def get_entity(self, entity: str, entity_id: str | int) -> dict[str, Any]:
         """Return one record."""
-        path = self.entity_path(self._check_entity(entity), self._check_id(entity_id))
+        path = self.entity_path(self.check_entity(entity), self.check_id(entity_id))
         return self.record_from(self.request("GET", path))
 
     def worker_copy(self) -> Self:
@@ -830,8 +833,8 @@ class BridgeBaseHook(BaseHook):
             :class:`BridgeOutcomeUnknownError` (its ``may_land_later`` says whether to wait before
             looking), for a caller that reconciles many writes together (a sync).
         """
-        entity = self._check_entity(entity)
-        data = self._check_data(data)
+        entity = self.check_entity(entity)
+        data = self.check_data(data)
         key = self.natural_key(entity)
         key_value = data.get(key) if key else None
         call = self._call("POST", self.entity_path(entity), json=self.write_body(entity, data))
@@ -859,15 +862,15 @@ class BridgeBaseHook(BaseHook):
 
     def update_entity(self, entity: str, entity_id: str | int, data: dict[str, Any]) -> dict[str, Any]:
         """Change only the given fields of a record; return the updated record."""
-        entity = self._check_entity(entity)
-        path = self.entity_path(entity, self._check_id(entity_id))
-        data = self._check_data(data)
+        entity = self.check_entity(entity)
+        path = self.entity_path(entity, self.check_id(entity_id))
+        data = self.check_data(data)
         response = self.request(self.update_method(entity), path, json=self.write_body(entity, data))
         return self.written_record(response) or self.get_entity(entity, entity_id)
 
     def delete_entity(self, entity: str, entity_id: str | int) -> None:
         """Delete (or, where the vendor only deactivates, deactivate) a record."""
-        path = self.entity_path(self._check_entity(entity), self._check_id(entity_id))
+        path = self.entity_path(self.check_entity(entity), self.check_id(entity_id))
         self.request("DELETE", path)
 
     def find_entities(
@@ -877,7 +880,7 @@ class BridgeBaseHook(BaseHook):
         Records whose fields equal every item of ``match`` (compared exactly; strings
         case-insensitively), narrowed server-side where the vendor has a filter.
         """
-        entity = self._check_entity(entity)
+        entity = self.check_entity(entity)
         if not isinstance(match, dict) or not match:
             raise BridgeConfigError(f"match_on: expected at least one field to match on, got {match!r}")
 

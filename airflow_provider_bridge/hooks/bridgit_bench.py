@@ -19,28 +19,25 @@ What is particular to this vendor (see ``shared/vendors/bridgit-bench.md``):
 from __future__ import annotations
 
 import logging
-import math
 import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import urls
 from airflow_provider_bridge.changes import ChangeScan, field_timestamp
-from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeConfigError,
-    BridgeError,
     BridgeNotSupportedError,
-    BridgeOutcomeUnknownError,
-    BulkCreateError,
 )
-from airflow_provider_bridge.hooks.auth import SharedTokenAuth, token_answer
 from airflow_provider_bridge.hooks.base import BridgeBaseHook
+from airflow_provider_bridge.hooks.bridgit_activity import activity_predicates
+from airflow_provider_bridge.hooks.bridgit_roles import ROLE_UPDATE_FIELDS, bulk_create_roles
+from airflow_provider_bridge.hooks.bridgit_session import BridgitSessionAuth
 from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.paging import OffsetLimitPager, Pager, SinglePage, bounded
 from airflow_provider_bridge.hooks.responses import ErrorDetails
-from airflow_provider_bridge.timestamps import coerce_since, isoformat_z, parse_timestamp, record_timestamp
+from airflow_provider_bridge.timestamps import coerce_since, isoformat_z, record_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,31 +45,11 @@ if TYPE_CHECKING:
 
     import requests
 
-    from airflow_provider_bridge.clock import Clock
-    from airflow_provider_bridge.hooks.auth import Send
-    from airflow_provider_bridge.state.credentials import CredentialRecord, CredentialStore
 
 log = logging.getLogger(__name__)
 
 API_ROOT = "/rp/api/v1"
 _ROLES = re.compile(r"^projects/(\d+)/roles$", re.IGNORECASE)
-#: fields of RoleUpdateRequest that a role read can give back (for partial updates over PUT)
-_ROLE_UPDATE_FIELDS = (
-    "name",
-    "taskId",
-    "startDate",
-    "endDate",
-    "skillSet",
-    "note",
-    "categoryId",
-    "billable",
-    "allocations",
-    "roleTagIds",
-    "assignmentBreakdownBy",
-    "startTime",
-    "endTime",
-    "workDays",
-)
 #: the activity feed's page size cap (spec: limit 1..50)
 ACTIVITY_PAGE_SIZE = 50
 
@@ -82,69 +59,6 @@ def _numeric_id(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
         raise BridgeAPIError(f"The vendor sent {field} = {value!r:.80}, which is not a numeric id")
     return int(value)
-
-
-class BridgitSessionAuth(SharedTokenAuth):
-    """
-    Bridgit's sign-in / single-use refresh flow, shared by every process of the account.
-
-    :param store: the account's shared credential store.
-    :param send: sends the sign-in and refresh calls (see
-        :class:`~airflow_provider_bridge.hooks.auth.Send`).
-    :param username: the service account's unique identifier.
-    :param password: its password.
-    :param clock: the wall clock expiries are compared with.
-    """
-
-    def __init__(
-        self, store: CredentialStore, send: Send, *, username: str, password: str, clock: Clock = SYSTEM_CLOCK
-    ) -> None:
-        super().__init__(store, clock=clock)
-        self.send = send
-        self.username = username
-        self.password = password
-
-    def obtain(self) -> CredentialRecord:
-        response = self.send(
-            "POST",
-            "/auth/signin",
-            data={"username": self.username, "password": self.password},
-            idempotent=True,  # a lost sign-in is only replaced by the next one
-        )
-        return self._token_record(response)
-
-    def renew(self, record: CredentialRecord) -> CredentialRecord | None:
-        response = self.send(
-            "POST",
-            "/auth/token",
-            data={"grant_type": "refresh_token", "refresh_token": record["refresh_token"]},
-            idempotent=False,  # single-use: never resend after an ambiguous failure
-        )
-        return self._token_record(response)
-
-    def _token_record(self, response: requests.Response) -> CredentialRecord:
-        body = token_answer(response, "Bridgit sign-in")
-        access, refresh = body["access_token"], body.get("refresh_token")
-        expires_at: float | None = None
-        if isinstance(body.get("expiry"), str):
-            try:
-                expires_at = parse_timestamp(body["expiry"]).timestamp()
-            except ValueError:
-                log.warning(
-                    "Bridgit token expiry %r is not a timestamp; refreshing on 401 only", body["expiry"]
-                )
-        if expires_at is not None and expires_at <= self.clock.time():
-            log.warning(
-                "Bridgit issued a token that expires at %s, already past by this host's clock "
-                "(clock skew?); it is used for the request at hand and renewed for the next",
-                body.get("expiry"),
-            )
-        return {
-            "access_token": access,
-            "refresh_token": refresh if isinstance(refresh, str) and refresh else None,
-            "expires_at": expires_at,
-            "issued_at": self.clock.time(),
-        }
 
 
 class BridgitBenchHook(BridgeBaseHook):
@@ -319,14 +233,14 @@ class BridgitBenchHook(BridgeBaseHook):
         replacement semantics the spec leaves open, so a role is read first and the given
         fields are laid over what it has.
         """
-        entity = self._check_entity(entity)
+        entity = self.check_entity(entity)
         if self.update_method(entity) != "PUT":
             return super().update_entity(entity, entity_id, data)
-        data = self._check_data(data)
+        data = self.check_data(data)
         current = self.get_entity(entity, entity_id)
-        merged = {k: current[k] for k in _ROLE_UPDATE_FIELDS if k in current}
+        merged = {k: current[k] for k in ROLE_UPDATE_FIELDS if k in current}
         merged.update(data)
-        path = self.entity_path(entity, self._check_id(entity_id))
+        path = self.entity_path(entity, self.check_id(entity_id))
         return self.written_record(self.request("PUT", path, json=merged)) or self.get_entity(
             entity, entity_id
         )
@@ -359,99 +273,9 @@ class BridgitBenchHook(BridgeBaseHook):
             (``.uncertain``: the chunks whose outcome is unknown, to check before re-sending;
             ``.settle_seconds``: how long from now the vendor may still apply them).
         """
-        project = self._check_id(project_id, "project_id")
-        if not isinstance(roles, list) or not roles:
-            raise BridgeConfigError(f"roles: expected a non-empty list of role objects, got {roles!r:.100}")
-        bad = [i for i, r in enumerate(roles) if not isinstance(r, dict) or not r]
-        if bad:
-            raise BridgeConfigError(
-                f"roles: every item must be a non-empty object (dict); items {bad[:10]} are not"
-            )
-        for i, role in enumerate(roles):
-            self._check_data(role)  # JSON-serializable, string keys
-            if not all(isinstance(k, str) for k in role):
-                raise BridgeConfigError(f"roles[{i}]: keys must be strings")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 1 <= chunk_size <= 1000:
-            raise BridgeConfigError(f"chunk_size: expected an integer from 1 to 1000, got {chunk_size!r}")
-        path = self.entity_path(f"projects/{project}/roles") + "/bulk"
-        chunks = math.ceil(len(roles) / chunk_size)
-        log.info(
-            "Creating %d role(s) on project %s in %d request(s) of up to %d",
-            len(roles),
-            project,
-            chunks,
-            chunk_size,
+        return bulk_create_roles(
+            self, project_id, roles, chunk_size=chunk_size, park_uncertain=park_uncertain
         )
-        created: list[dict[str, Any]] = []
-        parked: list[dict[str, Any]] = []
-        clock = self.transport.clock
-        #: when the last parked chunk that may still land can no longer be applied (monotonic)
-        settle_until = clock.monotonic()
-
-        def settle_left() -> float:
-            return max(0.0, settle_until - clock.monotonic())
-
-        for start in range(0, len(roles), chunk_size):
-            chunk = roles[start : start + chunk_size]
-            try:
-                result = self.records_from(self.request("POST", path, json=chunk))
-            except BridgeOutcomeUnknownError as exc:
-                if exc.may_land_later:
-                    settle_until = max(settle_until, clock.monotonic() + self.write_settle)
-                if park_uncertain:
-                    parked.extend(chunk)
-                    log.warning(
-                        "Chunk %d/%d (%d role(s)) has an unknown outcome (%s); parked, to be checked "
-                        "once the others are sent",
-                        start // chunk_size + 1,
-                        chunks,
-                        len(chunk),
-                        "it may still land" if exc.may_land_later else "the vendor answered",
-                    )
-                    continue
-                raise BulkCreateError(
-                    f"Bulk role create on project {project}: chunk at {start} has an unknown outcome ({exc})",
-                    created=created,
-                    remaining=roles[start:],
-                    uncertain=chunk,
-                    settle_seconds=settle_left(),
-                ) from None
-            except BridgeError as exc:
-                raise BulkCreateError(
-                    f"Bulk role create on project {project} failed at item {start}: {exc}",
-                    created=created,
-                    remaining=parked + roles[start:],
-                    uncertain=parked,
-                    settle_seconds=settle_left(),
-                ) from exc
-            if len(result) != len(chunk):
-                raise BulkCreateError(
-                    f"Bulk role create on project {project}: sent {len(chunk)} roles, the answer holds "
-                    f"{len(result)}",
-                    created=created + result,
-                    remaining=parked + roles[start:],
-                    uncertain=parked + chunk,
-                    settle_seconds=settle_left(),
-                )
-            created.extend(result)
-            log.info(
-                "Chunk %d/%d: %d role(s) created (%d of %d so far)",
-                start // chunk_size + 1,
-                chunks,
-                len(result),
-                len(created),
-                len(roles),
-            )
-        if parked:
-            raise BulkCreateError(
-                f"Bulk role create on project {project}: {len(parked)} role(s) in parked chunks have an "
-                "unknown outcome",
-                created=created,
-                remaining=parked,
-                uncertain=parked,
-                settle_seconds=settle_left(),
-            )
-        return created
 
     # -- changes ---------------------------------------------------------------------------
     def _activity_gate(self) -> bool:
@@ -482,24 +306,7 @@ class BridgitBenchHook(BridgeBaseHook):
         :param activity_types: up to 25 activity type strings.
         """
         start = coerce_since(since)
-        if project_ids and person_ids:
-            raise BridgeConfigError(
-                "project_ids, person_ids: the activity feed takes one or the other, not both"
-            )
-        for name, ids, cap in (
-            ("project_ids", project_ids, 10),
-            ("person_ids", person_ids, 10),
-            ("activity_types", activity_types, 25),
-        ):
-            if ids is not None and (not isinstance(ids, list) or len(ids) > cap):
-                raise BridgeConfigError(f"{name}: expected a list of at most {cap} items, got {ids!r}")
-        predicates: dict[str, Any] = {"happenedFrom": isoformat_z(start)}
-        if project_ids:
-            predicates["projectIds"] = project_ids
-        if person_ids:
-            predicates["personIds"] = person_ids
-        if activity_types:
-            predicates["activityTypes"] = activity_types
+        predicates = activity_predicates(start, project_ids, person_ids, activity_types)
         pager = OffsetLimitPager(body={"predicates": predicates})
         path = f"{API_ROOT}/accounts/{self.account_id}/activities/_filter"
         pages = self.pages(pager, path, {}, ACTIVITY_PAGE_SIZE)
@@ -528,7 +335,7 @@ class BridgitBenchHook(BridgeBaseHook):
         the activity feed names the roles touched since then, and those roles are returned as
         they are now; a role that no longer exists comes back as ``{"id": ..., "deleted": True}``.
         """
-        entity = self._check_entity(entity)
+        entity = self.check_entity(entity)
         start = coerce_since(since)
         roles = _ROLES.match(entity)
         if roles:

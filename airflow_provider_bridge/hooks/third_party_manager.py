@@ -209,8 +209,8 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         One JSON:API document as the vendor sent it (one page), e.g. with ``include`` so that
         related resources can be resolved with :meth:`jsonapi.Document.resolve`.
         """
-        entity = self._check_entity(entity)
-        path = self.entity_path(entity, None if entity_id is None else self._check_id(entity_id))
+        entity = self.check_entity(entity)
+        path = self.entity_path(entity, None if entity_id is None else self.check_id(entity_id))
         return self.document(self.request("GET", path, params=params))
 
     def write_body(self, entity: str, data: dict[str, Any]) -> Any:
@@ -221,9 +221,9 @@ class ThirdPartyManagerHook(BridgeBaseHook):
 
     def update_entity(self, entity: str, entity_id: str | int, data: dict[str, Any]) -> dict[str, Any]:
         """Change the given attributes of a record (PUT with a JSON:API document carrying its id)."""
-        entity = self._check_entity(entity)
-        record_id = self._check_id(entity_id)
-        data = self._check_data(data)
+        entity = self.check_entity(entity)
+        record_id = self.check_id(entity_id)
+        data = self.check_data(data)
         body = jsonapi.document(self.resource_type(entity), data, record_id)
         response = self.request("PUT", self.entity_path(entity, record_id), json=body)
         return self.written_record(response) or self.get_entity(entity, record_id)
@@ -298,7 +298,7 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         change is reported once detected, a record gone since is ``{"id": ..., "deleted": True}``,
         and the first scan of a listing only sets the baseline.
         """
-        entity = self._check_entity(entity)
+        entity = self.check_entity(entity)
         start = coerce_since(since)
         change_filter = self.extra("change_filter")
         if change_filter:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -41,6 +41,7 @@ from airflow_provider_bridge.exceptions import (
     BridgeRateLimitError,
 )
 from airflow_provider_bridge.hooks.auth import Recovery
+from airflow_provider_bridge.hooks.call import Call, Gate, RequestCount
 from airflow_provider_bridge.hooks.responses import (
     classify_exception,
     describe_transport_error,
@@ -54,6 +55,7 @@ from airflow_provider_bridge.retry_policy import (
     RetryBudget,
     RetryPolicy,
     action_for,
+    may_land_later,
     parse_retry_after,
 )
 
@@ -66,62 +68,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Call", "Gate", "RequestCount", "Transport"]
+
 #: same-origin redirects an authenticated read follows before the answer counts as an error
 MAX_REDIRECTS = 3
-
-
-#: answers from a gateway in front of the vendor: the vendor itself may still be working on it
-GATEWAY_STATUSES = frozenset({502, 504})
-
-
-def may_land_later(outcome: Outcome, response: requests.Response | None) -> bool:
-    """
-    Whether a write with an unknown outcome may still be applied by the vendor later: it may when
-    the request can still be in flight there (no answer in time, the connection dropped after
-    sending, a gateway gave up waiting for the vendor); not when the vendor answered itself (a
-    500 or 503: it has finished with the request, whatever it did).
-    """
-    if outcome in (Outcome.READ_TIMEOUT, Outcome.DROPPED):
-        return True
-    return response is not None and response.status_code in GATEWAY_STATUSES
-
-
-class Gate(Protocol):
-    """The rate limit as the transport sees it (a :class:`~.state.limiter.RateLimiter`)."""
-
-    def acquire(self, max_wait: float) -> float:
-        """Take a slot, waiting at most ``max_wait`` s; return the seconds waited."""
-        ...
-
-    def pause_all(self, seconds: float) -> None:
-        """Hold every process sharing the limit for ``seconds``."""
-        ...
-
-
-class RequestCount:
-    """HTTP requests sent, counted across the transports of one hook."""
-
-    def __init__(self) -> None:
-        self.value = 0
-
-
-@dataclass(frozen=True)
-class Call:
-    """One logical HTTP call, as the caller asked for it."""
-
-    method: str
-    url: str
-    params: dict[str, Any] | None = None
-    json: Any = None
-    data: Any = None
-    headers: dict[str, str] | None = None
-    #: override whether resending is safe (default: by method)
-    idempotent: bool | None = None
-
-    @property
-    def shown(self) -> str:
-        """How logs and errors name the call: method and path, never the query."""
-        return f"{self.method} {urlsplit(self.url).path}"
 
 
 @dataclass(frozen=True)
@@ -272,7 +222,9 @@ class Transport:
                     method=call.method,
                     path=urlsplit(call.url).path,
                     sent=call.json,
-                    may_land_later=may_land_later(outcome, response),
+                    may_land_later=may_land_later(
+                        outcome, response.status_code if response is not None else None
+                    ),
                 ) from None
             if action is Action.THROTTLE and response is not None:
                 retry = self._throttled(call, response, budget, attempt)

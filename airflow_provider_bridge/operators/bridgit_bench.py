@@ -101,7 +101,7 @@ class BulkCreateRolesOperator(BaseOperator):
                 raise BridgeConfigError("roles: expected a non-empty list of role objects")
             existing = {
                 _key(r, self.match_on)
-                for r in hook.list_entities(f"projects/{hook._check_id(self.project_id, 'project_id')}/roles")
+                for r in hook.list_entities(f"projects/{hook.check_id(self.project_id, 'project_id')}/roles")
             }
             roles = [r for r in roles if _key(r, self.match_on) not in existing]
             skipped = len(self.roles) - len(roles)
@@ -156,7 +156,7 @@ class BulkCreateRolesOperator(BaseOperator):
         )
         if exc.settle_seconds > 0:
             time.sleep(exc.settle_seconds)
-        project = hook._check_id(self.project_id, "project_id")
+        project = hook.check_id(self.project_id, "project_id")
         existing = {_key(r, self.match_on): r for r in hook.list_entities(f"projects/{project}/roles")}
         landed = [
             existing[_key(r, self.match_on)] for r in exc.uncertain if _key(r, self.match_on) in existing

@@ -27,6 +27,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge.state.backend import Admission, WindowUsage, window_key
+from airflow_provider_bridge.state.postgres_schema import NOW, SCHEMA_VERSION, ddl
 from airflow_provider_bridge.state.remote import RemoteStateBackend
 
 if TYPE_CHECKING:
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: bump when the tables or functions change (the set-up re-runs when the stored one differs)
-SCHEMA_VERSION = "1"
 #: libpq options passed through from the connection's extras
 _LIBPQ_EXTRAS = (
     "sslmode",
@@ -55,105 +54,6 @@ _LIBPQ_EXTRAS = (
     "keepalives_interval",
     "keepalives_count",
 )
-
-_NOW = "extract(epoch from clock_timestamp())"
-
-
-def ddl(schema: str) -> str:
-    """The tables and functions of the backend in ``schema`` (idempotent)."""
-    return f"""
-CREATE SCHEMA IF NOT EXISTS {schema};
-CREATE TABLE IF NOT EXISTS {schema}.meta (name text PRIMARY KEY, value text NOT NULL);
-CREATE TABLE IF NOT EXISTS {schema}.kv (
-    namespace text NOT NULL, key text NOT NULL, value text NOT NULL,
-    version bigint NOT NULL, expires_at double precision, updated_at double precision NOT NULL,
-    PRIMARY KEY (namespace, key));
-CREATE TABLE IF NOT EXISTS {schema}.locks (
-    name text PRIMARY KEY, holder text NOT NULL, fence bigint NOT NULL,
-    expires_at double precision NOT NULL);
-CREATE TABLE IF NOT EXISTS {schema}.pauses (scope text PRIMARY KEY, until double precision NOT NULL);
-CREATE TABLE IF NOT EXISTS {schema}.rate_head (
-    wkey text PRIMARY KEY, scope text NOT NULL, lim integer NOT NULL, seconds double precision NOT NULL,
-    next_n bigint NOT NULL, last_at double precision NOT NULL);
-CREATE TABLE IF NOT EXISTS {schema}.rate_ring (
-    wkey text NOT NULL, slot integer NOT NULL, at double precision NOT NULL, PRIMARY KEY (wkey, slot));
-
-CREATE OR REPLACE FUNCTION {schema}.admit(
-    p_scope text, p_keys text[], p_limits integer[], p_seconds double precision[])
-RETURNS TABLE (wait double precision, paused boolean, server_now double precision)
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_now double precision;
-    v_until double precision;
-    v_wait double precision := 0;
-    v_next bigint;
-    v_at double precision;
-    v_nexts bigint[] := '{{}}';
-BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('{schema}|' || p_scope, 0));
-    v_now := {_NOW};
-    SELECT p.until INTO v_until FROM {schema}.pauses p WHERE p.scope = p_scope;
-    IF v_until IS NOT NULL AND v_until > v_now THEN
-        RETURN QUERY SELECT v_until - v_now, true, v_now;
-        RETURN;
-    END IF;
-    FOR i IN 1 .. cardinality(p_keys) LOOP
-        SELECT h.next_n INTO v_next FROM {schema}.rate_head h WHERE h.wkey = p_keys[i];
-        v_next := coalesce(v_next, 0);
-        v_nexts := v_nexts || v_next;
-        IF v_next >= p_limits[i] THEN
-            SELECT r.at INTO v_at FROM {schema}.rate_ring r
-                WHERE r.wkey = p_keys[i] AND r.slot = (v_next % p_limits[i])::integer;
-            IF v_at IS NOT NULL AND v_at + p_seconds[i] > v_now THEN
-                v_wait := greatest(v_wait, v_at + p_seconds[i] - v_now);
-            END IF;
-        END IF;
-    END LOOP;
-    IF v_wait > 0 THEN
-        RETURN QUERY SELECT v_wait, false, v_now;
-        RETURN;
-    END IF;
-    FOR i IN 1 .. cardinality(p_keys) LOOP
-        INSERT INTO {schema}.rate_ring AS r (wkey, slot, at)
-            VALUES (p_keys[i], (v_nexts[i] % p_limits[i])::integer, v_now)
-            ON CONFLICT (wkey, slot) DO UPDATE SET at = excluded.at;
-        INSERT INTO {schema}.rate_head AS h (wkey, scope, lim, seconds, next_n, last_at)
-            VALUES (p_keys[i], p_scope, p_limits[i], p_seconds[i], v_nexts[i] + 1, v_now)
-            ON CONFLICT (wkey) DO UPDATE SET next_n = excluded.next_n, last_at = excluded.last_at;
-    END LOOP;
-    RETURN QUERY SELECT 0::double precision, false, v_now;
-END $$;
-
-CREATE OR REPLACE FUNCTION {schema}.cleanup() RETURNS integer
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_now double precision := {_NOW};
-    v_count integer := 0;
-    v_rows integer;
-    v_scope text;
-BEGIN
-    DELETE FROM {schema}.kv WHERE expires_at IS NOT NULL AND expires_at < v_now;
-    GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
-    DELETE FROM {schema}.pauses WHERE until < v_now;
-    GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
-    -- a lock's row keeps its fence counter for a day after its last lease
-    DELETE FROM {schema}.locks WHERE expires_at < v_now - 86400;
-    GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
-    FOR v_scope IN SELECT DISTINCT h.scope FROM {schema}.rate_head h WHERE h.last_at + h.seconds < v_now
-    LOOP
-        PERFORM pg_advisory_xact_lock(hashtextextended('{schema}|' || v_scope, 0));
-        WITH gone AS (
-            DELETE FROM {schema}.rate_head h
-            WHERE h.scope = v_scope AND h.last_at + h.seconds < {_NOW} RETURNING h.wkey)
-        DELETE FROM {schema}.rate_ring r USING gone WHERE r.wkey = gone.wkey;
-        GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
-    END LOOP;
-    RETURN v_count;
-END $$;
-
-INSERT INTO {schema}.meta (name, value) VALUES ('schema_version', '{SCHEMA_VERSION}')
-    ON CONFLICT (name) DO UPDATE SET value = excluded.value;
-"""
 
 
 class _Pool:
@@ -295,7 +195,7 @@ class PostgresStateBackend(RemoteStateBackend):
         rows = self._sql(
             "could not read a record",
             f"SELECT value, version FROM {{s}}.kv WHERE namespace = %s AND key = %s"
-            f" AND (expires_at IS NULL OR expires_at > {_NOW})",
+            f" AND (expires_at IS NULL OR expires_at > {NOW})",
             (namespace, key),
         )
         return (str(rows[0][0]), int(rows[0][1])) if rows else None
@@ -304,7 +204,7 @@ class PostgresStateBackend(RemoteStateBackend):
         self._sql(
             "could not write a record",
             f"INSERT INTO {{s}}.kv AS kv (namespace, key, value, version, expires_at, updated_at)"
-            f" VALUES (%s, %s, %s, 1, {_NOW} + %s, {_NOW})"
+            f" VALUES (%s, %s, %s, 1, {NOW} + %s, {NOW})"
             " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
             " version = kv.version + 1, expires_at = excluded.expires_at, updated_at = excluded.updated_at",
             (namespace, key, value, ttl),
@@ -317,19 +217,19 @@ class PostgresStateBackend(RemoteStateBackend):
             rows = self._sql(
                 "could not write a record",
                 f"INSERT INTO {{s}}.kv AS kv (namespace, key, value, version, expires_at, updated_at)"
-                f" VALUES (%s, %s, %s, 1, {_NOW} + %s, {_NOW})"
+                f" VALUES (%s, %s, %s, 1, {NOW} + %s, {NOW})"
                 " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
                 " version = kv.version + 1, expires_at = excluded.expires_at,"
                 " updated_at = excluded.updated_at"
-                f" WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= {_NOW} RETURNING version",
+                f" WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= {NOW} RETURNING version",
                 (namespace, key, value, ttl),
             )
         else:
             rows = self._sql(
                 "could not write a record",
-                f"UPDATE {{s}}.kv SET value = %s, version = version + 1, expires_at = {_NOW} + %s,"
-                f" updated_at = {_NOW} WHERE namespace = %s AND key = %s AND version = %s"
-                f" AND (expires_at IS NULL OR expires_at > {_NOW}) RETURNING version",
+                f"UPDATE {{s}}.kv SET value = %s, version = version + 1, expires_at = {NOW} + %s,"
+                f" updated_at = {NOW} WHERE namespace = %s AND key = %s AND version = %s"
+                f" AND (expires_at IS NULL OR expires_at > {NOW}) RETURNING version",
                 (value, ttl, namespace, key, expected_version),
             )
         return bool(rows)
@@ -345,7 +245,7 @@ class PostgresStateBackend(RemoteStateBackend):
         rows = self._sql(
             "could not list records",
             f"SELECT key, value FROM {{s}}.kv WHERE namespace = %s"
-            f" AND (expires_at IS NULL OR expires_at > {_NOW})",
+            f" AND (expires_at IS NULL OR expires_at > {NOW})",
             (namespace,),
         )
         return {str(k): str(v) for k, v in rows}
@@ -354,9 +254,9 @@ class PostgresStateBackend(RemoteStateBackend):
     def _try_lock(self, name: str, holder: str, lease: float) -> int | None:
         rows = self._sql(
             "could not take a shared lock",
-            f"INSERT INTO {{s}}.locks AS l (name, holder, fence, expires_at) VALUES (%s, %s, 1, {_NOW} + %s)"
+            f"INSERT INTO {{s}}.locks AS l (name, holder, fence, expires_at) VALUES (%s, %s, 1, {NOW} + %s)"
             " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, fence = l.fence + 1,"
-            f" expires_at = excluded.expires_at WHERE l.expires_at < {_NOW} RETURNING fence",
+            f" expires_at = excluded.expires_at WHERE l.expires_at < {NOW} RETURNING fence",
             (name, holder, lease),
         )
         return int(rows[0][0]) if rows else None
@@ -364,8 +264,7 @@ class PostgresStateBackend(RemoteStateBackend):
     def _extend_lock(self, name: str, holder: str, lease: float) -> bool:
         rows = self._sql(
             "could not extend a shared lock",
-            f"UPDATE {{s}}.locks SET expires_at = {_NOW} + %s"
-            " WHERE name = %s AND holder = %s RETURNING fence",
+            f"UPDATE {{s}}.locks SET expires_at = {NOW} + %s WHERE name = %s AND holder = %s RETURNING fence",
             (lease, name, holder),
         )
         return bool(rows)
@@ -396,7 +295,7 @@ class PostgresStateBackend(RemoteStateBackend):
     def pause(self, scope: str, seconds: float) -> None:
         self._sql(
             "could not share a pause",
-            f"INSERT INTO {{s}}.pauses AS p (scope, until) VALUES (%s, {_NOW} + %s)"
+            f"INSERT INTO {{s}}.pauses AS p (scope, until) VALUES (%s, {NOW} + %s)"
             " ON CONFLICT (scope) DO UPDATE SET until = greatest(p.until, excluded.until)",
             (scope, seconds),
         )
@@ -404,7 +303,7 @@ class PostgresStateBackend(RemoteStateBackend):
     def pause_remaining(self, scope: str) -> float:
         rows = self._sql(
             "could not read a pause",
-            f"SELECT greatest(0, until - {_NOW}) FROM {{s}}.pauses WHERE scope = %s",
+            f"SELECT greatest(0, until - {NOW}) FROM {{s}}.pauses WHERE scope = %s",
             (scope,),
         )
         return float(rows[0][0]) if rows else 0.0
@@ -412,7 +311,7 @@ class PostgresStateBackend(RemoteStateBackend):
     def pauses(self) -> dict[str, float]:
         rows = self._sql(
             "could not read pauses",
-            f"SELECT scope, until - {_NOW} FROM {{s}}.pauses WHERE until > {_NOW}",
+            f"SELECT scope, until - {NOW} FROM {{s}}.pauses WHERE until > {NOW}",
         )
         return {str(scope): float(left) for scope, left in rows}
 
@@ -420,13 +319,13 @@ class PostgresStateBackend(RemoteStateBackend):
         rows = self._sql(
             "could not read rate windows",
             "SELECT h.scope, h.lim, h.seconds, count(r.slot) FROM {s}.rate_head h"
-            f" JOIN {{s}}.rate_ring r ON r.wkey = h.wkey AND r.at > {_NOW} - h.seconds"
+            f" JOIN {{s}}.rate_ring r ON r.wkey = h.wkey AND r.at > {NOW} - h.seconds"
             " GROUP BY h.scope, h.lim, h.seconds ORDER BY h.scope, h.seconds",
         )
         return [WindowUsage(str(s), int(lim), float(sec), int(used)) for s, lim, sec, used in rows]
 
     def server_time(self) -> float:
-        return float(self._sql("could not read the server clock", f"SELECT {_NOW}")[0][0])
+        return float(self._sql("could not read the server clock", f"SELECT {NOW}")[0][0])
 
     def cleanup(self) -> int:
         return int(self._sql("could not clean up", "SELECT {s}.cleanup()")[0][0])

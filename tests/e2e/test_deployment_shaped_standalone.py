@@ -1,10 +1,11 @@
 """
-The provider in a real deployment on one host (issue 18): ``airflow standalone`` (scheduler with
+The provider in a real deployment on one host: ``airflow standalone`` (scheduler with
 LocalExecutor, triggerer, DAG processor, API server) runs short mapped tasks every few seconds,
 two deferrable sensors and an asset watcher, all on one Bridgit connection whose access tokens
 live four seconds, so the session is renewed all along by task processes that then exit and by
 the long-lived triggerer. Every run must succeed, with one sign-in, no refresh token used twice
-and no state error in any log.
+and no state error in any log; the watcher schedules no run without a change and exactly one per
+change (tests/e2e/scenario.py: the same scenario runs on PostgreSQL in another test).
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
 from airflow_provider_bridge.sandbox.testing import AirflowStandalone
-from tests.e2e.test_event_driven_scheduling import _wait
+from tests.e2e.scenario import each_change_schedules_exactly_one_run, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 #: seconds of steady running (short mapped task runs, sensors deferred) before the change
@@ -61,15 +61,14 @@ def test_short_tasks_sensors_and_a_watcher_share_one_session_on_the_state_file(
         return int(rows[0][0]) if rows else 0
 
     with airflow:
-        _wait(lambda: deferred() == 2, 300, "both sensors to defer")
-        _wait(lambda: runs("short_mapped_tasks", "success") >= 1, 300, "a first run of the mapped tasks")
+        wait_for(lambda: deferred() == 2, 300, "both sensors to defer")
+        wait_for(lambda: runs("short_mapped_tasks", "success") >= 1, 300, "a first run of the mapped tasks")
         refreshes = bridgit.counter("refreshes")
         time.sleep(STEADY)  # tasks come and go, the triggerer polls, the session is renewed
         assert bridgit.counter("refreshes") > refreshes  # renewals did happen meanwhile
-        BridgitBenchHook().create_entity("projects", {"name": "Deployment-shaped"})
-        _wait(lambda: runs("two_deferred_sensors", "success") == 1, 180, "the sensors to see the change")
-        _wait(lambda: runs("event_driven_staffing", "success") == 1, 240, "the watcher's run to staff it")
-        _wait(lambda: runs("short_mapped_tasks", "running") == 0, 120, "the mapped run in flight to end")
+        each_change_schedules_exactly_one_run(airflow, bridgit, ("Deployed one", "Deployed two"), poll=2)
+        wait_for(lambda: runs("two_deferred_sensors", "success") == 1, 180, "the sensors to see the change")
+        wait_for(lambda: runs("short_mapped_tasks", "running") == 0, 120, "the mapped run in flight to end")
 
     mapped = runs("short_mapped_tasks")
     print(f"\nshort_mapped_tasks runs: {mapped}, counters: {bridgit.stats()['counters']}")

@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_bridge.sandbox.testing import AirflowComponents
 from tests.conftest import use_server_backend
-from tests.e2e.test_event_driven_scheduling import POLL, each_change_schedules_exactly_one_run
+from tests.e2e.scenario import POLL, each_change_schedules_exactly_one_run
 
 REPO = Path(__file__).resolve().parents[2]
 

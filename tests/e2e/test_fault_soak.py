@@ -1,5 +1,5 @@
 """
-The fault soak, short (issue 10, item 2): a few hundred creates and upserts through the hooks and
+The fault soak, short: a few hundred creates and upserts through the hooks and
 ``UpsertEntityOperator`` from two real processes per vendor, against the sandbox injecting ~10 %
 mixed faults — late writes (held past the client's read timeout, applied afterwards), 500 and
 dropped connections after the write, errors and drops before it — plus one-shot rules so each

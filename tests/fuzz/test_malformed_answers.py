@@ -1,6 +1,6 @@
 """
 Fuzz: every hook method of every vendor against a loopback vendor that answers malformed things
-(issue 10, item 6). HTML with 200, truncated or non-UTF-8 JSON, JSON nested 100,000 deep, a 10 MB
+. HTML with 200, truncated or non-UTF-8 JSON, JSON nested 100,000 deep, a 10 MB
 body, the wrong shapes (lists of scalars, envelopes without ``Success``/``Data``, ``Success:
 "true"``, JSON:API documents without ``data``/``type``, ``included: 5``, ``links.next`` to itself,
 to another host or to ``http://[::1``), odd error bodies, 204 on a GET, redirects to malformed

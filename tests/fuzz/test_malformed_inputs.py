@@ -1,6 +1,6 @@
 """
 Fuzz: malformed inputs to every hook method, to ``request()``, to the operators, and malformed
-connection extras (issue 10, item 6). Entity names and ids with ``../``, ``?``, ``#``, ``%2F``,
+connection extras. Entity names and ids with ``../``, ``?``, ``#``, ``%2F``,
 whitespace, control characters, very long strings, None, dicts; data that is not JSON (NaN,
 sets, 100,000-deep nesting); query params of the wrong type; ``since`` values from year 1 to
 9999; extras of ``inf``, ``nan``, ``1e308``, negative or of the wrong type; hosts and token URLs

@@ -1,6 +1,6 @@
 """
 A credential that is already expired when issued (a vendor clock behind ours, ``expires_in: 0``)
-is used once for the request at hand: renewal is bounded, never a loop (issue 10, item 5).
+is used once for the request at hand: renewal is bounded, never a loop.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """
-Listings are bounded (issue 10, item 6 in part): a server that always says there is another page,
+Listings are bounded: a server that always says there is another page,
 a huge ``TotalCount``, or a ``links.next`` that leads back, ends with a clear error after a few
 requests instead of being followed until the server stops.
 """

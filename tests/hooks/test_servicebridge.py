@@ -177,7 +177,8 @@ class TestSessionAuth:
     @pytest.mark.parametrize("style", ["http_401", "success_false"])
     def test_expired_session_is_replaced_once(self, servicebridge, style):
         # long enough that the new session outlives the resend even on a loaded machine, and no
-        # full garbage collection of the session's heap in between (a 1.6 s stall failed it in CI)
+        # full garbage collection of the session's heap in between (a stall of seconds would
+        # outlast the idle timeout)
         servicebridge.configure(session_idle_ttl=3, auth_failure=style)
         hook = _hook()
         with heap_frozen():

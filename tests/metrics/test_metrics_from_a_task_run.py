@@ -20,7 +20,7 @@ from tests.metrics.statsd_listener import StatsdListener
 REPO = Path(__file__).resolve().parents[2]
 P = "airflow.bridge.bridgit_bench_default."
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.e2e]  # a real airflow standalone
 
 
 def test_a_task_run_sends_the_bridge_metrics_to_statsd(bridgit, tmp_path, monkeypatch):

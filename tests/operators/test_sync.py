@@ -1,5 +1,5 @@
 """
-SyncEntitiesOperator and hook.sync_entities against the sandbox of each vendor (issue 19): modes,
+SyncEntitiesOperator and hook.sync_entities against the sandbox of each vendor: modes,
 the diff, dry run, rejections (file and threshold), mirror and its guards, concurrency inside the
 shared window, parked ambiguous creates, remembered fingerprints, and bad arguments refused
 before any request.

@@ -1,5 +1,5 @@
 """
-The provider run the way Airflow runs it (issue 18): one long-lived process (the triggerer, a long
+The provider run the way Airflow runs it: one long-lived process (the triggerer, a long
 task, a DAG-processing process) keeps using a connection while waves of short-lived task
 processes use the same connection and exit, with the session renewed during the run.
 

@@ -1,6 +1,6 @@
 """
 A process SIGKILLed while it holds the credential lock, or in the middle of a token refresh
-(issue 10, item 7), on every state backend: the others go on after at most the lock's lease
+, on every state backend: the others go on after at most the lock's lease
 (at once on the per-host SQLite file, whose lock the kernel releases with the process), no call
 fails, and the refresh token is used at most once more.
 """
@@ -91,7 +91,10 @@ def test_a_process_killed_in_the_middle_of_a_refresh_costs_one_sign_in_and_no_fa
             f"sign-ins {bridgit.counter('signins')}, "
             f"spent refresh token tried {bridgit.counter('refresh_token_reused')}x"
         )
-    assert waited < 3 + 20  # at most the lease, plus process start-up (Airflow import)
+    # held back at most the lock's lease (3 s) plus a sign-in; the processes' start-up (Airflow's
+    # import) is not the provider's and varies with the machine's load, so it only gets a bound
+    assert slowest < 3 + 5
+    assert waited < 3 + 60
     assert bridgit.counter("refreshes") == 1  # only the killed one
     assert bridgit.counter("refresh_token_reused") == 1  # the spent token was tried once, not by all
     assert bridgit.counter("signins") == 2  # the first, and one recovery for everybody

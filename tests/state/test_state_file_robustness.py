@@ -1,7 +1,7 @@
 """
 A broken per-host state file never gives the same crash on every run: unreadable files are set
 aside and replaced (processes sign in again once), and what cannot be repaired is a clear
-BridgeStateError naming the path and what to do (issue 10, item 7).
+BridgeStateError naming the path and what to do.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def test_without_any_fernet_key_credentials_are_stored_with_a_warning_not_refuse
     assert "not a valid Fernet key" not in done.stdout + done.stderr
 
 
-# -- the file is never touched outside SQLite while a connection is open (issue 18) --------------
+# -- the file is never touched outside SQLite while a connection is open --------------
 def _posix_locks_of(pid: int, path) -> list[str]:
     """The POSIX (fcntl) locks ``pid`` holds on ``path``, as the kernel lists them."""
     st = os.stat(path)
@@ -134,7 +134,7 @@ def test_taking_a_named_lock_keeps_sqlites_own_lock_on_the_file(tmp_path):
     """
     SQLite in WAL mode holds a shared POSIX lock on the database file while a connection is
     open; it is what tells the last process to close that the WAL is still in use. Opening and
-    closing any other descriptor of the file drops it (the cause of the corruption in issue 18).
+    closing any other descriptor of the file drops it (what once corrupted the file).
     """
     path = tmp_path / "bridge_state.sqlite"
     backend = SQLiteStateBackend(str(path))

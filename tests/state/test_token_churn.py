@@ -1,5 +1,5 @@
 """
-Token churn (issue 18): processes sharing one session whose access tokens live one second. A
+Token churn: processes sharing one session whose access tokens live one second. A
 token is replaced (a single-use refresh kills the old one) while other processes' requests carry
 it; those 401s must be recovered inside the request path with the newest stored token, never
 reach a caller. The long version (16 processes, 45 s) is ``benchmarks/token_churn.py``.

@@ -67,7 +67,7 @@ def test_the_posts_own_retries_and_the_reconcile_resends_share_one_budget():
     )
     with pytest.raises(BridgeConnectionError, match="could not reach"):
         made.create_entity("Customers", {"Name": "Acme"})
-    assert posts(session) == 3  # before one budget, each resend had a fresh one: up to 3 x 3 = 9
+    assert posts(session) == 3  # one budget for the POST and its resends, not 3 x 3 = 9
 
 
 def test_a_create_found_by_its_natural_key_after_an_unknown_outcome_is_not_sent_again():

@@ -1,5 +1,5 @@
 """
-What a deployment runs all day (the ``airflow standalone`` test of issue 18): short mapped tasks on
+What a deployment runs all day (the ``airflow standalone`` test ): short mapped tasks on
 a schedule of a few seconds, each a process that uses the Bridgit connection and exits, and two
 deferrable sensors whose triggers poll the same connection from the long-lived triggerer.
 """
