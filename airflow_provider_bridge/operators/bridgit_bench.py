@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
@@ -10,6 +9,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 from airflow_provider_bridge.exceptions import BridgeConfigError, BulkCreateError
 from airflow_provider_bridge.hooks import get_bridge_hook
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+from airflow_provider_bridge.sync.source import normalize_key_value
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,11 +18,9 @@ if TYPE_CHECKING:
 
 
 def _key(role: dict[str, Any], fields: list[str]) -> tuple[str, ...]:
-    def norm(value: Any) -> str:
-        text = "" if value is None else str(value)
-        return text[:10] if len(text) >= 10 and text[4:5] == "-" and text[7:8] == "-" else text.casefold()
-
-    return tuple(norm(role.get(f)) for f in fields)
+    """What identifies a role: its ``fields`` compared as a sync compares ``match_on`` values (an
+    absent field counts as empty)."""
+    return tuple("" if role.get(f) is None else str(normalize_key_value(role.get(f))) for f in fields)
 
 
 class BulkCreateRolesOperator(BaseOperator):
@@ -155,7 +153,7 @@ class BulkCreateRolesOperator(BaseOperator):
             exc.settle_seconds,
         )
         if exc.settle_seconds > 0:
-            time.sleep(exc.settle_seconds)
+            hook.clock.sleep(exc.settle_seconds)
         project = hook.check_id(self.project_id, "project_id")
         existing = {_key(r, self.match_on): r for r in hook.list_entities(f"projects/{project}/roles")}
         landed = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
@@ -15,8 +14,7 @@ from airflow_provider_bridge.sync.source import Rejections, Unreadable, key_of, 
 from airflow_provider_bridge.sync.writer import Writer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
+    from airflow_provider_bridge.clock import Clock
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
     from airflow_provider_bridge.sync.model import SyncOptions
 
@@ -30,7 +28,7 @@ class EntitySync:
     :param hook: the vendor hook (its copies do the concurrent writes).
     :param records: the source (see :func:`~.source.open_source`).
     :param options: the checked arguments.
-    :param clock: monotonic time; :param sleep: waiting (the tests pass fakes).
+    :param clock: what the run measures and waits on (default: the hook's).
     """
 
     def __init__(
@@ -39,29 +37,26 @@ class EntitySync:
         records: Any,
         options: SyncOptions,
         *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
     ) -> None:
         self.hook = hook
         self.options = options
         self.source = open_source(records)
-        self.clock = clock
+        self.clock: Clock = clock or hook.clock
         self.rejections = Rejections(options.rejects_path, hook.scrub)
         self.counts = Counts()
         sync_id = hashlib.sha256(
             f"{hook.account_key}|{options.entity}|{','.join(options.match_on)}".encode()
         ).hexdigest()[:24]
-        self.memory = SyncMemory(hook, sync_id, options, sleep=sleep)
-        self.writer = Writer(
-            hook, options, self.memory, self.rejections, self.counts, clock=clock, sleep=sleep
-        )
+        self.memory = SyncMemory(hook, sync_id, options, clock=self.clock)
+        self.writer = Writer(hook, options, self.memory, self.rejections, self.counts, clock=self.clock)
         self._source_rows = 0
         self._unkeyed = 0  # source rows rejected before they had a key
         self._protected: set[str] = set()
 
     def run(self) -> SyncSummary:
         """Run the sync; return its summary (raises :class:`BridgeSyncError` past ``max_rejects``)."""
-        started = self.clock()
+        started = self.clock.monotonic()
         requests_before = self.hook.requests_sent
         try:
             self.memory.wait_for_a_killed_attempt()
@@ -92,7 +87,7 @@ class EntitySync:
             deleted=self.counts.deleted,
             rejected=self.rejections.count,
             requests=self.hook.requests_sent - requests_before + self.writer.requests_sent,
-            seconds=round(self.clock() - started, 2),
+            seconds=round(self.clock.monotonic() - started, 2),
             dry_run=self.options.dry_run,
             rejects_path=self.options.rejects_path,
             plan=plan,

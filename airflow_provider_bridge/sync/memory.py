@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import threading
-import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +20,7 @@ from airflow_provider_bridge.sync.model import JOURNAL_NAMESPACE, REMEMBER_NAMES
 from airflow_provider_bridge.sync.source import fingerprint
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
+    from airflow_provider_bridge.clock import Clock
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
     from airflow_provider_bridge.sync.model import Counts, SyncOptions
     from airflow_provider_bridge.sync.source import Rejections
@@ -34,8 +32,8 @@ class SyncMemory:
     """
     The journal and the remembered fingerprints of one sync (``sync_id``) in the hook's state backend.
 
-    :param sleep: waiting out a killed attempt; :param wall: the wall clock (the journal's times
-        are read by other processes).
+    :param clock: what waiting out a killed attempt sleeps on; its wall time dates the journal
+        (read by other processes).
     """
 
     def __init__(
@@ -44,16 +42,14 @@ class SyncMemory:
         sync_id: str,
         options: SyncOptions,
         *,
-        sleep: Callable[[float], None],
-        wall: Callable[[], float] = time.time,
+        clock: Clock,
     ) -> None:
         self.backend = hook.state_backend
         self.write_settle = hook.write_settle
         self.max_wait = hook.config.max_retry_wait
         self.sync_id = sync_id
         self.options = options
-        self.sleep = sleep
-        self.wall = wall
+        self.clock = clock
         self._remembered: dict[str, list[Any]] = {}
         self._new: dict[str, list[Any]] = {}
         self._guard = threading.Lock()
@@ -65,7 +61,7 @@ class SyncMemory:
     def in_flight(self, row: Row) -> None:
         """Note a create as in flight (before it is sent)."""
         self.backend.set(
-            JOURNAL_NAMESPACE, self._key(row.key), repr(self.wall()), ttl=self.write_settle + 3600
+            JOURNAL_NAMESPACE, self._key(row.key), repr(self.clock.time()), ttl=self.write_settle + 3600
         )
 
     def settled(self, key: str) -> None:
@@ -81,7 +77,7 @@ class SyncMemory:
         }
         if not mine:
             return
-        left = max(mine.values()) + self.write_settle - self.wall()
+        left = max(mine.values()) + self.write_settle - self.clock.time()
         if left > self.max_wait:
             raise BridgeOutcomeUnknownError(
                 f"{len(mine)} create(s) of an earlier attempt of this sync may still be applied by the "
@@ -97,7 +93,7 @@ class SyncMemory:
                 len(mine),
                 left,
             )
-            self.sleep(left)
+            self.clock.sleep(left)
         else:
             log.info(
                 "An earlier attempt of this sync had %d create(s) in flight; the diff will find them",

@@ -20,6 +20,7 @@ from airflow_provider_bridge.sync.source import key_of
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from airflow_provider_bridge.clock import Clock
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
     from airflow_provider_bridge.sync.memory import SyncMemory
     from airflow_provider_bridge.sync.model import Counts, SyncOptions
@@ -40,7 +41,7 @@ class Writer:
     """
     Writes one sync's creates, updates and deletes.
 
-    :param clock: monotonic time; :param sleep: waiting (the tests pass fakes).
+    :param clock: what progress and settle waits are measured and waited on.
     """
 
     def __init__(
@@ -51,8 +52,7 @@ class Writer:
         rejections: Rejections,
         counts: Counts,
         *,
-        clock: Callable[[], float],
-        sleep: Callable[[float], None],
+        clock: Clock,
     ) -> None:
         self.hook = hook
         self.options = options
@@ -60,7 +60,6 @@ class Writer:
         self.rejections = rejections
         self.counts = counts
         self.clock = clock
-        self.sleep = sleep
         self.workers: list[BridgeBaseHook] = []
         self._local = threading.local()
         self._workers_guard = threading.Lock()
@@ -122,7 +121,7 @@ class Writer:
             raise self._failure
 
     def _run_jobs(self, jobs: list[Callable[[], None]], total: int) -> None:
-        started = last = self.clock()
+        started = last = self.clock.monotonic()
         self._finished = 0
         waited_before = WAITS.total(self.hook.limiter.scope)
         with concurrent.futures.ThreadPoolExecutor(
@@ -131,7 +130,7 @@ class Writer:
             pending = {pool.submit(self._guarded, job) for job in jobs}
             while pending:
                 _, pending = concurrent.futures.wait(pending, timeout=1.0)
-                now = self.clock()
+                now = self.clock.monotonic()
                 if now - last >= PROGRESS_EVERY and pending:
                     last = now
                     done = self._finished
@@ -179,7 +178,7 @@ class Writer:
     def _park(self, rows: list[Row], exc: BridgeOutcomeUnknownError, hook: BridgeBaseHook) -> float:
         settle = hook.write_settle if exc.may_land_later else 0.0
         with self._parked_guard:
-            self._parked.extend((row, self.clock() + settle) for row in rows)
+            self._parked.extend((row, self.clock.monotonic() + settle) for row in rows)
         return settle
 
     def _create(self, row: Row) -> None:
@@ -262,14 +261,14 @@ class Writer:
     # -- parked creates ------------------------------------------------------------------------
     def _reconcile_parked(self) -> None:
         parked = self._parked
-        wait = max(until for _, until in parked) - self.clock()
+        wait = max(until for _, until in parked) - self.clock.monotonic()
         if wait > 0:
             log.info(
                 "Waiting %.1fs until %d parked create(s) can no longer land, then checking them",
                 wait,
                 len(parked),
             )
-            self.sleep(wait)
+            self.clock.sleep(wait)
         rows = {row.key: row for row, _ in parked}
         landed: dict[str, Any] = {}
         for record in self.hook.list_entities(self.options.entity, self.options.query_params):

@@ -414,19 +414,21 @@ def test_lineage_names_the_source_file_as_input_and_the_entity_as_output(bridgit
 
 
 def test_progress_is_logged_with_the_rate_and_the_eta(bridgit, caplog):
-    import itertools
     import logging
 
+    from airflow_provider_bridge.clock import ManualClock
     from airflow_provider_bridge.sync import EntitySync, check_options
 
     bridgit.configure(faults={"latency": 0.2, "rules": []})
     hook = BridgitBenchHook()
-    ticks = itertools.count(step=11.0)  # every reading of the clock is 11 s later
+
+    class Ticking(ManualClock):
+        def monotonic(self) -> float:
+            self.now += 11.0  # every reading of the clock is 11 s later
+            return self.now
+
     sync = EntitySync(
-        hook,
-        _projects(8),
-        check_options(hook, "projects", ["name"], max_in_flight=1),
-        clock=lambda: next(ticks),
+        hook, _projects(8), check_options(hook, "projects", ["name"], max_in_flight=1), clock=Ticking()
     )
     with caplog.at_level(logging.INFO, logger="airflow_provider_bridge.sync"):
         assert sync.run()["created"] == 8
