@@ -103,6 +103,14 @@ class VendorSpec:
     :param sandbox_extra: extras of a connection to the emulator (``{url}`` in a value is replaced
         by the running emulator's address).
     :param operator_modules: the operator modules listed for this integration.
+    :param default_host: the vendor's public base URL, used when a connection has no host (None:
+        the host is required).
+    :param rate_limits: ``((requests, seconds), ...)`` when a connection sets no ``rate_limits``.
+    :param page_size: records per page when a connection sets no ``page_size``.
+    :param throttle_wait: seconds every worker pauses after a 429 without ``Retry-After`` (None:
+        the jittered backoff).
+    :param login_label: what the connection's login holds, for error messages (None: optional).
+    :param password_label: what its password holds (None: optional).
     """
 
     conn_type: str
@@ -116,6 +124,12 @@ class VendorSpec:
     sandbox_password: str
     sandbox_extra: Mapping[str, Any] = field(default_factory=dict)
     operator_modules: tuple[str, ...] = ("airflow_provider_bridge.operators.entity",)
+    default_host: str | None = None
+    rate_limits: tuple[tuple[float, float], ...] = ((5, 1),)
+    page_size: int = 100
+    throttle_wait: float | None = None
+    login_label: str | None = "login"
+    password_label: str | None = "password"
 
     @property
     def hook_module(self) -> str:
@@ -153,6 +167,11 @@ THIRD_PARTY_MANAGER = VendorSpec(
     conn_type="third_party_manager",
     name="Third-Party Manager",
     hook="airflow_provider_bridge.hooks.third_party_manager.ThirdPartyManagerHook",
+    rate_limits=((6, 1), (600, 3600)),
+    page_size=100,
+    throttle_wait=60.0,
+    login_label="the OAuth client id",
+    password_label="the OAuth client secret",
     # no public address of the vendor's API reference is known (each tenant has its own host):
     # no link rather than one to the JSON:API specification it builds on
     doc_url=None,
@@ -222,6 +241,11 @@ SERVICEBRIDGE = VendorSpec(
     conn_type="servicebridge",
     name="ServiceBridge",
     hook="airflow_provider_bridge.hooks.servicebridge.ServiceBridgeHook",
+    default_host="https://cloud.servicebridge.com",
+    rate_limits=((50, 1), (60000, 3600)),
+    page_size=500,
+    login_label="the API User Id (auth_type session/basic) or the OAuth App Id (oauth)",
+    password_label="the API User password or the OAuth App secret",
     doc_url="https://cloud.servicebridge.com",
     fields={
         "auth_type": {
@@ -278,6 +302,11 @@ BRIDGIT_BENCH = VendorSpec(
     conn_type="bridgit_bench",
     name="Bridgit Bench",
     hook="airflow_provider_bridge.hooks.bridgit_bench.BridgitBenchHook",
+    default_host="https://bench.gobridgit.com",
+    rate_limits=((5, 1),),  # the vendor publishes none
+    page_size=1000,
+    login_label="the service account's unique identifier",
+    password_label="the service account's password",
     doc_url="https://bench.gobridgit.com",
     fields={
         "account_id": {

@@ -53,7 +53,7 @@ from airflow_provider_bridge.state.factory import (
 )
 from airflow_provider_bridge.state.limiter import RateLimiter
 from airflow_provider_bridge.timestamps import coerce_since
-from airflow_provider_bridge.vendors import declared_default
+from airflow_provider_bridge.vendors import VendorSpec, declared_default, vendor
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -99,16 +99,6 @@ class BridgeBaseHook(BaseHook):
     default_conn_name: ClassVar[str]
     hook_name: ClassVar[str]
 
-    #: the vendor's public base URL, used when the connection has no host (None: host required)
-    default_host: ClassVar[str | None] = None
-    #: ``[[requests, seconds], ...]`` used when the connection sets no ``rate_limits``
-    default_rate_limits: ClassVar[list[list[float]]] = [[5, 1]]
-    default_page_size: ClassVar[int] = 100
-    #: human names of login/password, for error messages (None: the field is optional)
-    login_label: ClassVar[str | None] = "login"
-    password_label: ClassVar[str | None] = "password"
-    #: seconds to pause everyone after a 429 without Retry-After (None: jittered backoff)
-    default_throttle_wait: ClassVar[float | None] = None
     #: the field holding a record's id at this vendor (see :meth:`record_id`)
     id_field: ClassVar[str] = "id"
     #: backoff base and cap (seconds) for full-jitter exponential retries
@@ -151,14 +141,20 @@ class BridgeBaseHook(BaseHook):
     # configuration (:mod:`airflow_provider_bridge.hooks.connection`)
     # ------------------------------------------------------------------------------------
     @classmethod
+    def spec(cls) -> VendorSpec:
+        """This vendor's declaration (:mod:`airflow_provider_bridge.vendors`): its defaults live there."""
+        return vendor(cls.conn_type)
+
+    @classmethod
     def vendor_defaults(cls) -> VendorDefaults:
         """What this vendor says about its connections before one is read."""
+        spec = cls.spec()
         return VendorDefaults(
             conn_type=cls.conn_type,
-            default_host=cls.default_host,
-            default_rate_limits=cls.default_rate_limits,
-            login_label=cls.login_label,
-            password_label=cls.password_label,
+            default_host=spec.default_host,
+            default_rate_limits=[list(window) for window in spec.rate_limits],
+            login_label=spec.login_label,
+            password_label=spec.password_label,
         )
 
     @cached_property
@@ -494,7 +490,7 @@ class BridgeBaseHook(BaseHook):
             max_wait=self.config.max_retry_wait,
             backoff_base=self.backoff_base,
             backoff_cap=self.backoff_cap,
-            throttle_wait=self.default_throttle_wait,
+            throttle_wait=self.spec().throttle_wait,
         )
 
     @cached_property
@@ -742,7 +738,7 @@ class BridgeBaseHook(BaseHook):
             isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1
         ):
             raise BridgeConfigError(f"page_size: expected a positive integer, got {page_size!r}")
-        size = page_size or self.config.page_size or self.default_page_size
+        size = page_size or self.config.page_size or self.spec().page_size
         merged = {**self.default_list_params(entity), **(params or {})}
         path = self.entity_path(entity)
         total = pages = 0

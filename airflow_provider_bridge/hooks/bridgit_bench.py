@@ -87,12 +87,6 @@ class BridgitBenchHook(BridgeBaseHook):
     default_conn_name = "bridgit_bench_default"
     hook_name = "Bridgit Bench"
 
-    default_host = "https://bench.gobridgit.com"
-    default_rate_limits = [[5, 1]]
-    default_page_size = 1000
-    login_label = "the service account's unique identifier"
-    password_label = "the service account's password"
-
     def __init__(self, bridgit_bench_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(bridgit_bench_conn_id, **kwargs)
 

@@ -88,12 +88,6 @@ class ServiceBridgeHook(BridgeBaseHook):
     default_conn_name = "servicebridge_default"
     hook_name = "ServiceBridge"
 
-    default_host = "https://cloud.servicebridge.com"
-    default_rate_limits = [[50, 1], [60000, 3600]]
-    default_page_size = 500
-    login_label = "the API User Id (auth_type session/basic) or the OAuth App Id (oauth)"
-    password_label = "the API User password or the OAuth App secret"
-
     def __init__(
         self, servicebridge_conn_id: str = default_conn_name, *, api_version: str | None = None, **kwargs: Any
     ) -> None:

@@ -90,13 +90,6 @@ class ThirdPartyManagerHook(BridgeBaseHook):
     hook_name = "Third-Party Manager"
     supports_delete = False
 
-    default_host = None
-    default_rate_limits = [[6, 1], [600, 3600]]
-    default_page_size = 100
-    default_throttle_wait = 60.0
-    login_label = "the OAuth client id"
-    password_label = "the OAuth client secret"
-
     def __init__(self, third_party_manager_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(third_party_manager_conn_id, **kwargs)
 

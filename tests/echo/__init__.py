@@ -15,6 +15,9 @@ SPEC = VendorSpec(
     conn_type="echo",
     name="Echo (tests)",
     hook="tests.echo.hook.EchoHook",
+    rate_limits=((100, 1),),
+    login_label=None,
+    password_label="the API key",
     doc_url=None,
     fields={
         "key_header": {

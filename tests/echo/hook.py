@@ -45,9 +45,6 @@ class EchoHook(BridgeBaseHook):
     conn_name_attr = "conn_id"
     default_conn_name = "echo_default"
     hook_name = "Echo"
-    default_rate_limits = [[100, 1]]
-    login_label = None
-    password_label = "the API key"
     id_field = "key"
 
     def build_auth(self) -> BridgeAuth:
