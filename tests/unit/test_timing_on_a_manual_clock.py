@@ -62,25 +62,17 @@ class _Counting(SharedTokenAuth):
         super().__init__(store, refresh_margin=300, clock=clock)
         self.calls: list[str] = []
 
-    def obtain(self):
-        self.calls.append("sign_in")
+    def _issue(self, kind: str):
+        self.calls.append(kind)
         now = self.clock.time()
-        return {
-            "access_token": f"a{len(self.calls)}",
-            "refresh_token": "r",
-            "expires_at": now + 3600,
-            "issued_at": now,
-        }
+        token = f"a{len(self.calls)}"
+        return {"access_token": token, "refresh_token": "r", "expires_at": now + 3600, "issued_at": now}
+
+    def obtain(self):
+        return self._issue("sign_in")
 
     def renew(self, record):
-        self.calls.append("refresh")
-        now = self.clock.time()
-        return {
-            "access_token": f"a{len(self.calls)}",
-            "refresh_token": "r",
-            "expires_at": now + 3600,
-            "issued_at": now,
-        }
+        return self._issue("refresh")
 
 
 def test_a_token_is_renewed_within_its_margin_of_expiry_not_before():
