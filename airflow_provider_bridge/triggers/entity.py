@@ -24,21 +24,19 @@ import functools
 import hashlib
 import json
 import logging
-import os
-import signal
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
+from airflow_provider_bridge.airflow_internals import sigterm_ends_a_test_run
 from airflow_provider_bridge.changes import FailureEvent, change_event, watcher_event
 from airflow_provider_bridge.exceptions import BridgeError, BridgeRateLimitError
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Callable
 
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
 
@@ -89,50 +87,6 @@ async def in_thread(function: Callable[..., T], *args: Any) -> T:
 
     threading.Thread(target=run, name="bridge-trigger-poll", daemon=True).start()
     return await future
-
-
-def _runs_in_line() -> bool:
-    """
-    Whether this trigger runs in line under ``dag.test()`` / ``airflow dags test``: Airflow's
-    in-process supervisor comms are installed. Imports nothing (this runs on the triggerer's event
-    loop, where importing the supervisor module would block it): ``dag.test`` has imported both
-    modules already when it runs a trigger in line.
-    """
-    supervisor = sys.modules.get("airflow.sdk.execution_time.supervisor")
-    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
-    comms_class = getattr(supervisor, "InProcessSupervisorComms", None)
-    if task_runner is None or not isinstance(comms_class, type):
-        return False
-    return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), comms_class)
-
-
-@contextlib.contextmanager
-def sigterm_ends_a_test_run() -> Iterator[None]:
-    """
-    While a trigger runs in line under ``airflow dags test`` (or ``dag.test()``), SIGTERM ends the
-    process, as it would any command.
-
-    There, Airflow runs the deferred task's trigger in the main thread of the command's own
-    process, after its task runner replaced SIGTERM's handler with one that only calls the
-    operator's ``on_kill()`` (right for a task process, whose supervisor follows up with SIGKILL;
-    here nothing follows): without this, SIGTERM is ignored for as long as the trigger waits. In a
-    triggerer nothing changes.
-    """
-    if not (_runs_in_line() and threading.current_thread() is threading.main_thread()):
-        yield
-        return
-
-    def stop(signum: int, frame: Any) -> None:
-        log.warning("SIGTERM while the trigger runs in line (airflow dags test): stopping")
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):  # closed from another thread at interpreter exit
-            signal.signal(signal.SIGTERM, previous)
 
 
 class EntityChangeTrigger(BaseTrigger):
