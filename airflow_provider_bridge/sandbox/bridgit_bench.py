@@ -131,7 +131,7 @@ class BridgitSandbox(VendorEmulator):
         session["last_activity"] = now
         return session
 
-    def _account(self, request: Request, account_id: int) -> dict[str, Any]:
+    def account(self, request: Request, account_id: int) -> dict[str, Any]:
         self._authorize(request)
         for account in self.config["accounts"]:
             if int(account["id"]) == account_id:
@@ -142,7 +142,7 @@ class BridgitSandbox(VendorEmulator):
         )
 
     # -- activity --------------------------------------------------------------------------
-    def _record(
+    def record(
         self,
         kind: str,
         *,
@@ -168,7 +168,7 @@ class BridgitSandbox(VendorEmulator):
         )
 
     # -- validation ------------------------------------------------------------------------
-    def _check_project(self, body: dict[str, Any], *, partial: bool, own_id: int | None = None) -> None:
+    def check_project(self, body: dict[str, Any], *, partial: bool, own_id: int | None = None) -> None:
         errors = []
         if "name" in body or not partial:
             name = body.get("name")
@@ -222,7 +222,7 @@ class BridgitSandbox(VendorEmulator):
             return "Complete"
         return "Active"
 
-    def _project_view(self, project: dict[str, Any]) -> dict[str, Any]:
+    def project_view(self, project: dict[str, Any]) -> dict[str, Any]:
         roles = [r for r in self.roles.values() if r["_projectId"] == project["id"]]
         return {
             **project,
@@ -231,10 +231,10 @@ class BridgitSandbox(VendorEmulator):
             "unfilledRoles": sum(1 for r in roles if not r.get("isFilled")),
         }
 
-    def _role_view(self, role: dict[str, Any]) -> dict[str, Any]:
+    def role_view(self, role: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in role.items() if not k.startswith("_")}
 
-    def _new_role(self, project_id: int, body: Any, index: int | None = None) -> dict[str, Any]:
+    def new_role(self, project_id: int, body: Any, index: int | None = None) -> dict[str, Any]:
         where = "" if index is None else f"[{index}]"
         if not isinstance(body, dict):
             raise ApiError(
@@ -282,7 +282,7 @@ class BridgitSandbox(VendorEmulator):
             "_type": "Preconstruction" if name in self.config["preconstruction_role_names"] else "Operations",
         }
 
-    def _page(self, items: list[dict[str, Any]], offset: int, limit: int) -> Response:
+    def page(self, items: list[dict[str, Any]], offset: int, limit: int) -> Response:
         if offset < 0 or limit < 1:
             raise ApiError(
                 400,
@@ -293,7 +293,7 @@ class BridgitSandbox(VendorEmulator):
         more = offset + len(page) < len(items)
         return JSONResponse(page, headers={"query-has-more": "true" if more else "false"})
 
-    def _project(self, project_id: int) -> dict[str, Any]:
+    def project(self, project_id: int) -> dict[str, Any]:
         if project_id not in self.projects:
             raise ApiError(
                 403,
@@ -364,11 +364,11 @@ class BridgitSandbox(VendorEmulator):
         @app.get("/rp/api/v1/Accounts")
         async def accounts(request: Request, offset: int = 0, limit: int = 1000) -> Response:
             self._authorize(request)
-            return self._page([dict(a, status="Active") for a in self.config["accounts"]], offset, limit)
+            return self.page([dict(a, status="Active") for a in self.config["accounts"]], offset, limit)
 
         @app.get("/rp/api/v1/Accounts/{account_id}")
         async def account(request: Request, account_id: int) -> JSONResponse:
-            return JSONResponse(dict(self._account(request, account_id), status="Active"))
+            return JSONResponse(dict(self.account(request, account_id), status="Active"))
 
         base = "/rp/api/v1/accounts/{account_id}"
         bridgit_projects.add_routes(app, self, base)

@@ -72,17 +72,17 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
         state: str = "Active",
         email: str | None = None,
     ) -> Response:
-        sandbox._account(request, account_id)
+        sandbox.account(request, account_id)
         items = sorted(sandbox.persons.values(), key=lambda p: p["id"])
         if state in ("Active", "Deactivated"):
             items = [p for p in items if p["state"] == state]
         if email:
             items = [p for p in items if p["email"].casefold() == email.casefold()]
-        return sandbox._page([dict(p) for p in items], offset, limit)
+        return sandbox.page([dict(p) for p in items], offset, limit)
 
     @app.post(base + "/Persons")
     async def create_person(request: Request, account_id: int) -> JSONResponse:
-        sandbox._account(request, account_id)
+        sandbox.account(request, account_id)
         body = await object_body(request)
         check_person(body, partial=False)
         person_id = next(sandbox.ids)
@@ -106,18 +106,18 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
             "industryStartDate": body.get("industryStartDate"),
         }
         sandbox.persons[person_id] = record
-        sandbox._record("PersonCreated", person_id=person_id)
+        sandbox.record("PersonCreated", person_id=person_id)
         sandbox.control.count("persons_created")
         return JSONResponse(record, status_code=200)
 
     @app.get(base + "/Persons/{person_id}")
     async def get_person(request: Request, account_id: int, person_id: int) -> JSONResponse:
-        sandbox._account(request, account_id)
+        sandbox.account(request, account_id)
         return JSONResponse(person(person_id))
 
     @app.patch(base + "/Persons/{person_id}")
     async def patch_person(request: Request, account_id: int, person_id: int) -> JSONResponse:
-        sandbox._account(request, account_id)
+        sandbox.account(request, account_id)
         current = person(person_id)
         body = await object_body(request)
         check_person(body, partial=True, own_id=person_id)
@@ -132,13 +132,13 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
         }
         updated["lastModifiedOn"] = _dotnet_time(_now())
         sandbox.persons[person_id] = updated
-        sandbox._record("PersonUpdated", person_id=person_id, payload=sorted(lowered))
+        sandbox.record("PersonUpdated", person_id=person_id, payload=sorted(lowered))
         return JSONResponse(updated)
 
     @app.delete(base + "/Persons/{person_id}")
     async def deactivate_person(request: Request, account_id: int, person_id: int) -> Response:
-        sandbox._account(request, account_id)
+        sandbox.account(request, account_id)
         record = person(person_id)
         record.update(state="Deactivated", lastModifiedOn=_dotnet_time(_now()))
-        sandbox._record("PersonDeactivated", person_id=person_id)
+        sandbox.record("PersonDeactivated", person_id=person_id)
         return Response(status_code=204)

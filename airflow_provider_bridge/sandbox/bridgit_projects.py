@@ -36,8 +36,8 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
         name: str | None = None,
         projectState: str = "All",
     ) -> Response:
-        sandbox._account(request, account_id)
-        items = [sandbox._project_view(p) for p in sorted(sandbox.projects.values(), key=lambda p: p["id"])]
+        sandbox.account(request, account_id)
+        items = [sandbox.project_view(p) for p in sorted(sandbox.projects.values(), key=lambda p: p["id"])]
         if name:
             items = [p for p in items if name.casefold() in p["name"].casefold()]
         if projectState != "All":
@@ -47,13 +47,13 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
         if ids:
             wanted_ids = {int(i) for raw in ids for i in raw.split(",") if i}
             items = [p for p in items if p["id"] in wanted_ids]
-        return sandbox._page(items, offset, limit)
+        return sandbox.page(items, offset, limit)
 
     @app.post(base + "/Projects")
     async def create_project(request: Request, account_id: int) -> JSONResponse:
-        sandbox._account(request, account_id)
+        sandbox.account(request, account_id)
         body = await object_body(request)
-        sandbox._check_project(body, partial=False)
+        sandbox.check_project(body, partial=False)
         project_id = next(sandbox.ids)
         project = {
             "id": project_id,
@@ -75,33 +75,33 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
             "lastModifiedOn": _dotnet_time(_now()),
         }
         sandbox.projects[project_id] = project
-        sandbox._record("ProjectCreated", project_id=project_id)
+        sandbox.record("ProjectCreated", project_id=project_id)
         sandbox.control.count("projects_created")
-        return JSONResponse(sandbox._project_view(project), status_code=200)
+        return JSONResponse(sandbox.project_view(project), status_code=200)
 
     @app.post(base + "/Projects/_filter")
     async def filter_projects(request: Request, account_id: int) -> Response:
-        sandbox._account(request, account_id)
+        sandbox.account(request, account_id)
         body = await body_of(request) or {}
         predicates = body.get("predicates") or {}
-        items = [sandbox._project_view(p) for p in sorted(sandbox.projects.values(), key=lambda p: p["id"])]
+        items = [sandbox.project_view(p) for p in sorted(sandbox.projects.values(), key=lambda p: p["id"])]
         if predicates.get("projectIds"):
             items = [p for p in items if p["id"] in set(predicates["projectIds"])]
         if predicates.get("name"):
             items = [p for p in items if predicates["name"].casefold() in p["name"].casefold()]
-        return sandbox._page(items, int(body.get("offset") or 0), int(body.get("limit") or 1000))
+        return sandbox.page(items, int(body.get("offset") or 0), int(body.get("limit") or 1000))
 
     @app.get(base + "/Projects/{project_id}")
     async def get_project(request: Request, account_id: int, project_id: int) -> JSONResponse:
-        sandbox._account(request, account_id)
-        return JSONResponse(sandbox._project_view(sandbox._project(project_id)))
+        sandbox.account(request, account_id)
+        return JSONResponse(sandbox.project_view(sandbox.project(project_id)))
 
     @app.patch(base + "/Projects/{project_id}")
     async def patch_project(request: Request, account_id: int, project_id: int) -> JSONResponse:
-        sandbox._account(request, account_id)
-        project = sandbox._project(project_id)
+        sandbox.account(request, account_id)
+        project = sandbox.project(project_id)
         body = await object_body(request)
-        sandbox._check_project(body, partial=True, own_id=project_id)
+        sandbox.check_project(body, partial=True, own_id=project_id)
         updated = {
             **project,
             **{k: v for k, v in body.items() if k in project and k not in ("id", "lastModifiedOn")},
@@ -115,17 +115,17 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
             )
         updated["lastModifiedOn"] = _dotnet_time(_now())
         sandbox.projects[project_id] = updated
-        sandbox._record("ProjectUpdated", project_id=project_id, payload=sorted(body))
-        return JSONResponse(sandbox._project_view(updated))
+        sandbox.record("ProjectUpdated", project_id=project_id, payload=sorted(body))
+        return JSONResponse(sandbox.project_view(updated))
 
     @app.delete(base + "/Projects/{project_id}")
     async def delete_project(request: Request, account_id: int, project_id: int) -> Response:
-        sandbox._account(request, account_id)
-        sandbox._project(project_id)
+        sandbox.account(request, account_id)
+        sandbox.project(project_id)
         del sandbox.projects[project_id]
         for role_id in [r for r, role in sandbox.roles.items() if role["_projectId"] == project_id]:
             del sandbox.roles[role_id]
-        sandbox._record("ProjectDeleted", project_id=project_id)
+        sandbox.record("ProjectDeleted", project_id=project_id)
         return Response(status_code=204)
 
     # -- roles --
@@ -139,8 +139,8 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
         type: str = "Operations",
         roleState: str = "All",
     ) -> JSONResponse:
-        sandbox._account(request, account_id)
-        sandbox._project(project_id)
+        sandbox.account(request, account_id)
+        sandbox.project(project_id)
         items = [
             r for r in sorted(sandbox.roles.values(), key=lambda r: r["id"]) if r["_projectId"] == project_id
         ]
@@ -152,44 +152,44 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
                 "One or more validation errors occurred.",
                 [validation("type", "type must be Operations, Preconstruction or All")],
             )
-        return JSONResponse([sandbox._role_view(r) for r in items])
+        return JSONResponse([sandbox.role_view(r) for r in items])
 
     def add_roles(project_id: int, bodies: list[Any]) -> list[dict[str, Any]]:
         prepared = [
-            sandbox._new_role(project_id, b, i if len(bodies) > 1 else None) for i, b in enumerate(bodies)
+            sandbox.new_role(project_id, b, i if len(bodies) > 1 else None) for i, b in enumerate(bodies)
         ]
         for role in prepared:
             role["id"] = next(sandbox.ids)
             sandbox.roles[role["id"]] = role
-            sandbox._record("RoleCreated", project_id=project_id, role_id=role["id"])
+            sandbox.record("RoleCreated", project_id=project_id, role_id=role["id"])
         sandbox.control.count("roles_created", len(prepared))
-        return [sandbox._role_view(r) for r in prepared]
+        return [sandbox.role_view(r) for r in prepared]
 
     @app.post(roles_base)
     async def create_role(request: Request, account_id: int, project_id: int) -> JSONResponse:
-        sandbox._account(request, account_id)
-        sandbox._project(project_id)
+        sandbox.account(request, account_id)
+        sandbox.project(project_id)
         return JSONResponse(add_roles(project_id, [await body_of(request)])[0], status_code=201)
 
     @app.post(roles_base + "/bulk")
     async def bulk_roles(request: Request, account_id: int, project_id: int) -> JSONResponse:
-        sandbox._account(request, account_id)
-        sandbox._project(project_id)
+        sandbox.account(request, account_id)
+        sandbox.project(project_id)
         body = await array_body(request, "A non-empty array of roles")
         return JSONResponse(add_roles(project_id, body), status_code=200)
 
     @app.delete(roles_base + "/bulk")
     async def bulk_delete_roles(request: Request, account_id: int, project_id: int) -> Response:
-        sandbox._account(request, account_id)
-        sandbox._project(project_id)
+        sandbox.account(request, account_id)
+        sandbox.project(project_id)
         body = await array_body(request, "A non-empty array of role ids")
         for role_id in body:
             if sandbox.roles.pop(int(role_id), None) is not None:
-                sandbox._record("RoleRemoved", project_id=project_id, role_id=int(role_id))
+                sandbox.record("RoleRemoved", project_id=project_id, role_id=int(role_id))
         return Response(status_code=204)
 
     def role(project_id: int, role_id: int) -> dict[str, Any]:
-        sandbox._project(project_id)
+        sandbox.project(project_id)
         found = sandbox.roles.get(role_id)
         if found is None or found["_projectId"] != project_id:
             raise ApiError(
@@ -200,15 +200,15 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
 
     @app.get(roles_base + "/{role_id}")
     async def get_role(request: Request, account_id: int, project_id: int, role_id: int) -> JSONResponse:
-        sandbox._account(request, account_id)
-        return JSONResponse(sandbox._role_view(role(project_id, role_id)))
+        sandbox.account(request, account_id)
+        return JSONResponse(sandbox.role_view(role(project_id, role_id)))
 
     @app.put(roles_base + "/{role_id}")
     async def put_role(request: Request, account_id: int, project_id: int, role_id: int) -> JSONResponse:
-        sandbox._account(request, account_id)
+        sandbox.account(request, account_id)
         current = role(project_id, role_id)
         body = await body_of(request)
-        replacement = sandbox._new_role(project_id, body)  # PUT replaces the role's request fields
+        replacement = sandbox.new_role(project_id, body)  # PUT replaces the role's request fields
         keep = (
             "id",
             "createdBy",
@@ -221,21 +221,21 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
         )
         replacement.update({k: current[k] for k in keep})
         sandbox.roles[role_id] = replacement
-        sandbox._record("RoleUpdated", project_id=project_id, role_id=role_id, payload=sorted(body))
-        return JSONResponse(sandbox._role_view(replacement))
+        sandbox.record("RoleUpdated", project_id=project_id, role_id=role_id, payload=sorted(body))
+        return JSONResponse(sandbox.role_view(replacement))
 
     @app.delete(roles_base + "/{role_id}")
     async def delete_role(request: Request, account_id: int, project_id: int, role_id: int) -> Response:
-        sandbox._account(request, account_id)
+        sandbox.account(request, account_id)
         role(project_id, role_id)
         del sandbox.roles[role_id]
-        sandbox._record("RoleRemoved", project_id=project_id, role_id=role_id)
+        sandbox.record("RoleRemoved", project_id=project_id, role_id=role_id)
         return Response(status_code=204)
 
     # -- activity feed --
     @app.post(base + "/activities/_filter")
     async def activities(request: Request, account_id: int) -> Response:
-        sandbox._account(request, account_id)
+        sandbox.account(request, account_id)
         body = await body_of(request) or {}
         offset, limit = int(body.get("offset") or 0), int(body.get("limit") or 25)
         if not 1 <= limit <= 50:
@@ -289,4 +289,4 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
             items = [a for a in items if a["personId"] in set(person_ids)]
         if predicates.get("activityTypes"):
             items = [a for a in items if a["activityType"] in set(predicates["activityTypes"])]
-        return sandbox._page(items, offset, limit)
+        return sandbox.page(items, offset, limit)
