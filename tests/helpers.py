@@ -139,3 +139,11 @@ def heap_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+#: ``rate_limit_margin`` for the tests that count a vendor's 429s while several processes share a
+#: window: the default 50 ms covers network jitter on a quiet host, but with four test workers on
+#: two cores a request admitted at a window's edge can reach the sandbox hundreds of milliseconds
+#: late, in the vendor's next window. What these tests prove is the sharing (without it the
+#: vendor sees four times the limit); 0 x 429 at the default margin is benchmarks/servicebridge_rate.py's.
+BUSY_MACHINE_MARGIN = 0.3

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from tests.helpers import BUSY_MACHINE_MARGIN
+
 LIMIT = [[20, 1]]
 
 
@@ -34,7 +36,8 @@ def _worker(worker: int, operations: int, results) -> None:
 def test_four_processes_share_one_session_and_one_rate_window(bridgit, monkeypatch):
     bridgit.configure(rate_limits=LIMIT, access_token_ttl=2)
     monkeypatch.setenv(
-        "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT", bridgit.connection_json(rate_limits=LIMIT, max_retry_wait=30)
+        "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
+        bridgit.connection_json(rate_limits=LIMIT, max_retry_wait=30, rate_limit_margin=BUSY_MACHINE_MARGIN),
     )
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
