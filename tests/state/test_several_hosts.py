@@ -143,7 +143,11 @@ def test_a_holder_killed_with_the_credential_lock_delays_the_others_by_at_most_i
         hosts.stop_all()
 
     assert {name: error for name, (_, error) in results.items() if error} == {}
-    assert waited < lease + 15  # process start-up (Airflow import) included
+    # held back at most the lease plus a refresh; the processes' start-up (Airflow's import) is not
+    # the provider's and varies with the machine's load, so it only gets a bound
+    slowest = max(value["seconds"] for value, _ in results.values())
+    assert slowest < lease + 5, results
+    assert waited < lease + 60
     counters = bridgit.counter
     assert counters("signins") == 1
     assert counters("refreshes") == 1  # the others refreshed once, after the lease ran out
