@@ -135,6 +135,7 @@ def test_a_holder_killed_with_the_credential_lock_delays_the_others_by_at_most_i
     try:
         # SIGKILL while it holds the lock: nothing releases it but the lease
         killed_at = kill_a_credential_lock_holder(hosts, tmp_path)
+        bridgit.configure(access_token_ttl=3600)  # the refreshed token outlives the others' start-up
         for name in ("other-a", "other-b"):
             hosts.start(name, 1, one_bridgit_call)
         results = hosts.collect(["other-a", "other-b"], timeout=120)
