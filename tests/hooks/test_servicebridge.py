@@ -354,8 +354,10 @@ def test_no_session_key_or_token_leaks_on_error_paths(servicebridge, monkeypatch
         hook.get_entity("Customers", 999)
     except BridgeError as exc:
         texts.append(str(exc))
-    servicebridge.configure(session_idle_ttl=1.5)
-    time.sleep(1.8)
+    # 3 s: the new session must outlive its Login and the resend on a busy machine (a 2 s Login
+    # outlived a 1.5 s one)
+    servicebridge.configure(session_idle_ttl=3)
+    time.sleep(3.3)
     list(hook.list_entities("Customers"))  # refused key in the URL, then a new Login
     refresh_token = _authorize(servicebridge, monkeypatch)
     _set_conn(monkeypatch, servicebridge.oauth_connection(refresh_token, rate_limits=FAST))

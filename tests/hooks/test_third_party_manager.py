@@ -165,11 +165,12 @@ class TestJsonApi:
 
 class TestAuth:
     def test_token_is_shared_and_renewed_once_on_401(self, tpm):
-        tpm.configure(access_token_ttl=1.5, send_expires_in=False)
+        # 3 s: the first token must outlive the create and the listing on a busy machine
+        tpm.configure(access_token_ttl=3, send_expires_in=False)
         hook = _hook()
         hook.create_entity(PROFILES, {"officialName": "A"})
         assert len(list(_hook().list_entities(PROFILES))) == 1
-        time.sleep(1.7)
+        time.sleep(3.2)
         assert len(list(hook.list_entities(PROFILES))) == 1
         counters = tpm.stats()["counters"]
         assert counters["tokens_issued"] == 2 and counters["unauthorized_401"] == 1
