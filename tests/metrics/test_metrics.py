@@ -85,10 +85,12 @@ def test_refused_locally_and_transport_errors(statsd, bridgit, monkeypatch):
 
 
 def test_credentials_refresh_and_reauth(statsd, bridgit, monkeypatch):
-    bridgit.configure(access_token_ttl=2)
+    # 4 s tokens (renewed in their last 0.8 s): the refreshed one must still be fresh when the
+    # vendor revokes it, even when a busy machine takes seconds over the refresh
+    bridgit.configure(access_token_ttl=4)
     hook = _hook(bridgit, monkeypatch)
     list(hook.list_entities("projects"))
-    time.sleep(1.8)  # due for a refresh
+    time.sleep(3.5)  # due for a refresh
     list(hook.list_entities("projects"))
     bridgit.action("revoke-sessions")  # the vendor refuses the current token: renewed once
     list(hook.list_entities("projects"))
