@@ -738,7 +738,7 @@ class BridgeBaseHook(BaseHook):
             isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1
         ):
             raise BridgeConfigError(f"page_size: expected a positive integer, got {page_size!r}")
-        size = page_size or self.config.page_size or self.spec().page_size
+        size = page_size or self.config.page_size or self.spec_page_size
         merged = {**self.default_list_params(entity), **(params or {})}
         path = self.entity_path(entity)
         total = pages = 0
@@ -768,6 +768,11 @@ class BridgeBaseHook(BaseHook):
             self.clock.monotonic() - started,
             self.requests_sent - requests_before,
         )
+
+    @cached_property
+    def spec_page_size(self) -> int:
+        """The vendor's page size (its spec, read once per hook rather than per listing)."""
+        return self.spec().page_size
 
     @cached_property
     def max_pages(self) -> int:
