@@ -269,12 +269,14 @@ class TestOAuth:
     def test_authorize_command_then_calls_with_shared_refreshed_tokens(self, servicebridge, monkeypatch):
         refresh_token = _authorize(servicebridge, monkeypatch)
         assert servicebridge.counter("code_exchanges") == 1
-        servicebridge.configure(access_token_ttl=1)
+        # 3 s tokens, renewed in their last 0.6 s: a fresh token must outlive its own request on a
+        # busy machine (a 1 s one did not)
+        servicebridge.configure(access_token_ttl=3)
         _set_conn(monkeypatch, servicebridge.oauth_connection(refresh_token, rate_limits=FAST))
         hook = _hook()
         hook.create_entity("Customers", {"Name": "OAuth"})
         for _ in range(3):
-            time.sleep(0.6)
+            time.sleep(2.5)
             assert len(list(_hook().list_entities("Customers"))) == 1
         counters = servicebridge.stats()["counters"]
         assert counters["refreshes"] >= 2 and counters.get("refresh_token_reused", 0) == 0
