@@ -119,3 +119,10 @@ def origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def absolute(base_url: str, path: str) -> str:
+    """The absolute URL of ``path`` below ``base_url`` (an absolute URL passes unchanged)."""
+    if path.startswith(("https://", "http://")):
+        return path
+    return f"{base_url}/{path.lstrip('/')}"

@@ -8,8 +8,10 @@ demo credentials. The provider info (:mod:`airflow_provider_bridge.get_provider_
 registry (:func:`airflow_provider_bridge.hooks.hook_class_for`), the sandbox server, its test
 helpers and its pytest fixtures are all built from :data:`VENDORS`.
 
-Adding a vendor: a hook module (a :class:`~airflow_provider_bridge.hooks.base.BridgeBaseHook`
-subclass), a sandbox module (an emulator app), and its :class:`VendorSpec` in :data:`VENDORS`.
+Adding a vendor: a hook module (a :class:`~airflow_provider_bridge.hooks.adapter.VendorAdapter`
+describing the vendor, and a few-line :class:`~airflow_provider_bridge.hooks.base.BridgeBaseHook`
+subclass naming its connection type), a sandbox module (an emulator app), and its
+:class:`VendorSpec` in :data:`VENDORS`.
 Nothing else changes: the generic operators, sensor and triggers serve it through its hook.
 
 This module is plain data (no Airflow import): Airflow reads the provider info in every process.
@@ -93,6 +95,8 @@ class VendorSpec:
     :param conn_type: the Airflow connection type (also the vendor's key in the sandbox).
     :param name: the integration and hook name shown in Airflow.
     :param hook: the hook class, ``package.module.Class``.
+    :param adapter: the vendor's :class:`~airflow_provider_bridge.hooks.adapter.VendorAdapter`
+        class, ``package.module.Class``: what the request path knows about the vendor.
     :param doc_url: the vendor's public site, when one is known.
     :param fields: the vendor's own connection-form fields (provider-info ``conn-fields``); the
         fields every vendor has (:data:`COMMON_FIELDS`) are added.
@@ -116,6 +120,7 @@ class VendorSpec:
     conn_type: str
     name: str
     hook: str
+    adapter: str
     doc_url: str | None
     fields: Mapping[str, Any]
     ui: Mapping[str, Any]
@@ -167,6 +172,7 @@ THIRD_PARTY_MANAGER = VendorSpec(
     conn_type="third_party_manager",
     name="Third-Party Manager",
     hook="airflow_provider_bridge.hooks.third_party_manager.ThirdPartyManagerHook",
+    adapter="airflow_provider_bridge.hooks.third_party_manager.ThirdPartyManagerAdapter",
     rate_limits=((6, 1), (600, 3600)),
     page_size=100,
     throttle_wait=60.0,
@@ -241,6 +247,7 @@ SERVICEBRIDGE = VendorSpec(
     conn_type="servicebridge",
     name="ServiceBridge",
     hook="airflow_provider_bridge.hooks.servicebridge.ServiceBridgeHook",
+    adapter="airflow_provider_bridge.hooks.servicebridge.ServiceBridgeAdapter",
     default_host="https://cloud.servicebridge.com",
     rate_limits=((50, 1), (60000, 3600)),
     page_size=500,
@@ -302,6 +309,7 @@ BRIDGIT_BENCH = VendorSpec(
     conn_type="bridgit_bench",
     name="Bridgit Bench",
     hook="airflow_provider_bridge.hooks.bridgit_bench.BridgitBenchHook",
+    adapter="airflow_provider_bridge.hooks.bridgit_bench.BridgitBenchAdapter",
     default_host="https://bench.gobridgit.com",
     rate_limits=((5, 1),),  # the vendor publishes none
     page_size=1000,

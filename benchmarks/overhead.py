@@ -118,7 +118,7 @@ def request_path_alone(sandbox: Any) -> dict[str, Callable[[], None]]:
     ):
         record = next(iter(hook.list_entities(entity)))
         record_id = hook.record_id(record)
-        answer = hook.request("GET", hook.entity_path(entity, record_id))
+        answer = hook.request("GET", hook.client.path(entity, record_id))
         hook.transport.session = _Canned(answer)
         calls[name] = lambda hook=hook, entity=entity, record_id=record_id: hook.get_entity(entity, record_id)
     return calls

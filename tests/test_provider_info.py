@@ -114,8 +114,8 @@ def test_every_extra_a_hook_reads_is_a_field_of_its_connection_form():
     from tests.conftest import REPO
 
     hooks = REPO / "airflow_provider_bridge" / "hooks"
-    read = re.compile(r'(?:extra|number_extra|choice_extra|mapping_extra|bool_extra)\(\s*"([a-z_]+)"')
-    base = (hooks / "base.py").read_text()
+    read = re.compile(r'extras\.(?:raw|number|choice|mapping|boolean|hosts)\(\s*"([a-z_]+)"')
+    base = (hooks / "adapter.py").read_text() + (hooks / "client.py").read_text()
     connection = (hooks / "connection.py").read_text()
     common = set(read.findall(base)) | set(
         re.findall(r'(?:number|extra_value\(extras, ctype,)\(?\s*"([a-z_]+)"', connection)
@@ -152,9 +152,9 @@ def test_json_valued_fields_are_declared_as_json_and_accepted_as_the_form_stores
     monkeypatch.setenv("AIRFLOW_CONN_THIRD_PARTY_MANAGER_DEFAULT", json.dumps(conn))
     hook = ThirdPartyManagerHook()
     assert list(hook.list_entities("engagements")) == []
-    assert hook.allowed_hosts == frozenset({"cdn.example.com"})
-    assert hook.default_headers()["X-Team"] == "data"
-    assert hook.resource_type("engagements") == "engagement"
+    assert hook.client.allowed_hosts == frozenset({"cdn.example.com"})
+    assert hook.adapter.default_headers()["X-Team"] == "data"
+    assert hook.adapter.write_body("engagements", {"a": 1})["data"]["type"] == "engagement"
 
 
 def test_the_lock_pins_every_dependency_within_its_range_with_hashes():
@@ -275,15 +275,16 @@ def test_the_hooks_defaults_are_the_ones_the_connection_form_declares(
         cfg = hook.config
         for name in ("timeout", "max_retries", "max_retry_wait", "rate_limit_margin"):
             assert getattr(cfg, name) == default(vendor, name), (vendor, name)
-        assert hook.max_pages == default(vendor, "max_pages")
+        assert hook.client.max_pages == default(vendor, "max_pages")
         assert hook.write_settle == default(vendor, "write_settle")
     sb = hook_class_for("servicebridge")()
     assert sb.api_version == default("servicebridge", "api_version")
-    assert sb.number_extra("change_overlap") == default("servicebridge", "change_overlap")
-    assert sb.number_extra("session_idle_timeout") == default("servicebridge", "session_idle_timeout")
-    assert sb.auth_type == default("servicebridge", "auth_type") == next(iter(AuthType))
+    assert sb.adapter.extras.number("change_overlap") == default("servicebridge", "change_overlap")
+    assert sb.adapter.extras.number("session_idle_timeout") == default("servicebridge", "session_idle_timeout")
+    assert sb.adapter.auth_type == default("servicebridge", "auth_type") == next(iter(AuthType))
     tpm_hook = hook_class_for("third_party_manager")()
-    assert tpm_hook.path_prefix == default("third_party_manager", "path_prefix")
+    assert tpm_hook.adapter.path_prefix == default("third_party_manager", "path_prefix")
     assert next(iter(ClientAuth)) == default("third_party_manager", "client_auth")
     assert next(iter(PagingStyle)) == default("third_party_manager", "paging")
-    assert hook_class_for("bridgit_bench")()._activity_gate() is default("bridgit_bench", "use_activity_feed")
+    bridgit = hook_class_for("bridgit_bench")()
+    assert bridgit.adapter.extras.boolean("use_activity_feed") is default("bridgit_bench", "use_activity_feed")

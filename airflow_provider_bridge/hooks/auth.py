@@ -37,6 +37,8 @@ from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.state.credentials import CredentialRecord, mask
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import requests
 
     from airflow_provider_bridge.clock import Clock
@@ -78,9 +80,14 @@ class BridgeAuth(abc.ABC, Generic[C]):
     #: False when nothing can be renewed (e.g. Basic auth): a refusal is final at once
     can_recover: bool = True
 
+    #: told ``sign_in``, ``refresh`` or ``reauth`` whenever credentials are obtained (the wiring
+    #: sets the connection's metrics here)
+    credentials_listener: Callable[[str], None] | None = None
+
     def on_credentials(self, kind: str) -> None:
-        """Told ``sign_in``, ``refresh`` or ``reauth`` whenever credentials are obtained (the hook
-        points it at its metrics)."""
+        """Tell the :attr:`credentials_listener` that credentials of ``kind`` were obtained."""
+        if self.credentials_listener is not None:
+            self.credentials_listener(kind)
 
     @abc.abstractmethod
     def prepare(self) -> C:

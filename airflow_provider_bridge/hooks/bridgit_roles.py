@@ -16,9 +16,10 @@ from airflow_provider_bridge.exceptions import (
     BridgeOutcomeUnknownError,
     BulkCreateError,
 )
+from airflow_provider_bridge.hooks.checks import check_data, check_id
 
 if TYPE_CHECKING:
-    from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
+    from airflow_provider_bridge.hooks.client import EntityClient
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +43,15 @@ ROLE_UPDATE_FIELDS = (
 
 
 def bulk_create_roles(
-    hook: BridgitBenchHook,
+    client: EntityClient,
     project_id: str | int,
     roles: list[dict[str, Any]],
     *,
     chunk_size: int,
     park_uncertain: bool,
 ) -> list[dict[str, Any]]:
-    """Create ``roles`` on the project in chunks (see the hook method for the arguments)."""
-    project = hook.check_id(project_id, "project_id")
+    """Create ``roles`` on the project in chunks (see ``BridgitBenchHook.bulk_create_roles``)."""
+    project = check_id(project_id, "project_id")
     if not isinstance(roles, list) or not roles:
         raise BridgeConfigError(f"roles: expected a non-empty list of role objects, got {roles!r:.100}")
     bad = [i for i, r in enumerate(roles) if not isinstance(r, dict) or not r]
@@ -59,12 +60,12 @@ def bulk_create_roles(
             f"roles: every item must be a non-empty object (dict); items {bad[:10]} are not"
         )
     for i, role in enumerate(roles):
-        hook.check_data(role)  # JSON-serializable, string keys
+        check_data(role)  # JSON-serializable, string keys
         if not all(isinstance(k, str) for k in role):
             raise BridgeConfigError(f"roles[{i}]: keys must be strings")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 1 <= chunk_size <= 1000:
         raise BridgeConfigError(f"chunk_size: expected an integer from 1 to 1000, got {chunk_size!r}")
-    path = hook.entity_path(f"projects/{project}/roles") + "/bulk"
+    path = client.path(f"projects/{project}/roles") + "/bulk"
     chunks = math.ceil(len(roles) / chunk_size)
     log.info(
         "Creating %d role(s) on project %s in %d request(s) of up to %d",
@@ -75,7 +76,7 @@ def bulk_create_roles(
     )
     created: list[dict[str, Any]] = []
     parked: list[dict[str, Any]] = []
-    clock = hook.clock
+    clock = client.clock
     #: when the last parked chunk that may still land can no longer be applied (monotonic)
     settle_until = clock.monotonic()
 
@@ -85,10 +86,10 @@ def bulk_create_roles(
     for start in range(0, len(roles), chunk_size):
         chunk = roles[start : start + chunk_size]
         try:
-            result = hook.records_from(hook.request("POST", path, json=chunk))
+            result = client.adapter.records_from(client.request("POST", path, json=chunk))
         except BridgeOutcomeUnknownError as exc:
             if exc.may_land_later:
-                settle_until = max(settle_until, clock.monotonic() + hook.write_settle)
+                settle_until = max(settle_until, clock.monotonic() + client.write_settle)
             if park_uncertain:
                 parked.extend(chunk)
                 log.warning(

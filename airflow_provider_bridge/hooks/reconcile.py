@@ -29,9 +29,9 @@ from airflow_provider_bridge.exceptions import BridgeAPIError, BridgeOutcomeUnkn
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import requests
-
     from airflow_provider_bridge.clock import Clock
+    from airflow_provider_bridge.hooks.call import Call
+    from airflow_provider_bridge.hooks.client import EntityClient
     from airflow_provider_bridge.retry_policy import RetryBudget
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class CreateReconciler:
     :param write_settle: seconds a vendor may still apply a write after the client gave up.
     :param max_wait: the longest wait accepted (``max_retry_wait``).
     :param report: told how each unknown outcome ended (``found``, ``resent``, ``conflict``,
-        ``raised``): the hook's metrics.
+        ``raised``): the connection's metrics.
     :param clock: what the settle window is measured and waited on.
     """
 
@@ -61,27 +61,33 @@ class CreateReconciler:
 
     def create(
         self,
+        client: EntityClient,
         what: str,
-        send: Callable[[RetryBudget], requests.Response],
+        call: Call,
         budget: RetryBudget,
         *,
         key: str | None,
-        lookup: Callable[[], list[dict[str, Any]]],
-    ) -> requests.Response | dict[str, Any]:
+        value: Any,
+    ) -> dict[str, Any]:
         """
         Send a create until it is known to be applied once.
 
-        :param what: the entity, for messages.
-        :param send: sends the POST through the request path, spending from ``budget``.
+        :param client: sends the POST (spending from ``budget``) and looks the record up.
+        :param what: the entity.
+        :param call: the POST.
         :param budget: the logical call's retry budget.
         :param key: the natural key's field (None: the entity has none, or the data lacks it).
-        :param lookup: the records whose natural key equals the data's.
-        :return: the create's answer, or the record found by its natural key.
+        :param value: the natural key's value in the data.
+        :return: the record as created, or as found by its natural key.
         """
+
+        def lookup() -> list[dict[str, Any]]:
+            return client.find(what, {str(key): value})
+
         resent = False
         while True:
             try:
-                return send(budget)
+                return client.adapter.record_from(client.send(call, budget=budget))
             except BridgeOutcomeUnknownError as unknown:
                 if key is None:
                     self.report("raised")

@@ -5,7 +5,7 @@ What is particular to this vendor (see ``shared/vendors/servicebridge.md``):
 
 * Any entity path under ``/api/{api_version}/``, sent exactly as written (``customers``,
   ``WorkOrders``, ``Locations/12/Contacts``); ``api_version`` per connection (default ``v1``) and
-  per hook (:meth:`ServiceBridgeHook.for_api_version`).
+  per hook (``api_version=``, :meth:`ServiceBridgeHook.for_api_version`).
 * Every answer is an envelope ``{"Data", "Success", "Error"}``: a call failed when the status is
   not 2xx **or** ``Success`` is false; lists add ``TotalCount``.
 * ``page``/``pageSize`` paging (default 500), stopping at ``TotalCount`` or a short page.
@@ -25,11 +25,12 @@ import datetime as dt
 import logging
 import re
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import urls
 from airflow_provider_bridge.changes import ChangeScan, field_timestamp
 from airflow_provider_bridge.exceptions import BridgeConfigError
+from airflow_provider_bridge.hooks.adapter import VendorAdapter
 from airflow_provider_bridge.hooks.auth import BasicAuth, BridgeAuth
 from airflow_provider_bridge.hooks.base import BridgeBaseHook
 from airflow_provider_bridge.hooks.oauth import OAuthRefreshTokenAuth
@@ -38,12 +39,15 @@ from airflow_provider_bridge.hooks.responses import ErrorDetails
 from airflow_provider_bridge.hooks.servicebridge_session import ServiceBridgeSessionAuth, envelope
 from airflow_provider_bridge.options import AuthType
 from airflow_provider_bridge.retry_policy import Outcome
-from airflow_provider_bridge.timestamps import coerce_since, parse_timestamp
+from airflow_provider_bridge.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     import requests
+
+    from airflow_provider_bridge.hooks.auth import Send
+    from airflow_provider_bridge.hooks.client import EntityClient
 
 
 log = logging.getLogger(__name__)
@@ -58,60 +62,22 @@ AUTHORIZE_HINT = (
 )
 
 
-class ServiceBridgeHook(BridgeBaseHook):
-    """
-    Hook for the ServiceBridge Public API.
-
-    Connection: ``host`` (default ``https://cloud.servicebridge.com``), ``login``/``password`` =
-    the API User Id and password (``auth_type`` ``session``, default, or ``basic``) or the OAuth
-    App Id and secret (``oauth``). Extras: ``auth_type``, ``api_version`` (default ``v1``),
-    ``token_url``, ``authorize_url``, ``scope``, ``refresh_token`` (oauth), ``rate_limits``
-    (default ``[[50, 1], [60000, 3600]]``, per IP address), ``page_size`` (default 500),
-    ``change_overlap`` (seconds, default 300), ``session_idle_timeout`` (default 1800), and the
-    common ``timeout``, ``verify``, ``max_retries``, ``max_retry_wait``, ``natural_keys``.
-
-    .. code-block:: python
-
-        hook = ServiceBridgeHook(servicebridge_conn_id="servicebridge_default")
-        for customer in hook.changed_since("Customers", "2026-11-01T00:00:00Z"):
-            ...
-        hook.update_entity("Customers", 15, {"Notes": "VIP"})  # only Notes changes
-        contacts = list(hook.for_api_version("v2").list_entities("Locations/12/Contacts"))
-
-    :param servicebridge_conn_id: the Airflow connection id.
-    :param api_version: overrides the connection's ``api_version`` for this hook.
-    """
+class ServiceBridgeAdapter(VendorAdapter):
+    """ServiceBridge as the request path sees it (see the module docstring)."""
 
     id_field = "Id"
-    conn_type = "servicebridge"
-    conn_name_attr = "servicebridge_conn_id"
-    default_conn_name = "servicebridge_default"
-    hook_name = "ServiceBridge"
 
-    def __init__(
-        self, servicebridge_conn_id: str = default_conn_name, *, api_version: str | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(servicebridge_conn_id, **kwargs)
-        self._api_version_override = api_version
-
-    def worker_copy(self) -> Self:
-        copy = super().worker_copy()
-        copy._api_version_override = self._api_version_override
-        return copy
-
-    # -- configuration ----------------------------------------------------------------------
     @cached_property
-    def auth_type(self) -> str:
+    def auth_type(self) -> AuthType:
         """``session`` (default), ``basic`` or ``oauth``."""
-        return self.choice_extra("auth_type", AuthType)
+        return self.extras.choice("auth_type", AuthType)
 
     @cached_property
     def api_version(self) -> str:
-        """The API version segment, e.g. ``v1`` or ``v4.5``."""
-        source = "api_version" if self._api_version_override else "extra 'api_version'"
-        value = str(
-            self._api_version_override or self.extra("api_version") or self.declared_default("api_version")
-        ).strip()
+        """The API version segment, e.g. ``v1`` or ``v4.5`` (the hook's ``api_version`` first)."""
+        override = self.context.options.get("api_version")
+        source = "api_version" if override else "extra 'api_version'"
+        value = str(override or self.extras.raw("api_version") or self.extras.declared("api_version")).strip()
         if not API_VERSION.match(value):
             raise BridgeConfigError(
                 f"Connection {self.conn_id!r}: {source} must look like v1, v2 or v4.5, got {value!r}"
@@ -120,38 +86,30 @@ class ServiceBridgeHook(BridgeBaseHook):
 
     def check_extras(self) -> None:
         super().check_extras()
-        self.auth_type  # noqa: B018 - reading validates
-        self.api_version  # noqa: B018
-        self.number_extra("session_idle_timeout", minimum=0.001)
-        self.number_extra("change_overlap", minimum=0.001)
-
-    def for_api_version(self, api_version: str) -> ServiceBridgeHook:
-        """The same connection at another API version (e.g. ``v2`` for the Locations/Contacts model)."""
-        hook = type(self)(self.conn_id, api_version=api_version, state_backend=self._state_backend)
-        hook.api_version  # noqa: B018 - validate now
-        return hook
+        _ = self.auth_type, self.api_version
+        self.extras.number("session_idle_timeout", minimum=0.001)
+        self.extras.number("change_overlap", minimum=0.001)
 
     def versioned_path(self, path: str) -> str:
         """``/api/{api_version}/{path}``."""
         return f"/api/{self.api_version}/{path.lstrip('/')}"
 
-    def build_auth(self) -> BridgeAuth:
+    def build_auth(self, sign_in: Send) -> BridgeAuth[Any]:
         """The auth object for ``auth_type``."""
-        self.api_version  # noqa: B018 - validate before any request
-        cfg = self.config
+        cfg, clock = self.config, self.context.clock
         if self.auth_type is AuthType.BASIC:
             return BasicAuth(cfg.login or "", cfg.password or "")
         if self.auth_type is AuthType.SESSION:
             return ServiceBridgeSessionAuth(
-                self.credential_store,
-                self.send_unauthenticated,
+                self.context.credential_store,
+                sign_in,
                 login_path=self.versioned_path("Login"),
                 user_id=cfg.login or "",
                 password=cfg.password or "",
-                idle_timeout=self.number_extra("session_idle_timeout", minimum=0.001),
-                clock=self.clock,
+                idle_timeout=self.extras.number("session_idle_timeout", minimum=0.001),
+                clock=clock,
             )
-        token_url, refresh_token = self.extra("token_url"), self.extra("refresh_token")
+        token_url, refresh_token = self.extras.raw("token_url"), self.extras.raw("refresh_token")
         missing = [n for n, v in (("token_url", token_url), ("refresh_token", refresh_token)) if not v]
         if missing:
             raise BridgeConfigError(
@@ -161,15 +119,15 @@ class ServiceBridgeHook(BridgeBaseHook):
         if not str(token_url).startswith(("https://", "http://")):
             raise BridgeConfigError(f"Connection {self.conn_id!r}: extra 'token_url' must be an absolute URL")
         return OAuthRefreshTokenAuth(
-            self.credential_store,
-            self.send_unauthenticated,
+            self.context.credential_store,
+            sign_in,
             token_url=str(token_url),
             client_id=cfg.login or "",
             client_secret=cfg.password or "",
-            scope=self.extra("scope"),
+            scope=self.extras.raw("scope"),
             refresh_token=str(refresh_token),
             authorize_hint=AUTHORIZE_HINT,
-            clock=self.clock,
+            clock=clock,
         )
 
     # -- where entities live and how answers look -------------------------------------------
@@ -189,26 +147,26 @@ class ServiceBridgeHook(BridgeBaseHook):
         if data is None:
             return []
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-            raise self._unexpected(response, "an envelope whose Data is a list of objects")
+            raise self.answers.unexpected(response, "an envelope whose Data is a list of objects")
         return data
 
     def record_from(self, response: requests.Response) -> dict[str, Any]:
         data = self._data(response)
         if not isinstance(data, dict):
-            raise self._unexpected(response, "an envelope whose Data is an object")
+            raise self.answers.unexpected(response, "an envelope whose Data is an object")
         return data
 
     def _data(self, response: requests.Response) -> Any:
         body = envelope(response)
         if body is None:
-            raise self._unexpected(response, "a {Data, Success, Error} envelope")
+            raise self.answers.unexpected(response, "a {Data, Success, Error} envelope")
         return body.get("Data")
 
     def update_method(self, entity: str) -> str:
         return "PUT"
 
-    def classify_response(self, response: requests.Response) -> Outcome:
-        outcome = super().classify_response(response)
+    def classify(self, response: requests.Response) -> Outcome:
+        outcome = super().classify(response)
         if outcome is Outcome.OK:
             body = envelope(response)
             if body is not None and body.get("Success") is False:
@@ -251,12 +209,13 @@ class ServiceBridgeHook(BridgeBaseHook):
         return {"page": 1, "pageSize": 1}
 
     # -- changes ---------------------------------------------------------------------------
-    def modified_at(self, record: dict[str, Any]) -> datetime | None:
+    @classmethod
+    def modified_at(cls, record: dict[str, Any]) -> datetime | None:
         """``Metadata.UpdatedOn``."""
         return field_timestamp(record, "Metadata.UpdatedOn")
 
     def scan_changes(
-        self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
+        self, client: EntityClient, entity: str, since: datetime, params: dict[str, Any] | None
     ) -> ChangeScan:
         """
         Records of ``entity`` changed after ``since``, through the ``changeTime`` filter.
@@ -265,9 +224,8 @@ class ServiceBridgeHook(BridgeBaseHook):
         compares is not published); records whose ``Metadata.UpdatedOn`` is at or before
         ``since`` are dropped, and each ``(Id, Metadata.Version)`` is returned once.
         """
-        entity = self.check_entity(entity)
-        start = coerce_since(since)
-        overlap = self.number_extra("change_overlap", minimum=0.001)
+        start = since
+        overlap = self.extras.number("change_overlap", minimum=0.001)
         try:
             query_from = start - dt.timedelta(seconds=overlap)
         except OverflowError:  # a since near year 1: there is nothing before it anyway
@@ -276,7 +234,7 @@ class ServiceBridgeHook(BridgeBaseHook):
         seen: set[tuple[Any, Any]] = set()
         changed: list[dict[str, Any]] = []
         scanned = 0
-        for scanned, record in enumerate(self.list_entities(entity, query), start=1):  # noqa: B007
+        for scanned, record in enumerate(client.list_records(entity, query), start=1):  # noqa: B007
             metadata = record.get("Metadata")
             if not isinstance(metadata, dict):  # no usable metadata: report it as changed
                 metadata = {}
@@ -301,3 +259,55 @@ class ServiceBridgeHook(BridgeBaseHook):
             len(seen),
         )
         return ChangeScan(changed, scanned)
+
+
+class ServiceBridgeHook(BridgeBaseHook):
+    """
+    Hook for the ServiceBridge Public API.
+
+    Connection: ``host`` (default ``https://cloud.servicebridge.com``), ``login``/``password`` =
+    the API User Id and password (``auth_type`` ``session``, default, or ``basic``) or the OAuth
+    App Id and secret (``oauth``). Extras: ``auth_type``, ``api_version`` (default ``v1``),
+    ``token_url``, ``authorize_url``, ``scope``, ``refresh_token`` (oauth), ``rate_limits``
+    (default ``[[50, 1], [60000, 3600]]``, per IP address), ``page_size`` (default 500),
+    ``change_overlap`` (seconds, default 300), ``session_idle_timeout`` (default 1800), and the
+    common ``timeout``, ``verify``, ``max_retries``, ``max_retry_wait``, ``natural_keys``.
+
+    .. code-block:: python
+
+        hook = ServiceBridgeHook(servicebridge_conn_id="servicebridge_default")
+        for customer in hook.changed_since("Customers", "2026-11-01T00:00:00Z"):
+            ...
+        hook.update_entity("Customers", 15, {"Notes": "VIP"})  # only Notes changes
+        contacts = list(hook.for_api_version("v2").list_entities("Locations/12/Contacts"))
+
+    :param servicebridge_conn_id: the Airflow connection id.
+    :param api_version: overrides the connection's ``api_version`` for this hook.
+    """
+
+    conn_type = "servicebridge"
+    conn_name_attr = "servicebridge_conn_id"
+    default_conn_name = "servicebridge_default"
+    hook_name = "ServiceBridge"
+
+    def __init__(
+        self, servicebridge_conn_id: str = default_conn_name, *, api_version: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(servicebridge_conn_id, **kwargs)
+        if api_version:
+            self.options["api_version"] = api_version
+
+    @property
+    def api_version(self) -> str:
+        """The API version segment this hook sends, e.g. ``v1`` or ``v4.5``."""
+        adapter = self.adapter
+        assert isinstance(adapter, ServiceBridgeAdapter)
+        return adapter.api_version
+
+    def for_api_version(self, api_version: str) -> ServiceBridgeHook:
+        """The same connection at another API version (e.g. ``v2`` for the Locations/Contacts model)."""
+        hook = type(self)(
+            self.conn_id, api_version=api_version, state_backend=self._state_backend, clock=self.clock
+        )
+        _ = hook.api_version  # validated now
+        return hook

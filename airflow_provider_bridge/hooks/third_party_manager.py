@@ -32,8 +32,8 @@ from airflow_provider_bridge.exceptions import (
     BridgeAPIError,
     BridgeAuthError,
     BridgeConfigError,
-    BridgeNotSupportedError,
 )
+from airflow_provider_bridge.hooks.adapter import VendorAdapter
 from airflow_provider_bridge.hooks.base import BridgeBaseHook
 from airflow_provider_bridge.hooks.decoding import decode_json
 from airflow_provider_bridge.hooks.oauth import OAuthClientCredentialsAuth
@@ -41,12 +41,15 @@ from airflow_provider_bridge.hooks.paging import JsonApiPager, Pager
 from airflow_provider_bridge.hooks.responses import ErrorDetails, request_path
 from airflow_provider_bridge.options import ClientAuth, PagingStyle
 from airflow_provider_bridge.retry_policy import Outcome
-from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
+from airflow_provider_bridge.timestamps import isoformat_z
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     import requests
+
+    from airflow_provider_bridge.hooks.auth import Send
+    from airflow_provider_bridge.hooks.client import EntityClient
 
 log = logging.getLogger(__name__)
 
@@ -60,44 +63,16 @@ IP_ALLOW_LIST_HELP = (
 TIMESTAMP_FIELDS = ("updatedAt", "lastModified", "lastModifiedDate", "modifiedAt", "updatedOn")
 
 
-class ThirdPartyManagerHook(BridgeBaseHook):
-    """
-    Hook for the Third-Party Manager REST API (JSON:API).
+class ThirdPartyManagerAdapter(VendorAdapter):
+    """Third-Party Manager as the request path sees it (see the module docstring)."""
 
-    Connection: ``host`` = the tenant's base URL (required), ``login``/``password`` = the OAuth
-    client id and secret. Extras: ``token_url`` (required), ``scope``, ``client_auth`` (``body``
-    default, or ``basic``), ``path_prefix`` (default ``/rest``), ``paging`` (``page`` default:
-    ``page``/``perPage``; or ``jsonapi``: ``page[number]``/``page[size]``), ``extra_headers``,
-    ``resource_types`` (``{entity: JSON:API type}`` for writes), ``change_filter`` (a tenant's
-    modified-since query parameter), ``rate_limits`` (default ``[[6, 1], [600, 3600]]``),
-    ``page_size`` (default 100), and the common ``timeout``, ``verify``, ``max_retries``,
-    ``max_retry_wait``.
-
-    .. code-block:: python
-
-        hook = ThirdPartyManagerHook(third_party_manager_conn_id="third_party_manager_default")
-        profile = hook.create_entity("thirdparty/profile", {"officialName": "Acme", "recordType": "Entity"})
-        hook.update_entity("thirdparty/profile", profile["id"], {"approvalStatus": "Approved"})
-        doc = hook.get_document("engagements", params={"include": "thirdParty"})
-        third_party = doc.resolve(doc.records[0], "thirdParty")
-
-    :param third_party_manager_conn_id: the Airflow connection id.
-    """
-
-    conn_type = "third_party_manager"
-    conn_name_attr = "third_party_manager_conn_id"
-    default_conn_name = "third_party_manager_default"
-    hook_name = "Third-Party Manager"
     supports_delete = False
-
-    def __init__(self, third_party_manager_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(third_party_manager_conn_id, **kwargs)
 
     # -- configuration ----------------------------------------------------------------------
     @cached_property
     def path_prefix(self) -> str:
         """The API root below the host, default ``/rest``."""
-        prefix = str(self.extra("path_prefix") or self.declared_default("path_prefix")).rstrip("/")
+        prefix = str(self.extras.raw("path_prefix") or self.extras.declared("path_prefix")).rstrip("/")
         if not prefix.startswith("/") or "?" in prefix:
             raise BridgeConfigError(
                 f"Connection {self.conn_id!r}: extra 'path_prefix' must start with '/', got {prefix!r}"
@@ -107,14 +82,14 @@ class ThirdPartyManagerHook(BridgeBaseHook):
     @cached_property
     def token_url(self) -> str:
         """The OAuth token endpoint (required)."""
-        url = self.extra("token_url")
+        url = self.extras.raw("token_url")
         if not url:
             raise BridgeConfigError(
                 f"Connection {self.conn_id!r}: extra 'token_url' is required (the tenant's OAuth 2.0 token "
                 "endpoint, e.g. https://<tenant>/oauth/token)"
             )
         if not str(url).startswith(("https://", "http://")):
-            url = self.url_for(str(url))
+            url = urls.absolute(self.config.base_url, str(url))
         try:
             urls.origin(str(url))
         except ValueError as exc:
@@ -125,42 +100,37 @@ class ThirdPartyManagerHook(BridgeBaseHook):
 
     def check_extras(self) -> None:
         super().check_extras()
-        self.path_prefix  # noqa: B018 - reading validates
-        self.token_url  # noqa: B018
-        self.choice_extra("paging", PagingStyle)
-        self.choice_extra("client_auth", ClientAuth)
-        self.mapping_extra("extra_headers")
-        self.mapping_extra("resource_types")
+        _ = self.path_prefix, self.token_url
+        self.extras.choice("paging", PagingStyle)
+        self.extras.choice("client_auth", ClientAuth)
+        self.extras.mapping("extra_headers")
+        self.extras.mapping("resource_types")
 
-    def build_auth(self) -> OAuthClientCredentialsAuth:
-        """Client credentials, validated before any request."""
-        self.path_prefix  # noqa: B018
-        self.choice_extra("paging", PagingStyle)
-        self.mapping_extra("extra_headers")
-        self.mapping_extra("resource_types")
+    def build_auth(self, sign_in: Send) -> OAuthClientCredentialsAuth:
+        """Client credentials at the tenant's token endpoint."""
         cfg = self.config
         return OAuthClientCredentialsAuth(
-            self.credential_store,
-            self.send_unauthenticated,
+            self.context.credential_store,
+            sign_in,
             token_url=self.token_url,
             client_id=cfg.login or "",
             client_secret=cfg.password or "",
-            scope=self.extra("scope"),
-            client_auth=self.choice_extra("client_auth", ClientAuth),
+            scope=self.extras.raw("scope"),
+            client_auth=self.extras.choice("client_auth", ClientAuth),
             default_lifetime=3000,  # 50 minutes when the answer has no expires_in
-            clock=self.clock,
+            clock=self.context.clock,
         )
 
     def default_headers(self) -> dict[str, str]:
         return {
             "Accept": jsonapi.MEDIA_TYPE,
             "Content-Type": jsonapi.MEDIA_TYPE,
-            **self.mapping_extra("extra_headers"),
+            **self.extras.mapping("extra_headers"),
         }
 
     def resource_type(self, entity: str) -> str:
         """The JSON:API ``type`` written for ``entity``: ``resource_types`` extra, else its last word."""
-        configured = self.mapping_extra("resource_types")
+        configured = self.extras.mapping("resource_types")
         if entity in configured:
             return configured[entity]
         word = entity.rstrip("/").split("/")[-1]
@@ -171,11 +141,11 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         return urls.join(self.path_prefix, entity, entity_id)
 
     def pager_for(self, entity: str) -> Pager:
-        return JsonApiPager(self.choice_extra("paging", PagingStyle))
+        return JsonApiPager(self.extras.choice("paging", PagingStyle))
 
     def document(self, response: requests.Response) -> jsonapi.Document:
         """The JSON:API document of an answer, or a clear error naming what came instead."""
-        body = self.json_body(response)
+        body = self.answers.json_body(response)
         try:
             return jsonapi.Document(body)
         except jsonapi.NotJsonApiError as exc:
@@ -192,49 +162,29 @@ class ThirdPartyManagerHook(BridgeBaseHook):
     def record_from(self, response: requests.Response) -> dict[str, Any]:
         doc = self.document(response)
         if not doc.records:
-            raise self._unexpected(response, "a JSON:API document with one resource")
+            raise self.answers.unexpected(response, "a JSON:API document with one resource")
         return doc.records[0]
 
-    def get_document(
-        self, entity: str, entity_id: str | int | None = None, params: dict[str, Any] | None = None
-    ) -> jsonapi.Document:
-        """
-        One JSON:API document as the vendor sent it (one page), e.g. with ``include`` so that
-        related resources can be resolved with :meth:`jsonapi.Document.resolve`.
-        """
-        entity = self.check_entity(entity)
-        path = self.entity_path(entity, None if entity_id is None else self.check_id(entity_id))
-        return self.document(self.request("GET", path, params=params))
-
-    def write_body(self, entity: str, data: dict[str, Any]) -> Any:
-        return jsonapi.document(self.resource_type(entity), data)
+    def write_body(self, entity: str, data: dict[str, Any], record_id: str | None = None) -> Any:
+        """A JSON:API document of ``resource_type(entity)``, carrying the id in an update."""
+        return jsonapi.document(self.resource_type(entity), data, record_id)
 
     def update_method(self, entity: str) -> str:
         return "PUT"
 
-    def update_entity(self, entity: str, entity_id: str | int, data: dict[str, Any]) -> dict[str, Any]:
-        """Change the given attributes of a record (PUT with a JSON:API document carrying its id)."""
-        entity = self.check_entity(entity)
-        record_id = self.check_id(entity_id)
-        data = self.check_data(data)
-        body = jsonapi.document(self.resource_type(entity), data, record_id)
-        response = self.request("PUT", self.entity_path(entity, record_id), json=body)
-        return self.written_record(response) or self.get_entity(entity, record_id)
-
-    def delete_entity(self, entity: str, entity_id: str | int) -> None:
-        """Third-Party Manager has no DELETE: refused before any request."""
-        raise BridgeNotSupportedError(
+    def delete_refused(self, entity: str, entity_id: str) -> str:
+        return (
             f"Third-Party Manager offers no delete (GET, POST and PUT only): cannot delete "
             f"{entity}/{entity_id}. Change the record's status with update_entity instead."
         )
 
-    def classify_response(self, response: requests.Response) -> Outcome:
+    def classify(self, response: requests.Response) -> Outcome:
         if response.status_code in (401, 403) and INVALID_IP.search(response.text or ""):
             return Outcome.CONFIG_ERROR  # an allow-list problem: a new token or a retry cannot help
-        return super().classify_response(response)
+        return super().classify(response)
 
-    def error_from_response(self, response: requests.Response, method: str) -> BridgeAPIError:
-        error = super().error_from_response(response, method)
+    def error_for(self, response: requests.Response, method: str) -> BridgeAPIError:
+        error = super().error_for(response, method)
         if INVALID_IP.search(response.text or ""):
             return BridgeAuthError(
                 IP_ALLOW_LIST_HELP,
@@ -275,12 +225,13 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         return {"page": 1, "perPage": 1}
 
     # -- changes ---------------------------------------------------------------------------
-    def modified_at(self, record: dict[str, Any]) -> datetime | None:
+    @classmethod
+    def modified_at(cls, record: dict[str, Any]) -> datetime | None:
         """The first of :data:`TIMESTAMP_FIELDS` the record carries (JSON:API attributes, flattened)."""
         return field_timestamp(record, *TIMESTAMP_FIELDS)
 
     def scan_changes(
-        self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
+        self, client: EntityClient, entity: str, since: datetime, params: dict[str, Any] | None
     ) -> ChangeScan:
         """
         Records of ``entity`` changed after ``since``.
@@ -291,19 +242,18 @@ class ThirdPartyManagerHook(BridgeBaseHook):
         change is reported once detected, a record gone since is ``{"id": ..., "deleted": True}``,
         and the first scan of a listing only sets the baseline.
         """
-        entity = self.check_entity(entity)
-        start = coerce_since(since)
-        change_filter = self.extra("change_filter")
+        start = since
+        change_filter = self.extras.raw("change_filter")
         if change_filter:
             records = list(
-                self.list_entities(entity, {**(params or {}), str(change_filter): isoformat_z(start)})
+                client.list_records(entity, {**(params or {}), str(change_filter): isoformat_z(start)})
             )
             return ChangeScan(records, len(records))
-        key = f"{self.account_key}|{entity}|{json.dumps(params or {}, sort_keys=True, default=str)}"
+        key = f"{self.context.account_key}|{entity}|{json.dumps(params or {}, sort_keys=True, default=str)}"
         tracker = FingerprintTracker(
-            self.state_backend, key, record_id=self.record_id, modified_at=self.modified_at
+            self.context.state_backend, key, record_id=self.record_id, modified_at=self.modified_at
         )
-        changed, scanned, cursor = tracker.scan(self.list_entities(entity, params), start)
+        changed, scanned, cursor = tracker.scan(client.list_records(entity, params), start)
         log.info(
             "Fingerprint poll of %s since %s: %d record(s) scanned, %d changed",
             entity,
@@ -312,3 +262,49 @@ class ThirdPartyManagerHook(BridgeBaseHook):
             len(changed),
         )
         return ChangeScan(changed, scanned, cursor, tracker.undated)
+
+
+class ThirdPartyManagerHook(BridgeBaseHook):
+    """
+    Hook for the Third-Party Manager REST API (JSON:API).
+
+    Connection: ``host`` = the tenant's base URL (required), ``login``/``password`` = the OAuth
+    client id and secret. Extras: ``token_url`` (required), ``scope``, ``client_auth`` (``body``
+    default, or ``basic``), ``path_prefix`` (default ``/rest``), ``paging`` (``page`` default:
+    ``page``/``perPage``; or ``jsonapi``: ``page[number]``/``page[size]``), ``extra_headers``,
+    ``resource_types`` (``{entity: JSON:API type}`` for writes), ``change_filter`` (a tenant's
+    modified-since query parameter), ``rate_limits`` (default ``[[6, 1], [600, 3600]]``),
+    ``page_size`` (default 100), and the common ``timeout``, ``verify``, ``max_retries``,
+    ``max_retry_wait``.
+
+    .. code-block:: python
+
+        hook = ThirdPartyManagerHook(third_party_manager_conn_id="third_party_manager_default")
+        profile = hook.create_entity("thirdparty/profile", {"officialName": "Acme", "recordType": "Entity"})
+        hook.update_entity("thirdparty/profile", profile["id"], {"approvalStatus": "Approved"})
+        doc = hook.get_document("engagements", params={"include": "thirdParty"})
+        third_party = doc.resolve(doc.records[0], "thirdParty")
+
+    :param third_party_manager_conn_id: the Airflow connection id.
+    """
+
+    conn_type = "third_party_manager"
+    conn_name_attr = "third_party_manager_conn_id"
+    default_conn_name = "third_party_manager_default"
+    hook_name = "Third-Party Manager"
+
+    def __init__(self, third_party_manager_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(third_party_manager_conn_id, **kwargs)
+
+    def get_document(
+        self, entity: str, entity_id: str | int | None = None, params: dict[str, Any] | None = None
+    ) -> jsonapi.Document:
+        """
+        One JSON:API document as the vendor sent it (one page), e.g. with ``include`` so that
+        related resources can be resolved with :meth:`jsonapi.Document.resolve`.
+        """
+        adapter = self.adapter
+        assert isinstance(adapter, ThirdPartyManagerAdapter)
+        entity = self.check_entity(entity)
+        path = self.client.path(entity, None if entity_id is None else self.check_id(entity_id))
+        return adapter.document(self.request("GET", path, params=params))

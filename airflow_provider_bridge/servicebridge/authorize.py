@@ -75,7 +75,7 @@ def authorize(
     """
     hook = ServiceBridgeHook(conn_id)
     cfg = hook.config
-    authorize_url, token_url = hook.extra("authorize_url"), hook.extra("token_url")
+    authorize_url, token_url = hook.adapter.extras.raw("authorize_url"), hook.adapter.extras.raw("token_url")
     missing = [n for n, v in (("authorize_url", authorize_url), ("token_url", token_url)) if not v]
     if missing:
         raise BridgeConfigError(f"Connection {conn_id!r}: authorize needs the extra(s) {', '.join(missing)}")
@@ -85,8 +85,8 @@ def authorize(
     server.timeout = 0.5
     redirect = redirect_uri or f"http://localhost:{server.server_port}/callback"
     query = {"response_type": "code", "client_id": cfg.login or "", "redirect_uri": redirect, "state": state}
-    if hook.extra("scope"):
-        query["scope"] = str(hook.extra("scope"))
+    if hook.adapter.extras.raw("scope"):
+        query["scope"] = str(hook.adapter.extras.raw("scope"))
     url = f"{authorize_url}?{urllib.parse.urlencode(query)}"
     print("Open this URL in a browser, sign in to ServiceBridge and approve access (tick Offline access):")
     print(url, flush=True)
@@ -106,7 +106,7 @@ def authorize(
         token_url=str(token_url),
         client_id=cfg.login or "",
         client_secret=cfg.password or "",
-        scope=hook.extra("scope"),
+        scope=hook.adapter.extras.raw("scope"),
     )
     record = endpoint.token(
         {"grant_type": "authorization_code", "code": result["code"], "redirect_uri": redirect},

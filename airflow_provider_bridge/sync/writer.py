@@ -102,7 +102,7 @@ class Writer:
             self.options.max_in_flight,
         )
         jobs: list[Callable[[], None]] = []
-        if len(creates) > 1 and self.hook.bulk_create_path(self.options.entity) is not None:
+        if len(creates) > 1 and self.hook.supports_bulk_create(self.options.entity):
             size = self.hook.bulk_create_limit
             for start in range(0, len(creates), size):
                 chunk = creates[start : start + size]

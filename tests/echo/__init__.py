@@ -15,6 +15,7 @@ SPEC = VendorSpec(
     conn_type="echo",
     name="Echo (tests)",
     hook="tests.echo.hook.EchoHook",
+    adapter="tests.echo.hook.EchoAdapter",
     rate_limits=((100, 1),),
     login_label=None,
     password_label="the API key",

@@ -1,4 +1,4 @@
-"""The echo vendor's hook: an API key header, offset paging, records keyed by ``key``."""
+"""The echo vendor: an API key header, offset paging, records keyed by ``key`` (an adapter and its hook)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge import urls
 from airflow_provider_bridge.changes import ChangeScan, field_timestamp
+from airflow_provider_bridge.hooks.adapter import VendorAdapter
 from airflow_provider_bridge.hooks.auth import BridgeAuth, Recovery
 from airflow_provider_bridge.hooks.base import BridgeBaseHook
 from airflow_provider_bridge.hooks.paging import OffsetLimitPager, Pager
 from airflow_provider_bridge.state.credentials import mask
-from airflow_provider_bridge.timestamps import coerce_since
 
 if TYPE_CHECKING:
     from datetime import datetime
+
+    from airflow_provider_bridge.hooks.auth import Send
+    from airflow_provider_bridge.hooks.client import EntityClient
 
 
 class ApiKeyAuth(BridgeAuth[str]):
@@ -38,17 +41,13 @@ class ApiKeyAuth(BridgeAuth[str]):
         raise NotImplementedError
 
 
-class EchoHook(BridgeBaseHook):
-    """Hook for the echo vendor (tests only)."""
+class EchoAdapter(VendorAdapter):
+    """The echo vendor as the request path sees it."""
 
-    conn_type = "echo"
-    conn_name_attr = "conn_id"
-    default_conn_name = "echo_default"
-    hook_name = "Echo"
     id_field = "key"
 
-    def build_auth(self) -> BridgeAuth:
-        header = str(self.extra("key_header") or self.declared_default("key_header"))
+    def build_auth(self, sign_in: Send) -> BridgeAuth[str]:
+        header = str(self.extras.raw("key_header") or self.extras.declared("key_header"))
         return ApiKeyAuth(header, self.config.password or "")
 
     def entity_path(self, entity: str, entity_id: str | int | None = None) -> str:
@@ -60,13 +59,22 @@ class EchoHook(BridgeBaseHook):
     def test_path(self) -> str:
         return "/v1/things"
 
-    def modified_at(self, record: dict[str, Any]) -> datetime | None:
+    @classmethod
+    def modified_at(cls, record: dict[str, Any]) -> datetime | None:
         return field_timestamp(record, "changed")
 
     def scan_changes(
-        self, entity: str, since: datetime | str, params: dict[str, Any] | None = None
+        self, client: EntityClient, entity: str, since: datetime, params: dict[str, Any] | None
     ) -> ChangeScan:
-        start = coerce_since(since)
-        records = list(self.list_entities(entity, params))
-        changed = [r for r in records if (self.modified_at(r) or start) > start]
+        records = list(client.list_records(entity, params))
+        changed = [r for r in records if (self.modified_at(r) or since) > since]
         return ChangeScan(changed, len(records))
+
+
+class EchoHook(BridgeBaseHook):
+    """Hook for the echo vendor (tests only)."""
+
+    conn_type = "echo"
+    conn_name_attr = "conn_id"
+    default_conn_name = "echo_default"
+    hook_name = "Echo"

@@ -75,7 +75,7 @@ class TestConfiguration:
         hook = _hook()
         assert hook.config.base_url == "https://cloud.servicebridge.com"
         assert hook.config.rate_limits == [(50, 1.0), (60000, 3600.0)]
-        assert hook.api_version == "v1" and hook.auth_type == "session"
+        assert hook.api_version == "v1" and hook.adapter.auth_type == "session"
 
 
 class TestEntities:

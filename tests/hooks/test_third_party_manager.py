@@ -160,7 +160,7 @@ class TestJsonApi:
             authenticate=False,
         )
         with pytest.raises(BridgeAPIError, match="JSON:API document"):
-            hook.records_from(response)
+            hook.adapter.records_from(response)
 
 
 class TestAuth:

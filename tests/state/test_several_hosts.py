@@ -92,7 +92,7 @@ def _tpm_until_refused(worker: int) -> dict[str, float]:
     while calls < 200:
         started = time.monotonic()
         try:
-            hook.request("GET", hook.entity_path("engagements"))
+            hook.request("GET", hook.client.path("engagements"))
         except BridgeRateLimitError:
             return {"calls": calls, "refused_after": time.monotonic() - started}
         calls += 1
