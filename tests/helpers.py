@@ -4,28 +4,50 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_provider_bridge.clock import ManualClock
 from airflow_provider_bridge.hooks.base import BridgeBaseHook
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from airflow_provider_bridge.clock import ManualClock
+    from airflow_provider_bridge.clock import Clock
+    from airflow_provider_bridge.sandbox.testing import VendorSandbox
 
 H = TypeVar("H", bound=BridgeBaseHook)
 
 
-def fast_hook(hook_class: type[H], **attributes: Any) -> H:
+def fast_hook(hook_class: type[H], *, clock: Clock | None = None, **attributes: Any) -> H:
     """
     A hook on the vendor's default connection that backs off 10 ms instead of 0.5 s between
     retries, so fault tests do not sleep for seconds; ``attributes`` override other class settings.
     """
-    hook = hook_class()
+    hook = hook_class(clock=clock)
     hook.backoff_base = 0.01  # type: ignore[misc]
     for name, value in attributes.items():
         setattr(hook, name, value)
     return hook
+
+
+class TimeTravel:
+    """
+    Time passing for the provider and the vendors together, without sleeping: :attr:`clock` is
+    the manual clock the test's hooks measure on (starting now), and :meth:`advance` moves it
+    and each sandbox vendor's clock (``VendorSandbox.advance``) by the same amount. A test of a
+    token's or a session's expiry then takes milliseconds, and no busy machine can outlast it.
+    """
+
+    def __init__(self, *vendors: VendorSandbox) -> None:
+        self.clock = ManualClock(start=time.time())
+        self.vendors = vendors
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass, here and at every vendor."""
+        self.clock.advance(seconds)
+        for vendor in self.vendors:
+            vendor.advance(seconds)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -279,12 +279,13 @@ def test_the_hooks_defaults_are_the_ones_the_connection_form_declares(
         assert hook.write_settle == default(vendor, "write_settle")
     sb = hook_class_for("servicebridge")()
     assert sb.api_version == default("servicebridge", "api_version")
-    assert sb.adapter.extras.number("change_overlap") == default("servicebridge", "change_overlap")
-    assert sb.adapter.extras.number("session_idle_timeout") == default("servicebridge", "session_idle_timeout")
+    extras = sb.adapter.extras
+    assert extras.number("change_overlap") == default("servicebridge", "change_overlap")
+    assert extras.number("session_idle_timeout") == default("servicebridge", "session_idle_timeout")
     assert sb.adapter.auth_type == default("servicebridge", "auth_type") == next(iter(AuthType))
     tpm_hook = hook_class_for("third_party_manager")()
     assert tpm_hook.adapter.path_prefix == default("third_party_manager", "path_prefix")
     assert next(iter(ClientAuth)) == default("third_party_manager", "client_auth")
     assert next(iter(PagingStyle)) == default("third_party_manager", "paging")
-    bridgit = hook_class_for("bridgit_bench")()
-    assert bridgit.adapter.extras.boolean("use_activity_feed") is default("bridgit_bench", "use_activity_feed")
+    bridgit = hook_class_for("bridgit_bench")().adapter.extras
+    assert bridgit.boolean("use_activity_feed") is default("bridgit_bench", "use_activity_feed")

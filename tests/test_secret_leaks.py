@@ -13,7 +13,7 @@ from airflow_provider_bridge.exceptions import BridgeError
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
 from airflow_provider_bridge.sandbox.testing import run_dag
 from tests.conftest import DAGS_FOLDER
-from tests.helpers import fast_hook
+from tests.helpers import TimeTravel, fast_hook
 
 PASSWORD = "sandbox-password"
 WRONG_PASSWORD = "wrong-but-secret-password"
@@ -29,13 +29,12 @@ def _exercise(bridgit, monkeypatch) -> list[str]:
         except BridgeError as exc:
             texts.extend([str(exc), repr(exc), str(exc.__cause__ or ""), str(exc.__context__ or "")])
 
-    hook = fast_hook(BridgitBenchHook)
-    bridgit.configure(access_token_ttl=2)  # 2 s: a busy machine may take over 1 s to use a token
+    travel = TimeTravel(bridgit)
+    hook = fast_hook(BridgitBenchHook, clock=travel.clock)
+    bridgit.configure(access_token_ttl=60)
     project = hook.create_entity("projects", {"name": "Leakproof"})
     attempt(lambda: hook.create_entity("projects", {"name": "Leakproof"}))  # 409
-    import time
-
-    time.sleep(2.2)  # token expires: refresh
+    travel.advance(61)  # token expires: refresh
     list(hook.list_entities("projects"))
     bridgit.action("revoke-sessions")  # 401: recover
     list(hook.list_entities("projects"))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import secrets
-import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -88,7 +87,7 @@ class BridgitSandbox(VendorEmulator):
         for token in (session.get("access_token"), session.get("refresh_token")):
             self.access.pop(token or "", None)
             self.refresh.pop(token or "", None)
-        now = time.time()
+        now = self.now()
         session.update(
             access_token=secrets.token_urlsafe(24),
             refresh_token=secrets.token_urlsafe(24),
@@ -120,7 +119,7 @@ class BridgitSandbox(VendorEmulator):
         token = header[7:] if header.lower().startswith("bearer ") else ""
         session_id = self.access.get(token)
         session = self.sessions.get(session_id or "")
-        now = time.time()
+        now = self.now()
         if (
             session is None
             or now >= session["access_expires"]
@@ -328,7 +327,7 @@ class BridgitSandbox(VendorEmulator):
                 self._end(mine.pop(0)["id"])
                 self.control.count("sessions_evicted")
             session_id = secrets.token_hex(8)
-            self.sessions[session_id] = {"id": session_id, "user": str(username), "created": time.time()}
+            self.sessions[session_id] = {"id": session_id, "user": str(username), "created": self.now()}
             return JSONResponse(self._issue(session_id))
 
         @app.post("/auth/token")
@@ -345,7 +344,7 @@ class BridgitSandbox(VendorEmulator):
                 )
             session_id = self.refresh.get(refresh)
             session = self.sessions.get(session_id or "")
-            if session is None or time.time() >= session["refresh_expires"]:
+            if session is None or self.now() >= session["refresh_expires"]:
                 self.control.count("refresh_refused")
                 return JSONResponse(
                     {"error": "invalid_grant", "error_description": "Invalid refresh token"}, status_code=400

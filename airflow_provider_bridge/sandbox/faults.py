@@ -23,6 +23,11 @@ Faults (``POST /_sandbox/config`` with ``{"faults": {...}}``):
   kinds and options of ``rules`` and ``rate`` the share of matching calls it hits (checked in
   order, after the one-shot ``rules``; the fault soak uses these).
 
+The vendor's clock: ``clock_offset`` (seconds, a config setting, default 0) is added to the
+time every emulator reads for expiries (tokens, sessions, refresh tokens, authorization codes)
+and rate windows, so a test moves the vendor's time forward (``VendorSandbox.advance``) instead
+of sleeping until a token expires.
+
 Control endpoints (never rate limited or faulted): ``GET /_sandbox/stats``,
 ``GET|POST /_sandbox/config``, ``POST /_sandbox/reset``.
 """
@@ -118,6 +123,10 @@ class SandboxControl:
         self.random = random.Random(self.config.get("seed", 7))
         self.reset_stats()
 
+    def now(self) -> float:
+        """The vendor's time: the system's, moved by the ``clock_offset`` setting."""
+        return time.time() + float(self.config.get("clock_offset") or 0)
+
     # -- state -----------------------------------------------------------------------------
     def reset_stats(self) -> None:
         """Forget counters, request logs and rate windows."""
@@ -162,7 +171,7 @@ class SandboxControl:
         if path.startswith(CONTROL_PREFIX):
             await self._control(scope, receive, send)
             return
-        now = time.time()
+        now = self.now()
         method: str = scope["method"]
         faults = self.config.get("faults") or {}
 
@@ -403,6 +412,10 @@ class VendorEmulator:
     def config(self) -> dict[str, Any]:
         """The running configuration (defaults merged with ``/_sandbox/config`` updates)."""
         return self.control.config
+
+    def now(self) -> float:
+        """The vendor's time (UNIX seconds), which ``clock_offset`` moves: every expiry reads it."""
+        return self.control.now()
 
     def _reset(self) -> None:
         self.issued.clear()

@@ -27,7 +27,6 @@ import base64
 import datetime as dt
 import itertools
 import secrets
-import time
 import urllib.parse
 from typing import Any
 
@@ -114,7 +113,7 @@ class ServiceBridgeSandbox(VendorEmulator):
     # -- authentication --------------------------------------------------------------------
     def _caller(self, request: Request) -> dict[str, Any]:
         """Who is calling, by session key, Basic or Bearer; raises Refused when nobody valid."""
-        now = time.time()
+        now = self.now()
         key = request.query_params.get("sessionKey")
         if key:
             session = self.sessions.get(key)
@@ -150,7 +149,7 @@ class ServiceBridgeSandbox(VendorEmulator):
         return Refused(200 if self.config["auth_failure"] == "success_false" else 401, code, message)
 
     def _issue_tokens(self, app_id: str) -> dict[str, Any]:
-        now = time.time()
+        now = self.now()
         access, refresh = self._secret(), self._secret()
         self.access[access] = {"app": app_id, "expires": now + float(self.config["access_token_ttl"])}
         self.refresh[refresh] = {"app": app_id, "expires": now + float(self.config["refresh_token_ttl"])}
@@ -204,7 +203,7 @@ class ServiceBridgeSandbox(VendorEmulator):
                 self.control.count("login_refused")
                 return failure(401, "InvalidCredentials", "Invalid user id or password")
             key = self._secret()
-            self.sessions[key] = {"user": str(user), "last": time.time()}
+            self.sessions[key] = {"user": str(user), "last": self.now()}
             self.control.count("logins")
             return ok(key)
 
@@ -227,7 +226,7 @@ class ServiceBridgeSandbox(VendorEmulator):
                     {"error": "invalid_request", "error_description": "redirect_uri"}, status_code=400
                 )
             code = self._secret()
-            self.codes[code] = {"app": q["client_id"], "redirect_uri": redirect, "expires": time.time() + 60}
+            self.codes[code] = {"app": q["client_id"], "redirect_uri": redirect, "expires": self.now() + 60}
             self.control.count("authorizations")
             params = {"code": code, **({"state": q["state"]} if q.get("state") else {})}
             return RedirectResponse(f"{redirect}?{urllib.parse.urlencode(params)}", status_code=302)
@@ -252,7 +251,7 @@ class ServiceBridgeSandbox(VendorEmulator):
                 if (
                     code is None
                     or code["app"] != client_id
-                    or time.time() > code["expires"]
+                    or self.now() > code["expires"]
                     or code["redirect_uri"] != form.get("redirect_uri")
                 ):
                     return JSONResponse({"error": "invalid_grant"}, status_code=400)
@@ -267,7 +266,7 @@ class ServiceBridgeSandbox(VendorEmulator):
                         status_code=400,
                     )
                 entry = self.refresh.get(value)
-                if entry is None or entry["app"] != client_id or time.time() >= entry["expires"]:
+                if entry is None or entry["app"] != client_id or self.now() >= entry["expires"]:
                     self.control.count("refresh_refused")
                     return JSONResponse({"error": "invalid_grant"}, status_code=400)
                 self.control.count("refreshes")
@@ -328,7 +327,7 @@ class ServiceBridgeSandbox(VendorEmulator):
             if record_id is not None:
                 raise Refused(405, "MethodNotAllowed", "POST creates in a collection")
             body = await self._object(request)
-            now = time.time()
+            now = self.now()
             record = {
                 **{k: v for k, v in body.items() if k not in ("Id", "Metadata")},
                 "Id": next(self.ids),
@@ -347,7 +346,7 @@ class ServiceBridgeSandbox(VendorEmulator):
             if record is None:
                 raise Refused(404, "NotFound", f"{path} was not found")
             body = await self._object(request)
-            now = time.time()
+            now = self.now()
             record.update({k: v for k, v in body.items() if k not in ("Id", "Metadata")})  # partial update
             record["Metadata"] = {
                 **record["Metadata"],

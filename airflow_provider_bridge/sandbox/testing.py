@@ -70,6 +70,14 @@ class VendorSandbox:
         rules.append({"kind": kind, "method": method, "path": path, "count": count, **extra})
         self.configure(faults={"rules": rules})
 
+    def advance(self, seconds: float) -> None:
+        """
+        Move the vendor's clock ``seconds`` forward (its tokens, sessions and rate windows see the
+        time pass; ``reset`` puts it back): a test of an expiry advances rather than sleeps.
+        """
+        offset = float(self._call("GET", "config").get("clock_offset") or 0)
+        self.configure(clock_offset=offset + seconds)
+
     def stats(self) -> dict[str, Any]:
         """Counters, accepted requests and the busiest window per configured rate limit."""
         return dict(self._call("GET", "stats"))

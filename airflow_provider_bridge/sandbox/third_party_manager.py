@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import itertools
 import secrets
-import time
 import urllib.parse
 from typing import Any
 
@@ -123,7 +122,7 @@ class ThirdPartyManagerSandbox(VendorEmulator):
         self._check_ip(request)
         header = request.headers.get("authorization", "")
         token = self.tokens.get(header[7:]) if header.lower().startswith("bearer ") else None
-        if token is None or time.time() >= token["expires"]:
+        if token is None or self.now() >= token["expires"]:
             self.control.count("unauthorized_401")
             raise ApiError(401, "Unauthorized", "The access token is missing, invalid or expired")
         return str(token["client"])
@@ -132,7 +131,7 @@ class ThirdPartyManagerSandbox(VendorEmulator):
         delay = self.config.get("approve_after")
         if delay is None:
             return
-        now = time.time()
+        now = self.now()
         for profile in self.store["profiles"].values():
             attrs = profile["attributes"]
             if attrs.get("approvalStatus") == "Pending" and now - profile["_created"] >= float(delay):
@@ -190,7 +189,7 @@ class ThirdPartyManagerSandbox(VendorEmulator):
             value = secrets.token_urlsafe(24)
             self.issued.append(value)
             ttl = float(self.config["access_token_ttl"])
-            self.tokens[value] = {"client": client_id, "expires": time.time() + ttl}
+            self.tokens[value] = {"client": client_id, "expires": self.now() + ttl}
             self.control.count("tokens_issued")
             body: dict[str, Any] = {"access_token": value, "token_type": "Bearer"}
             if self.config["send_expires_in"]:
@@ -301,7 +300,7 @@ class ThirdPartyManagerSandbox(VendorEmulator):
                 "type": resource_type,
                 "id": new_id,
                 "attributes": attributes,
-                "_created": time.time(),
+                "_created": self.now(),
             }
             if relationships:
                 resource["relationships"] = relationships

@@ -17,7 +17,7 @@ from airflow_provider_bridge.exceptions import (
     BulkCreateError,
 )
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
-from tests.helpers import fast_hook
+from tests.helpers import TimeTravel, fast_hook
 
 
 def _hook() -> BridgitBenchHook:
@@ -386,10 +386,12 @@ class TestSession:
         assert bridgit.counter("signins") == 1
 
     def test_expiring_token_is_refreshed_not_signed_in_again(self, bridgit, bridgit_hook):
-        bridgit.configure(access_token_ttl=1)
+        bridgit.configure(access_token_ttl=100)  # renewed in its last 20 s
+        travel = TimeTravel(bridgit)
+        hook = fast_hook(BridgitBenchHook, clock=travel.clock)
         for _ in range(4):
-            list(bridgit_hook.list_entities("projects"))
-            time.sleep(0.5)
+            list(hook.list_entities("projects"))
+            travel.advance(50)
         counters = bridgit.stats()["counters"]
         assert counters["signins"] == 1 and counters.get("refreshes", 0) >= 1
         assert counters.get("refresh_token_reused", 0) == 0

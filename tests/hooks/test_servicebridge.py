@@ -8,6 +8,7 @@ import multiprocessing
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -20,13 +21,16 @@ from airflow_provider_bridge.exceptions import (
     BridgeOutcomeUnknownError,
 )
 from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
-from tests.helpers import BUSY_MACHINE_MARGIN, fast_hook, heap_frozen
+from tests.helpers import BUSY_MACHINE_MARGIN, TimeTravel, fast_hook
+
+if TYPE_CHECKING:
+    from airflow_provider_bridge.clock import ManualClock
 
 FAST = [[500, 1]]
 
 
-def _hook() -> ServiceBridgeHook:
-    return fast_hook(ServiceBridgeHook)
+def _hook(clock: ManualClock | None = None) -> ServiceBridgeHook:
+    return fast_hook(ServiceBridgeHook, clock=clock)
 
 
 def _set_conn(monkeypatch, conn: dict) -> None:
@@ -176,35 +180,34 @@ class TestSessionAuth:
 
     @pytest.mark.parametrize("style", ["http_401", "success_false"])
     def test_expired_session_is_replaced_once(self, servicebridge, style):
-        # long enough that the new session outlives the resend even on a loaded machine, and no
-        # full garbage collection of the session's heap in between (a stall of seconds would
-        # outlast the idle timeout)
-        servicebridge.configure(session_idle_ttl=3, auth_failure=style)
+        # the vendor ends idle sessions after 60 s, the hook expects 30 minutes: refused, then renewed
+        servicebridge.configure(session_idle_ttl=60, auth_failure=style)
         hook = _hook()
-        with heap_frozen():
-            list(hook.list_entities("Customers"))
-            time.sleep(3.3)
-            assert list(hook.list_entities("Customers")) == []
+        list(hook.list_entities("Customers"))
+        servicebridge.advance(61)
+        assert list(hook.list_entities("Customers")) == []
         counters = servicebridge.stats()["counters"]
         assert counters["logins"] == 2 and counters["auth_refused"] == 1
 
     def test_idle_session_is_replaced_before_a_call_is_wasted(self, servicebridge, monkeypatch):
-        servicebridge.configure(session_idle_ttl=2)
-        _set_conn(monkeypatch, servicebridge.connection(rate_limits=FAST, session_idle_timeout=2))
-        hook = _hook()
+        servicebridge.configure(session_idle_ttl=600)
+        _set_conn(monkeypatch, servicebridge.connection(rate_limits=FAST, session_idle_timeout=600))
+        travel = TimeTravel(servicebridge)
+        hook = _hook(travel.clock)
         list(hook.list_entities("Customers"))
-        time.sleep(2.1)
+        travel.advance(601)
         list(hook.list_entities("Customers"))
         counters = servicebridge.stats()["counters"]
         assert counters["logins"] == 2 and counters.get("auth_refused", 0) == 0
 
     def test_use_keeps_the_session_alive(self, servicebridge, monkeypatch):
-        servicebridge.configure(session_idle_ttl=2)
-        _set_conn(monkeypatch, servicebridge.connection(rate_limits=FAST, session_idle_timeout=2))
-        hook = _hook()
-        for _ in range(8):
+        servicebridge.configure(session_idle_ttl=600)
+        _set_conn(monkeypatch, servicebridge.connection(rate_limits=FAST, session_idle_timeout=600))
+        travel = TimeTravel(servicebridge)
+        hook = _hook(travel.clock)
+        for _ in range(8):  # 1,200 s in all, never 600 s idle
             list(hook.list_entities("Customers"))
-            time.sleep(0.4)
+            travel.advance(150)
         assert servicebridge.counter("logins") == 1
 
     def test_wrong_password_fails_without_retrying(self, servicebridge, monkeypatch):
@@ -269,15 +272,15 @@ class TestOAuth:
     def test_authorize_command_then_calls_with_shared_refreshed_tokens(self, servicebridge, monkeypatch):
         refresh_token = _authorize(servicebridge, monkeypatch)
         assert servicebridge.counter("code_exchanges") == 1
-        # 3 s tokens, renewed in their last 0.6 s: a fresh token must outlive its own request on a
-        # busy machine (a 1 s one did not)
-        servicebridge.configure(access_token_ttl=3)
+        # 300 s tokens, renewed in their last 60 s: each 250 s step makes the shared one due
+        servicebridge.configure(access_token_ttl=300)
         _set_conn(monkeypatch, servicebridge.oauth_connection(refresh_token, rate_limits=FAST))
-        hook = _hook()
+        travel = TimeTravel(servicebridge)
+        hook = _hook(travel.clock)
         hook.create_entity("Customers", {"Name": "OAuth"})
         for _ in range(3):
-            time.sleep(2.5)
-            assert len(list(_hook().list_entities("Customers"))) == 1
+            travel.advance(250)
+            assert len(list(_hook(travel.clock).list_entities("Customers"))) == 1
         counters = servicebridge.stats()["counters"]
         assert counters["refreshes"] >= 2 and counters.get("refresh_token_reused", 0) == 0
         assert counters.get("logins", 0) == 0
@@ -356,10 +359,8 @@ def test_no_session_key_or_token_leaks_on_error_paths(servicebridge, monkeypatch
         hook.get_entity("Customers", 999)
     except BridgeError as exc:
         texts.append(str(exc))
-    # 3 s: the new session must outlive its Login and the resend on a busy machine (a 2 s Login
-    # outlived a 1.5 s one)
-    servicebridge.configure(session_idle_ttl=3)
-    time.sleep(3.3)
+    servicebridge.configure(session_idle_ttl=60)
+    servicebridge.advance(61)  # the vendor ends the idle session; the hook expects 30 minutes
     list(hook.list_entities("Customers"))  # refused key in the URL, then a new Login
     refresh_token = _authorize(servicebridge, monkeypatch)
     _set_conn(monkeypatch, servicebridge.oauth_connection(refresh_token, rate_limits=FAST))

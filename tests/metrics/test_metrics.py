@@ -12,7 +12,7 @@ import time
 import pytest
 
 from airflow_provider_bridge.exceptions import BridgeOutcomeUnknownError, BridgeRateLimitError
-from tests.helpers import fast_hook
+from tests.helpers import TimeTravel, fast_hook
 from tests.metrics.statsd_listener import StatsdListener
 
 P = "airflow.bridge.bridgit_bench_default."
@@ -37,14 +37,14 @@ def statsd(monkeypatch):
     stats.initialize(factory=NoStatsLogger, export_legacy_names=False)
 
 
-def _hook(bridgit, monkeypatch, **extra):
+def _hook(bridgit, monkeypatch, clock=None, **extra):
     from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
         bridgit.connection_json(**{"account_id": 1, "rate_limits": [[200, 1]], "max_retry_wait": 5, **extra}),
     )
-    return fast_hook(BridgitBenchHook)
+    return fast_hook(BridgitBenchHook, clock=clock)
 
 
 def test_requests_throttling_and_budget(statsd, bridgit, monkeypatch):
@@ -85,12 +85,12 @@ def test_refused_locally_and_transport_errors(statsd, bridgit, monkeypatch):
 
 
 def test_credentials_refresh_and_reauth(statsd, bridgit, monkeypatch):
-    # 4 s tokens (renewed in their last 0.8 s): the refreshed one must still be fresh when the
-    # vendor revokes it, even when a busy machine takes seconds over the refresh
-    bridgit.configure(access_token_ttl=4)
-    hook = _hook(bridgit, monkeypatch)
+    # 400 s tokens, renewed in their last 80 s
+    bridgit.configure(access_token_ttl=400)
+    travel = TimeTravel(bridgit)
+    hook = _hook(bridgit, monkeypatch, clock=travel.clock)
     list(hook.list_entities("projects"))
-    time.sleep(3.5)  # due for a refresh
+    travel.advance(350)  # due for a refresh
     list(hook.list_entities("projects"))
     bridgit.action("revoke-sessions")  # the vendor refuses the current token: renewed once
     list(hook.list_entities("projects"))

@@ -59,10 +59,10 @@ def test_refresh_token_is_single_use_and_kills_the_old_tokens(bridgit_sandbox):
 
 
 def test_short_token_lifetime_expires(bridgit_sandbox):
-    bridgit_sandbox.configure(access_token_ttl=1.0)
+    bridgit_sandbox.configure(access_token_ttl=60)
     token = _signin(bridgit_sandbox.url)["access_token"]
     assert _get(bridgit_sandbox.url, token).status_code == 200
-    time.sleep(1.2)
+    bridgit_sandbox.advance(61)
     assert _get(bridgit_sandbox.url, token).status_code == 401
 
 

@@ -37,14 +37,14 @@ def test_envelope_paging_and_metadata(servicebridge_sandbox):
 
 def test_session_expiry_slides_with_use(servicebridge_sandbox):
     url = servicebridge_sandbox.url
-    servicebridge_sandbox.configure(session_idle_ttl=1.2)
+    servicebridge_sandbox.configure(session_idle_ttl=120)
     key = _login(url)
     for _ in range(4):
-        time.sleep(0.5)  # 2 s in all: past the expiry, alive only because each call slides it
+        servicebridge_sandbox.advance(50)  # 200 s in all: past the expiry, alive because each call slides it
         assert (
             requests.get(f"{url}/api/v1/Customers", params={"sessionKey": key}, timeout=10).status_code == 200
         )
-    time.sleep(1.5)
+    servicebridge_sandbox.advance(121)
     gone = requests.get(f"{url}/api/v1/Customers", params={"sessionKey": key}, timeout=10)
     assert gone.status_code == 401 and gone.json()["Success"] is False
 
