@@ -1,6 +1,5 @@
 """
-The entity interface of one connection: an :class:`EntityClient` over a transport and a vendor
-adapter.
+The entity interface of one connection: an :class:`EntityClient` over a transport and an adapter.
 
 The client drives every call and nothing calls back up into it except the two adapter steps
 that need requests and are handed the client (:meth:`VendorAdapter.locate`,

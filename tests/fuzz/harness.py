@@ -1,5 +1,6 @@
 """
-The fuzz harness: a loopback vendor that answers what each case scripts, a seeded catalogue of
+The fuzz harness: a vendor that answers what each case scripts (in process, through
+:class:`InProcessSession`; the operators' own hooks reach it over loopback HTTP), a seeded catalogue of
 malformed answers and inputs, and a runner that drives one hook call per case and records how it
 ended (success, which exception class), how many requests it sent and how long it took.
 
@@ -10,12 +11,14 @@ Every case runs under a wall-clock guard (``signal.setitimer``): a call that doe
 from __future__ import annotations
 
 import collections
+import io
 import json
 import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow_provider_bridge.exceptions import BridgeError
 from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
@@ -155,24 +158,64 @@ def connect(
     return conn
 
 
-_SESSIONS: dict[str, requests.Session] = {}
-
-
-def fresh_hook(vendor: Vendor) -> BridgeBaseHook:
+class InProcessSession:
     """
-    A new hook on the connection with its own in-memory state (no pause or token carries over).
-    Hooks of one vendor share one keep-alive HTTP session that ignores proxy variables: thousands
-    of cases then cost a few milliseconds each instead of a new TCP connection and an environment
-    scan per request.
+    The HTTP session of the fuzzed hooks: each request is prepared by ``requests`` itself (the
+    encoding of params, JSON and form bodies is the real one), answered by the fuzz server's
+    route in this process, and handed back as a ``requests.Response`` whose body is read from a
+    stream, as from a socket. Thousands of cases then cost no connection, thread or socket
+    each; what the server receives is recorded as on the wire. A request to any other origin
+    fails as an unreachable host would.
+    """
+
+    def __init__(self, server: FuzzServer) -> None:
+        self.server = server
+        self.origin = urlsplit(server.url)[:2]
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        import requests as http
+
+        prepared = http.Request(
+            method,
+            url,
+            params=kwargs.get("params"),
+            json=kwargs.get("json"),
+            data=kwargs.get("data"),
+            headers=kwargs.get("headers"),
+        ).prepare()
+        if urlsplit(prepared.url)[:2] != self.origin:
+            raise http.ConnectionError(f"fuzz: nothing listens at {urlsplit(prepared.url).netloc}")
+        body = prepared.body or b""
+        received = Received(
+            method,
+            prepared.path_url,
+            dict(prepared.headers),
+            body.encode() if isinstance(body, str) else body,
+        )
+        self.server.received.append(received)
+        status, headers, content = self.server.route(received)
+        response = http.Response()
+        response.status_code = status
+        response.headers = http.structures.CaseInsensitiveDict(
+            {**headers, "Content-Length": str(len(content))}
+        )
+        response.raw = io.BytesIO(content)
+        response.encoding = http.utils.get_encoding_from_headers(response.headers)
+        response.url = prepared.url or url
+        response.request = prepared
+        return response
+
+
+def fresh_hook(vendor: Vendor, server: FuzzServer) -> BridgeBaseHook:
+    """
+    A new hook on the connection with its own in-memory state (no pause or token carries over),
+    answered in process by ``server`` (:class:`InProcessSession`).
     """
     from airflow_provider_bridge.hooks import get_bridge_hook
 
     hook = get_bridge_hook(f"{vendor.conn_type}_default")
-    hook.__dict__["state_backend"] = MemoryStateBackend()
-    if vendor.conn_type not in _SESSIONS:
-        _SESSIONS[vendor.conn_type] = hook.session
-        hook.session.trust_env = False
-    hook.__dict__["session"] = _SESSIONS[vendor.conn_type]
+    hook.state_backend = MemoryStateBackend()
+    hook.session = InProcessSession(server)  # type: ignore[assignment]
     hook.backoff_base = 0.001  # type: ignore[misc]
     hook.backoff_cap = 0.01  # type: ignore[misc]
     return hook

@@ -78,7 +78,7 @@ def test_malformed_api_answers_end_in_bridge_errors(vendor_name, server, monkeyp
     for answer_name, answer in malformed_answers(random.Random(SEED), server.url):
         server.answer = answer
         for call_name, call in hook_calls(vendor):
-            hook = fresh_hook(vendor)
+            hook = fresh_hook(vendor, server)
             outcome: list[object] = []
             result = run_case(
                 f"{vendor_name}/{call_name}/{answer_name}",
@@ -109,7 +109,7 @@ def test_malformed_sign_in_answers_end_in_bridge_errors(vendor_name, server, mon
     for answer_name, answer in malformed_answers(random.Random(SEED + 1), server.url):
         server.auth_answer = answer
         for call_name, call in hook_calls(vendor)[:2]:  # list and get: a sign-in, then one call
-            hook = fresh_hook(vendor)
+            hook = fresh_hook(vendor, server)
             tally.add(
                 run_case(f"{vendor_name}/{call_name}/{answer_name}", server, lambda c=call, h=hook: c(h))
             )  # type: ignore[misc]

@@ -188,7 +188,7 @@ def test_malformed_call_inputs_are_refused_before_sending(vendor_name, server, m
     connect(monkeypatch, server, vendor)
     tally = Tally()
     for name, call in _entity_cases(vendor_name):
-        hook = fresh_hook(vendor)
+        hook = fresh_hook(vendor, server)
         tally.add(run_case(f"{vendor_name}/{name}", server, lambda c=call, h=hook: c(h)))  # type: ignore[misc]
     report(tally, f"{vendor_name} call inputs", capsys)
     assert _check(tally) == []
@@ -253,7 +253,9 @@ def test_malformed_extras_are_refused_naming_the_extra(vendor_name, server, monk
         for value in values:
             connect(monkeypatch, server, vendor, **{extra: value})
             case = f"{vendor_name}/{extra}={value!r:.40}"
-            result = run_case(case, server, lambda: list(fresh_hook(vendor).list_entities(vendor.entity)))
+            result = run_case(
+                case, server, lambda: list(fresh_hook(vendor, server).list_entities(vendor.entity))
+            )
             tally.add(result)
             if result.outcome != "BridgeConfigError" or extra not in result.message:
                 misses.append(f"{case}: {result.outcome}: {result.message[:200]}")
@@ -262,7 +264,9 @@ def test_malformed_extras_are_refused_naming_the_extra(vendor_name, server, monk
         conn["host"] = host
         monkeypatch.setenv(f"AIRFLOW_CONN_{vendor.conn_type.upper()}_DEFAULT", json.dumps(conn))
         result = run_case(
-            f"{vendor_name}/host={host!r}", server, lambda: fresh_hook(vendor).get_entity(vendor.entity, "1")
+            f"{vendor_name}/host={host!r}",
+            server,
+            lambda: fresh_hook(vendor, server).get_entity(vendor.entity, "1"),
         )
         tally.add(result)
         if result.outcome != "BridgeConfigError" or "host" not in result.message:
