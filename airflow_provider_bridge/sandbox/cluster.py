@@ -368,11 +368,11 @@ class CeleryCluster:
             for account in status.get("accounts", [])
         }
 
-    def component_logs(self) -> dict[str, str]:
-        """Every component's output, by name."""
+    def logs(self) -> dict[str, str]:
+        """Every log of every home by path: each component's output and every task's log."""
         return {
-            name: (self.root / "homes" / name / f"{name}.log").read_text(errors="replace")
-            for name in self.processes
+            str(path.relative_to(self.root)): path.read_text(errors="replace")
+            for path in (self.root / "homes").rglob("*.log")
         }
 
     def state_files(self) -> list[Path]:
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     ) as cluster:
         report = cluster.run_examples()
         print("\n".join(report.lines()))
-        warned = [name for name, text in cluster.component_logs().items() if EXECUTOR_WARNING in text]
+        warned = [name for name, text in cluster.logs().items() if EXECUTOR_WARNING in text]
         if warned:
             print(f"the executor warning was logged by: {', '.join(warned)}")
     return 0 if report.ok and not warned else 1

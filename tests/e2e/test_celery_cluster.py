@@ -24,7 +24,7 @@ def test_the_examples_on_a_celery_cluster_share_one_session_and_budget(state):
     cluster = CeleryCluster(Path(tempfile.mkdtemp(prefix="bridge-cluster-")), state=state, records=RECORDS)
     with cluster:
         report = cluster.run_examples(timeout=900)
-        logs = cluster.component_logs()
+        logs = cluster.logs()
         state_files = cluster.state_files()
         print("\n".join(report.lines()))
 
@@ -35,8 +35,10 @@ def test_the_examples_on_a_celery_cluster_share_one_session_and_budget(state):
     # the tasks were spread: both workers ran some
     assert all(report.tasks_by_worker[w] for w in cluster.workers), report.tasks_by_worker
     assert sum(len(t) for t in report.tasks_by_worker.values()) >= 15
-    # the state is on the server: no per-host state file in any home, no executor warning
+    # the state is on the server: no per-host state file in any home, and no component or task
+    # logged the warning a per-host backend under a multi-host executor gives
     assert state_files == []
+    assert any("/logs/dag_id=" in name for name in logs)  # the task logs are read too
     assert [name for name, text in logs.items() if EXECUTOR_WARNING in text] == []
     # the Vendor budgets page, served by the cluster's API server, shows the sync's spending
     callers = {c["caller"]: c["requests"] for c in report.budgets["bridgit_bench"]}
