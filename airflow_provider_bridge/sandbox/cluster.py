@@ -99,9 +99,10 @@ class Report:
         for worker, tasks in self.tasks_by_worker.items():
             out.append(f"  {worker}: {len(tasks)} task(s): {', '.join(sorted(set(tasks)))}")
         for vendor, counts in self.vendors.items():
+            limit, seconds = RATE_LIMITS[vendor][0]
             out.append(
                 f"  {vendor:<20} sign-ins {counts['sign_ins']}, 429s {counts['429']}, "
-                f"requests {counts['requests']}"
+                f"requests {counts['requests']}, busiest {seconds:g} s: {counts['busiest']} of {limit}"
             )
             callers = self.budgets.get(vendor) or []
             total = sum(c["requests"] for c in callers) or 1
@@ -326,11 +327,14 @@ class CeleryCluster:
         report.tasks_by_worker = self.tasks_by_worker()
         report.budgets = self.budget_callers()
         for vendor in VENDORS:
-            counters = self.sandbox.vendor(vendor).stats()["counters"]
+            stats = self.sandbox.vendor(vendor).stats()
+            counters = stats["counters"]
             report.vendors[vendor] = {
                 "sign_ins": int(counters.get(SIGN_INS[vendor], 0)),
                 "429": int(counters.get("throttled_429", 0)),
                 "requests": int(counters.get("requests", 0)),
+                # the busiest span of the vendor's shortest window, as the vendor counted it
+                "busiest": int(next(iter(stats["max_in_window"].values()), 0)),
             }
         return report
 
