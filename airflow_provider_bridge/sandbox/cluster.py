@@ -421,19 +421,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     root = Path(tempfile.mkdtemp(prefix="bridge-cluster-"))
     print(f"cluster: {root} ({args.workers} Celery workers x {args.concurrency}, state on {args.state})")
-    with CeleryCluster(
-        root,
-        state=args.state,
-        records=args.records,
-        workers=args.workers,
-        concurrency=args.concurrency,
-        keep=args.keep,
-    ) as cluster:
-        report = cluster.run_examples()
-        print("\n".join(report.lines()))
-        warned = [name for name, text in cluster.logs().items() if EXECUTOR_WARNING in text]
-        if warned:
-            print(f"the executor warning was logged by: {', '.join(warned)}")
+    try:
+        with CeleryCluster(
+            root,
+            state=args.state,
+            records=args.records,
+            workers=args.workers,
+            concurrency=args.concurrency,
+            keep=args.keep,
+        ) as cluster:
+            report = cluster.run_examples()
+            print("\n".join(report.lines()))
+            warned = [name for name, text in cluster.logs().items() if EXECUTOR_WARNING in text]
+            if warned:
+                print(f"the executor warning was logged in: {', '.join(warned)}")
+    except KeyboardInterrupt:
+        print(
+            "interrupted: every process the cluster started is stopped"
+            + ("" if args.keep else ", its homes removed")
+        )
+        return 130
     return 0 if report.ok and not warned else 1
 
 
