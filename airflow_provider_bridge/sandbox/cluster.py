@@ -229,6 +229,9 @@ class CeleryCluster:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            # the whole deployment shares this machine: a task process waits up to 30 s (not 5)
+            # for an answer of the execution API before retrying (Airflow's knob for busy hosts)
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW_CONN_BRIDGE_STATE": json.dumps(state_conn),
             "AIRFLOW__BRIDGE__STATE_BACKEND": f"{self.state}://bridge_state",
             "BRIDGE_WATCH_INTERVAL": "2",

@@ -253,15 +253,11 @@ class AirflowStandalone:
 
     def _env(self) -> dict[str, str]:
         """Every component's environment: the private home, its (empty) DAGs folder, a free API port."""
-        import socket
         from pathlib import Path as _Path
 
         dags = self.home / "dags"
         dags.mkdir(parents=True, exist_ok=True)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.api_port = port
+        port = self.api_port = _free_port()
         return {
             **os.environ,
             "AIRFLOW_HOME": str(self.home),
@@ -272,6 +268,12 @@ class AirflowStandalone:
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
             "AIRFLOW__BRIDGE__STATE_BACKEND": self.state_backend,
+            # ports of its own for the log servers (8793/8794 may be taken by another Airflow on
+            # this machine), and Airflow's knob for a busy machine: task processes wait up to 30 s
+            # (not 5) for an answer of the execution API before retrying
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "PATH": f"{_Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             **self.env,
         }
@@ -431,6 +433,14 @@ def stop_groups(processes: list[subprocess.Popen[bytes]]) -> None:
     for straggler in alive:
         with contextlib.suppress(psutil.Error):
             straggler.kill()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _home_of(env: dict[str, str]) -> Path:
