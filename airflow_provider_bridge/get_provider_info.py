@@ -53,4 +53,6 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "extra-links": ["airflow_provider_bridge.links.BridgeRecordLink"],
         "connection-types": [_connection_type(spec) for spec in specs],
+        # `airflow bridge ...` (read by Airflow 3.2+; on 3.1 the `python -m` forms are the commands)
+        "cli": ["airflow_provider_bridge.cli.get_bridge_cli_commands"],
     }

@@ -113,6 +113,55 @@ async def serve(
     await asyncio.gather(*tasks)
 
 
+def arguments() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """
+    The command's arguments (``(flags, argparse keywords)``), shared by ``python -m
+    airflow_provider_bridge.sandbox`` and ``airflow bridge sandbox`` (:mod:`~airflow_provider_bridge.cli`).
+    """
+    return [
+        (
+            ("--vendor",),
+            {
+                "action": "append",
+                "choices": sorted(vendors()),
+                "help": "vendor to serve (repeat; default: all)",
+            },
+        ),
+        (("--host",), {"default": "127.0.0.1", "help": "listen address (default 127.0.0.1)"}),
+        (
+            ("--port",),
+            {
+                "type": int,
+                "default": 0,
+                "help": "first port; vendors take consecutive ports (default 0: any free port)",
+            },
+        ),
+        (
+            ("--config",),
+            {
+                "default": "{}",
+                "help": 'JSON {vendor: settings}, e.g. \'{"bridgit_bench": {"rate_limits": [[20, 1]]}}\'',
+            },
+        ),
+        (
+            ("--print-connections",),
+            {
+                "action": "store_true",
+                "help": "once serving, print each vendor's connection as an env export and an "
+                "'airflow connections add' command",
+            },
+        ),
+        (
+            ("--seed",),
+            {
+                "choices": ["demo"],
+                "help": "once serving, fill the emulators with sample data (projects, roles, people, "
+                "customers, third-party profiles and engagements)",
+            },
+        ),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m airflow_provider_bridge.sandbox [--vendor V] [--port N]``."""
     import argparse
@@ -121,43 +170,20 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m airflow_provider_bridge.sandbox",
         description="Serve local emulators of the Bridge vendors' APIs (one port each).",
     )
-    parser.add_argument(
-        "--vendor",
-        action="append",
-        choices=sorted(vendors()),
-        help="vendor to serve (repeat; default: all)",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=0,
-        help="first port; vendors take consecutive ports (default 0: any free port)",
-    )
-    parser.add_argument(
-        "--config",
-        default="{}",
-        help='JSON {vendor: settings}, e.g. \'{"bridgit_bench": {"rate_limits": [[20, 1]]}}\'',
-    )
-    parser.add_argument(
-        "--print-connections",
-        action="store_true",
-        help="once serving, print each vendor's connection as an env export and an "
-        "'airflow connections add' command",
-    )
-    parser.add_argument(
-        "--seed",
-        choices=["demo"],
-        help="once serving, fill the emulators with sample data (projects, roles, people, customers, "
-        "third-party profiles and engagements)",
-    )
-    args = parser.parse_args(argv)
+    for flags, options in arguments():
+        parser.add_argument(*flags, **options)
+    return run(parser.parse_args(argv))
+
+
+def run(args: Any) -> int:
+    """Serve with parsed arguments until interrupted; return the exit status."""
     try:
         config = json.loads(args.config)
         if not isinstance(config, dict):
             raise ValueError
     except ValueError:
-        parser.error("--config: expected a JSON object {vendor: {setting: value}}")
+        print("error: --config: expected a JSON object {vendor: {setting: value}}", file=sys.stderr)
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             serve(

@@ -120,20 +120,40 @@ def authorize(
     return str(refresh_token)
 
 
+#: ``authorize``'s help and arguments (``(flags, argparse keywords)``), shared by ``python -m
+#: airflow_provider_bridge.servicebridge`` and ``airflow bridge servicebridge`` (see ``cli.py``)
+AUTHORIZE_HELP = "get an OAuth refresh token (authorization-code flow)"
+AUTHORIZE_ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (
+        ("--conn-id",),
+        {"default": "servicebridge_default", "help": "the connection (default servicebridge_default)"},
+    ),
+    (("--port",), {"type": int, "default": 8765, "help": "local port for the redirect (default 8765)"}),
+    (
+        ("--redirect-uri",),
+        {"help": "the app's registered redirect URI (default http://localhost:PORT/callback)"},
+    ),
+    (
+        ("--timeout",),
+        {"type": float, "default": 300, "help": "seconds to wait for the browser (default 300)"},
+    ),
+]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m airflow_provider_bridge.servicebridge")
     commands = parser.add_subparsers(dest="command", required=True)
-    cmd = commands.add_parser("authorize", help="get an OAuth refresh token (authorization-code flow)")
-    cmd.add_argument("--conn-id", default="servicebridge_default")
-    cmd.add_argument("--port", type=int, default=8765, help="local port for the redirect (default 8765)")
-    cmd.add_argument(
-        "--redirect-uri", help="the app's registered redirect URI (default http://localhost:PORT/callback)"
-    )
-    cmd.add_argument("--timeout", type=float, default=300)
-    args = parser.parse_args(argv)
+    cmd = commands.add_parser("authorize", help=AUTHORIZE_HELP)
+    for flags, options in AUTHORIZE_ARGUMENTS:
+        cmd.add_argument(*flags, **options)
+    return run(parser.parse_args(argv))
+
+
+def run(args: Any) -> int:
+    """Run ``authorize`` with parsed arguments; return the exit status."""
     try:
         token = authorize(args.conn_id, port=args.port, redirect_uri=args.redirect_uri, timeout=args.timeout)
     except (BridgeConfigError, BridgeAuthError) as exc:

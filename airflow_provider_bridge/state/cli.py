@@ -178,19 +178,34 @@ def check(backend: StateBackend) -> dict[str, Any]:
     }
 
 
+_JSON = (("--json",), {"action": "store_true", "help": "print JSON for scripts"})
+#: the commands, their help and their arguments (``(flags, argparse keywords)``), shared by
+#: ``python -m airflow_provider_bridge.state`` and ``airflow bridge state`` (see ``cli.py``)
+COMMANDS: dict[str, tuple[str, list[tuple[tuple[str, ...], dict[str, Any]]]]] = {
+    "check": ("reach the configured backend and show what it holds", [_JSON]),
+    "status": (
+        "per connection: windows, pause, credentials",
+        [(("--conn-id",), {"help": "only this Airflow connection's vendor account"}), _JSON],
+    ),
+    "init": ("create the PostgreSQL schema now", []),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_bridge.state", description=__doc__.split("\n")[1]
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    check_cmd = commands.add_parser("check", help="reach the configured backend and show what it holds")
-    check_cmd.add_argument("--json", action="store_true", help="print JSON for scripts")
-    status_cmd = commands.add_parser("status", help="per connection: windows, pause, credentials")
-    status_cmd.add_argument("--conn-id", help="only this Airflow connection's vendor account")
-    status_cmd.add_argument("--json", action="store_true", help="print JSON for scripts")
-    commands.add_parser("init", help="create the PostgreSQL schema now")
-    args = parser.parse_args(argv)
+    for name, (help_text, arguments) in COMMANDS.items():
+        command = commands.add_parser(name, help=help_text)
+        for flags, options in arguments:
+            command.add_argument(*flags, **options)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``args.command`` (``check``, ``status``, ``init``); return the exit status."""
     try:
         backend = get_state_backend()
         if args.command == "init":
@@ -214,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BridgeError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
-    if args.json:
+    if getattr(args, "json", False):
         print(json.dumps(result, indent=2))
         return 0
     print(f"backend: {result['backend']}")
