@@ -180,6 +180,7 @@ def recorder_for(
                 old.flush()
             _RECORDERS.clear()
         recorder = _RECORDERS[key] = ActivityRecorder(backend, scope, conn_id, windows)
+        _flush_at_exit()
         return recorder
 
 
@@ -191,4 +192,19 @@ def flush_all() -> None:
         recorder.flush()
 
 
-atexit.register(flush_all)
+#: the process that registered :func:`flush_all` to run at exit
+_AT_EXIT_PID = 0
+
+
+def _flush_at_exit() -> None:
+    """
+    Register :func:`flush_all` at exit once per process, when its first recorder is made (call
+    under ``_RECORDERS_GUARD``). Not at import: Airflow's task supervisor clears the exit
+    handlers a forked task process inherits and runs only those registered after the fork, so a
+    handler registered in a parent that imported this module (a Celery worker whose CLI loaded
+    the provider) would never flush the task's last requests.
+    """
+    global _AT_EXIT_PID
+    if os.getpid() != _AT_EXIT_PID:
+        _AT_EXIT_PID = os.getpid()
+        atexit.register(flush_all)

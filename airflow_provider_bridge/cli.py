@@ -8,8 +8,8 @@
 
 Airflow 3.2 and later read the provider info's ``cli`` key (:func:`get_bridge_cli_commands`);
 Airflow 3.1 does not, and there the ``python -m`` forms (which stay) are the commands. Both
-take the same arguments: each command module declares them once and this module only lists them
-for Airflow's parser.
+take the same arguments, declared once in :mod:`airflow_provider_bridge.commands`; a command's
+code is imported only when it runs (Airflow reads this module in every ``airflow`` command).
 """
 
 from __future__ import annotations
@@ -17,6 +17,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand
+
+from airflow_provider_bridge.commands import (
+    AUTHORIZE_ARGUMENTS,
+    AUTHORIZE_HELP,
+    STATE_COMMANDS,
+    sandbox_arguments,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -62,16 +69,12 @@ def _sandbox(args: argparse.Namespace) -> None:
 
 def get_bridge_cli_commands() -> list[GroupCommand]:
     """The ``airflow bridge`` command group (the provider info's ``cli`` entry)."""
-    from airflow_provider_bridge.sandbox.server import arguments as sandbox_arguments
-    from airflow_provider_bridge.servicebridge.authorize import AUTHORIZE_ARGUMENTS, AUTHORIZE_HELP
-    from airflow_provider_bridge.state.cli import COMMANDS
-
     state = GroupCommand(
         name="state",
         help="The shared state backend: check it, show what it holds, create its schema",
         subcommands=[
             ActionCommand(name=name, help=help_text, func=_state(name), args=_args(arguments))
-            for name, (help_text, arguments) in COMMANDS.items()
+            for name, (help_text, arguments) in STATE_COMMANDS.items()
         ],
     )
     servicebridge = GroupCommand(

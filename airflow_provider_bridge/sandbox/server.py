@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from airflow_provider_bridge.commands import sandbox_arguments
 from airflow_provider_bridge.vendors import vendors
 
 if TYPE_CHECKING:
@@ -113,55 +114,6 @@ async def serve(
     await asyncio.gather(*tasks)
 
 
-def arguments() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-    """
-    The command's arguments (``(flags, argparse keywords)``), shared by ``python -m
-    airflow_provider_bridge.sandbox`` and ``airflow bridge sandbox`` (:mod:`~airflow_provider_bridge.cli`).
-    """
-    return [
-        (
-            ("--vendor",),
-            {
-                "action": "append",
-                "choices": sorted(vendors()),
-                "help": "vendor to serve (repeat; default: all)",
-            },
-        ),
-        (("--host",), {"default": "127.0.0.1", "help": "listen address (default 127.0.0.1)"}),
-        (
-            ("--port",),
-            {
-                "type": int,
-                "default": 0,
-                "help": "first port; vendors take consecutive ports (default 0: any free port)",
-            },
-        ),
-        (
-            ("--config",),
-            {
-                "default": "{}",
-                "help": 'JSON {vendor: settings}, e.g. \'{"bridgit_bench": {"rate_limits": [[20, 1]]}}\'',
-            },
-        ),
-        (
-            ("--print-connections",),
-            {
-                "action": "store_true",
-                "help": "once serving, print each vendor's connection as an env export and an "
-                "'airflow connections add' command",
-            },
-        ),
-        (
-            ("--seed",),
-            {
-                "choices": ["demo"],
-                "help": "once serving, fill the emulators with sample data (projects, roles, people, "
-                "customers, third-party profiles and engagements)",
-            },
-        ),
-    ]
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m airflow_provider_bridge.sandbox [--vendor V] [--port N]``."""
     import argparse
@@ -170,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m airflow_provider_bridge.sandbox",
         description="Serve local emulators of the Bridge vendors' APIs (one port each).",
     )
-    for flags, options in arguments():
+    for flags, options in sandbox_arguments():
         parser.add_argument(*flags, **options)
     return run(parser.parse_args(argv))
 

@@ -22,6 +22,7 @@ import time
 import urllib.parse
 from typing import Any
 
+from airflow_provider_bridge.commands import AUTHORIZE_ARGUMENTS, AUTHORIZE_HELP
 from airflow_provider_bridge.exceptions import BridgeAuthError, BridgeConfigError
 from airflow_provider_bridge.hooks.oauth import OAuthTokenEndpoint
 from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
@@ -118,26 +119,6 @@ def authorize(
             "The token endpoint issued no refresh token: approve with Offline access ticked"
         )
     return str(refresh_token)
-
-
-#: ``authorize``'s help and arguments (``(flags, argparse keywords)``), shared by ``python -m
-#: airflow_provider_bridge.servicebridge`` and ``airflow bridge servicebridge`` (see ``cli.py``)
-AUTHORIZE_HELP = "get an OAuth refresh token (authorization-code flow)"
-AUTHORIZE_ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (
-        ("--conn-id",),
-        {"default": "servicebridge_default", "help": "the connection (default servicebridge_default)"},
-    ),
-    (("--port",), {"type": int, "default": 8765, "help": "local port for the redirect (default 8765)"}),
-    (
-        ("--redirect-uri",),
-        {"help": "the app's registered redirect URI (default http://localhost:PORT/callback)"},
-    ),
-    (
-        ("--timeout",),
-        {"type": float, "default": 300, "help": "seconds to wait for the browser (default 300)"},
-    ),
-]
 
 
 def main(argv: list[str] | None = None) -> int:

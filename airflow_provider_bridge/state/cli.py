@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge.activity import NAMESPACE as ACTIVITY
 from airflow_provider_bridge.activity import summarize
+from airflow_provider_bridge.commands import STATE_COMMANDS
 from airflow_provider_bridge.exceptions import BridgeError
 from airflow_provider_bridge.state.credentials import NAMESPACE as CREDENTIALS
 from airflow_provider_bridge.state.credentials import decode_record
@@ -178,26 +179,13 @@ def check(backend: StateBackend) -> dict[str, Any]:
     }
 
 
-_JSON = (("--json",), {"action": "store_true", "help": "print JSON for scripts"})
-#: the commands, their help and their arguments (``(flags, argparse keywords)``), shared by
-#: ``python -m airflow_provider_bridge.state`` and ``airflow bridge state`` (see ``cli.py``)
-COMMANDS: dict[str, tuple[str, list[tuple[tuple[str, ...], dict[str, Any]]]]] = {
-    "check": ("reach the configured backend and show what it holds", [_JSON]),
-    "status": (
-        "per connection: windows, pause, credentials",
-        [(("--conn-id",), {"help": "only this Airflow connection's vendor account"}), _JSON],
-    ),
-    "init": ("create the PostgreSQL schema now", []),
-}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_bridge.state", description=__doc__.split("\n")[1]
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, arguments) in COMMANDS.items():
+    for name, (help_text, arguments) in STATE_COMMANDS.items():
         command = commands.add_parser(name, help=help_text)
         for flags, options in arguments:
             command.add_argument(*flags, **options)
