@@ -43,8 +43,8 @@ from typing import Any
 
 import requests
 
-from airflow_provider_bridge.sandbox.state_servers import LocalPostgres, LocalRedis, free_port
-from airflow_provider_bridge.sandbox.testing import SandboxProcess, stop_groups
+from airflow_provider_bridge.sandbox.state_servers import LocalPostgres, LocalRedis
+from airflow_provider_bridge.sandbox.testing import SandboxProcess, free_port, stop_groups
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 VENDORS = ["bridgit_bench", "servicebridge", "third_party_manager"]

@@ -22,16 +22,11 @@ import time
 from pathlib import Path
 from typing import Any, Self
 
+from airflow_provider_bridge.sandbox.testing import free_port, terminate
+
 #: the password both servers require (test data, not a real secret)
 SERVER_PASSWORD = "bridge-state-password"
 _PG_USER = "bridge_pg"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_port(port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -248,8 +243,6 @@ class LocalRedis(_LocalServer):
 
     def stop(self) -> None:
         """Stop the server."""
-        from airflow_provider_bridge.sandbox.testing import terminate
-
         terminate(self.process)
 
     def connection(self, **extra: Any) -> dict[str, Any]:

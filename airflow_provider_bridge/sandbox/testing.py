@@ -33,6 +33,15 @@ if TYPE_CHECKING:
 SERVICEBRIDGE_OAUTH_APP = {"login": "sandbox-app-id", "password": "sandbox-app-secret"}
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def terminate(process: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
     """Stop a child process: SIGTERM, then SIGKILL after ``grace`` seconds."""
     if process is None or process.poll() is not None:
@@ -257,7 +266,7 @@ class AirflowStandalone:
 
         dags = self.home / "dags"
         dags.mkdir(parents=True, exist_ok=True)
-        port = self.api_port = _free_port()
+        port = self.api_port = free_port()
         return {
             **os.environ,
             "AIRFLOW_HOME": str(self.home),
@@ -271,8 +280,8 @@ class AirflowStandalone:
             # ports of its own for the log servers (8793/8794 may be taken by another Airflow on
             # this machine), and Airflow's knob for a busy machine: task processes wait up to 30 s
             # (not 5) for an answer of the execution API before retrying
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "PATH": f"{_Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             **self.env,
@@ -433,14 +442,6 @@ def stop_groups(processes: list[subprocess.Popen[bytes]]) -> None:
     for straggler in alive:
         with contextlib.suppress(psutil.Error):
             straggler.kill()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _home_of(env: dict[str, str]) -> Path:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from airflow_provider_bridge.hooks import base, get_bridge_hook
-from airflow_provider_bridge.sandbox.state_servers import free_port
+from airflow_provider_bridge.sandbox.testing import free_port
 
 EXTRA = {"bridgit_bench": {"account_id": 1}, "servicebridge": {}, "third_party_manager": {}}
 

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from airflow_provider_bridge.sandbox.testing import terminate
+from airflow_provider_bridge.sandbox.testing import free_port, terminate
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,18 +27,12 @@ PASSWORDS = {"admin": "admin-password-for-tests", "viewer": "viewer-password-for
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ApiServer:
     """``airflow api-server`` on a private home, with users ``admin`` (Admin) and ``viewer`` (Viewer)."""
 
     def __init__(self, home: Path, env: dict[str, str]) -> None:
         self.home = home
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         home.mkdir(parents=True, exist_ok=True)
         passwords = home / "passwords.json"
