@@ -51,6 +51,16 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": spec.name, "python-modules": ["airflow_provider_bridge.triggers.entity"]}
             for spec in specs
         ],
+        # `bridgit-bench://<host>/<entity>` assets: Airflow normalises them with our handler; the
+        # same names as the operators' OpenLineage datasets (airflow_provider_bridge/assets.py)
+        "asset-uris": [
+            {
+                "schemes": [spec.conn_type.replace("_", "-") for spec in specs],
+                "handler": "airflow_provider_bridge.assets.sanitize_uri",
+                "factory": "airflow_provider_bridge.assets.create_asset",
+                "to_openlineage_converter": "airflow_provider_bridge.assets.convert_asset_to_openlineage",
+            }
+        ],
         "extra-links": ["airflow_provider_bridge.links.BridgeRecordLink"],
         "connection-types": [_connection_type(spec) for spec in specs],
         # `airflow bridge ...` (read by Airflow 3.2+; on 3.1 the `python -m` forms are the commands)

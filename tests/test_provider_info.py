@@ -157,38 +157,75 @@ def test_json_valued_fields_are_declared_as_json_and_accepted_as_the_form_stores
     assert hook.adapter.write_body("engagements", {"a": 1})["data"]["type"] == "engagement"
 
 
-def test_the_lock_pins_every_dependency_within_its_range_with_hashes():
-    """requirements/dev.lock (what bootstrap installs) satisfies pyproject.toml's ranges."""
+def _pins(lock_name: str) -> dict[str, str]:
     import re
-    import tomllib
-
-    from packaging.requirements import Requirement
 
     from tests.conftest import REPO
 
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"]
-    wanted, todo = [], ["dev"]
-    wanted += [Requirement(r) for r in project["dependencies"]]
-    while todo:
-        for text in extras[todo.pop()]:
-            req = Requirement(text)
-            if req.name == project["name"]:
-                todo += sorted(req.extras)
-            else:
-                wanted.append(req)
-    lock = (REPO / "requirements" / "dev.lock").read_text()
-    pinned = {
+    lock = (REPO / "requirements" / lock_name).read_text()
+    entries = re.split(r"\n(?=[A-Za-z0-9])", lock.split("\n", 3)[3])
+    assert all("--hash=sha256:" in entry for entry in entries if "==" in entry), lock_name
+    return {
         re.sub(r"[-_.]+", "-", name).lower(): version
         for name, version in re.findall(r"^([A-Za-z0-9][A-Za-z0-9_.-]*)==([^\s;\\]+)", lock, re.MULTILINE)
     }
+
+
+def _project() -> dict:
+    import tomllib
+
+    from tests.conftest import REPO
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def _group(groups: dict, name: str) -> list[str]:
+    out: list[str] = []
+    for item in groups[name]:
+        out += _group(groups, item["include-group"]) if isinstance(item, dict) else [item]
+    return out
+
+
+def test_the_lock_pins_every_dependency_within_its_range_with_hashes():
+    """requirements/dev.lock (what bootstrap installs) satisfies pyproject.toml's ranges: the
+    provider's dependencies, every user extra and the dev dependency group."""
+    import re
+
+    from packaging.requirements import Requirement
+
+    data = _project()
+    project = data["project"]
+    wanted = [Requirement(r) for r in project["dependencies"]]
+    for extra in project["optional-dependencies"].values():
+        wanted += [Requirement(r) for r in extra]
+    wanted += [Requirement(r) for r in _group(data["dependency-groups"], "dev")]
+    assert "dev" not in project["optional-dependencies"], "development tools are a group, not an extra"
+    pinned = _pins("dev.lock")
     assert len(pinned) > 100
     for req in wanted:
         name = re.sub(r"[-_.]+", "-", req.name).lower()
         assert name in pinned, f"{req.name} is not in requirements/dev.lock: run scripts/lock.sh"
         assert req.specifier.contains(pinned[name], prereleases=True), (req, pinned[name])
-    entries = re.split(r"\n(?=[A-Za-z0-9])", lock.split("\n", 3)[3])
-    assert all("--hash=sha256:" in entry for entry in entries if "==" in entry)
+
+
+def test_the_lowest_lane_tests_every_floor():
+    """requirements/airflow-lowest.lock (scripts/test-matrix.sh) pins each direct dependency of the
+    provider and of its user extras at the floor pyproject.toml declares: the floors were tested."""
+    import re
+
+    from packaging.requirements import Requirement
+
+    project = _project()["project"]
+    texts = list(project["dependencies"])
+    for extra, reqs in project["optional-dependencies"].items():
+        if extra != "celery":  # the cluster demo's extra: tested on the latest Airflow only
+            texts += reqs
+    pinned = _pins("airflow-lowest.lock")
+    for req in map(Requirement, texts):
+        floors = [spec.version for spec in req.specifier if spec.operator == ">="]
+        assert len(floors) == 1, f"{req}: one >= floor expected"
+        name = re.sub(r"[-_.]+", "-", req.name).lower()
+        assert pinned.get(name) == floors[0], f"{req}: the lowest lane has {pinned.get(name)}"
 
 
 def test_the_pre_3_2_form_is_built_from_the_same_declaration(monkeypatch):
