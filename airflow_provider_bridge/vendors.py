@@ -48,6 +48,13 @@ COMMON_FIELDS: dict[str, Any] = {
         "schema": {"type": ["number", "null"], "default": 60},
     },
     "page_size": {"label": "Page size", "schema": {"type": ["integer", "null"]}},
+    "watch_interval": {
+        "label": "Watch interval (s)",
+        "description": "Seconds between the polls of an asset watcher (EntityChangeEventTrigger) that "
+        "sets no poll_interval, read when the watcher starts (the same DAG file polls a sandbox "
+        "every few seconds and the vendor every minute).",
+        "schema": {"type": ["number", "null"], "default": 60},
+    },
     "max_pages": {
         "label": "Max pages",
         "description": "Most pages one listing may take before it counts as a runaway (default 10000).",
@@ -98,8 +105,13 @@ class VendorSpec:
     :param adapter: the vendor's :class:`~airflow_provider_bridge.hooks.adapter.VendorAdapter`
         class, ``package.module.Class``: what the request path knows about the vendor.
     :param doc_url: the vendor's public site, when one is known.
-    :param fields: the vendor's own connection-form fields (provider-info ``conn-fields``); the
-        fields every vendor has (:data:`COMMON_FIELDS`) are added.
+    :param fields: the vendor's own connection extras, each with its label, description and schema
+        (its default: the one place it is written); the extras every vendor has
+        (:data:`COMMON_FIELDS`) are added.
+    :param form_fields: the extras the connection form shows as fields (provider-info
+        ``conn-fields``): what a user must or usually sets. The others (limits, retries, waits,
+        margins, paging overrides) are advanced: set in the form's Extra JSON, documented on the
+        connections page, read and validated exactly the same.
     :param ui: the form's ``ui-field-behaviour``.
     :param sandbox_app: the emulator's app factory, ``package.module:function``.
     :param sandbox_login: the emulator's demo login (sandbox data, not a secret).
@@ -128,6 +140,7 @@ class VendorSpec:
     sandbox_login: str
     sandbox_password: str
     sandbox_extra: Mapping[str, Any] = field(default_factory=dict)
+    form_fields: tuple[str, ...] = ()
     operator_modules: tuple[str, ...] = ("airflow_provider_bridge.operators.entity",)
     default_host: str | None = None
     rate_limits: tuple[tuple[float, float], ...] = ((5, 1),)
@@ -142,16 +155,27 @@ class VendorSpec:
         return self.hook.rpartition(".")[0]
 
     @property
-    def conn_fields(self) -> dict[str, Any]:
-        """Every field of the connection form: the vendor's, then the common ones."""
+    def all_fields(self) -> dict[str, Any]:
+        """Every extra a connection of this vendor takes: the vendor's, then the common ones."""
         return {**self.fields, **COMMON_FIELDS}
 
-    def declared_default(self, name: str) -> Any:
-        """The default of connection field ``name`` as declared.
+    @property
+    def conn_fields(self) -> dict[str, Any]:
+        """The extras the connection form shows as fields (the provider info's ``conn-fields``)."""
+        declared = self.all_fields
+        return {name: declared[name] for name in self.form_fields}
 
-        :raises KeyError: when the field declares no default.
+    @property
+    def advanced_fields(self) -> dict[str, Any]:
+        """The extras set in the form's Extra JSON (not shown as fields)."""
+        return {name: f for name, f in self.all_fields.items() if name not in self.form_fields}
+
+    def declared_default(self, name: str) -> Any:
+        """The default of connection extra ``name`` as declared.
+
+        :raises KeyError: when the extra declares no default.
         """
-        return self.conn_fields[name]["schema"]["default"]
+        return self.all_fields[name]["schema"]["default"]
 
     def sandbox_connection(self, url: str) -> dict[str, Any]:
         """An Airflow connection (dict) to the emulator running at ``url``, with its demo credentials."""
@@ -240,6 +264,7 @@ THIRD_PARTY_MANAGER = VendorSpec(
     sandbox_login="sandbox-client-id",
     sandbox_password="sandbox-client-secret",
     sandbox_extra={"token_url": "{url}/oauth/token"},
+    form_fields=("token_url", "scope", "client_auth"),
 )
 
 
@@ -302,6 +327,7 @@ SERVICEBRIDGE = VendorSpec(
     sandbox_login="sandbox-api-user",
     sandbox_password="sandbox-password",
     sandbox_extra={},
+    form_fields=("auth_type", "api_version", "token_url", "authorize_url", "scope", "refresh_token"),
 )
 
 
@@ -346,6 +372,7 @@ BRIDGIT_BENCH = VendorSpec(
     sandbox_login="sandbox-service-account",
     sandbox_password="sandbox-password",
     sandbox_extra={"account_id": 1},
+    form_fields=("account_id",),
     operator_modules=(
         "airflow_provider_bridge.operators.entity",
         "airflow_provider_bridge.operators.bridgit_bench",

@@ -3,7 +3,7 @@ Benchmark: worker slots held by N waiting deferrable change sensors (should be 0
 scheduler, triggerer and DAG processor (``airflow standalone`` on SQLite), and what their
 waiting costs the vendor.
 
-One DAG with N ``EntityChangeSensor(deferrable=True)`` on Bridgit projects. Once every sensor has
+One DAG with N ``BridgeEntityChangeSensor(deferrable=True)`` on Bridgit projects. Once every sensor has
 deferred, the task-instance states are sampled for a while (running = holding a worker slot),
 the triggerer's polls are counted at the sandbox, then one change is made and the time until all
 N sensors succeed is measured.
@@ -27,12 +27,12 @@ from harness import private_home
 DAG_TEMPLATE = """
 import datetime as dt
 from airflow.sdk import DAG
-from airflow_provider_bridge.sensors import EntityChangeSensor
+from airflow_provider_bridge.sensors import BridgeEntityChangeSensor
 
 with DAG("deferrable_slots", schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False,
          max_active_tasks={n}):
     for i in range({n}):
-        EntityChangeSensor(task_id=f"wait_{{i}}", conn_id="bridgit_bench_default", entity="projects",
+        BridgeEntityChangeSensor(task_id=f"wait_{{i}}", conn_id="bridgit_bench_default", entity="projects",
                            poke_interval={poll}, timeout=3600, deferrable=True)
 """
 

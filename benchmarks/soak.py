@@ -11,7 +11,7 @@ Two vendors, two ways a vendor can behave:
   (lookup by the configured natural key ``Name``, ``write_settle``) keeps them out.
 
 Every write is a "task": even-numbered keys start with ``hook.create_entity``, odd ones with
-``UpsertEntityOperator.execute``; a task that raises a ``BridgeError`` is retried (up to
+``BridgeUpsertEntityOperator.execute``; a task that raises a ``BridgeError`` is retried (up to
 ``TASK_TRIES`` times, after ``RETRY_DELAY`` seconds) as an upsert, as the docs tell users to set
 up their DAGs. Afterwards, with faults off, every record is read back.
 
@@ -89,7 +89,7 @@ def _worker(env: dict[str, str], vendor: str, worker: int, count: int, out: str)
     logging.getLogger().setLevel(logging.DEBUG)
     from airflow_provider_bridge.exceptions import BridgeError
     from airflow_provider_bridge.hooks import get_bridge_hook
-    from airflow_provider_bridge.operators.entity import UpsertEntityOperator
+    from airflow_provider_bridge.operators.entity import BridgeUpsertEntityOperator
 
     target = TARGETS[vendor]
     conn_id = f"{vendor}_default"
@@ -106,7 +106,7 @@ def _worker(env: dict[str, str], vendor: str, worker: int, count: int, out: str)
                 if i % 2 == 0 and attempt == 0:
                     hook.create_entity(target["entity"], data)
                 else:
-                    UpsertEntityOperator(
+                    BridgeUpsertEntityOperator(
                         task_id=f"upsert_{worker}_{i}_{attempt}",
                         conn_id=conn_id,
                         entity=target["entity"],

@@ -134,7 +134,7 @@ def read_back(sandbox: Any, rows: list[dict[str, Any]]) -> dict[str, int]:
 def per_record_pattern(sandbox: Any, rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     """The example DAG's old pattern: one upsert per record (a lookup, then a create), in turn."""
     from airflow_provider_bridge.exceptions import BridgeError
-    from airflow_provider_bridge.operators import UpsertEntityOperator
+    from airflow_provider_bridge.operators import BridgeUpsertEntityOperator
 
     before = vendor_counts(sandbox)
     started = time.monotonic()
@@ -143,7 +143,7 @@ def per_record_pattern(sandbox: Any, rows: list[dict[str, Any]], seconds: float)
         if time.monotonic() - started > seconds:
             break
         try:
-            UpsertEntityOperator(
+            BridgeUpsertEntityOperator(
                 task_id="upsert",
                 conn_id="bridgit_bench_default",
                 entity="projects",

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "example_dags"
+EXAMPLES = REPO / "airflow_provider_bridge" / "example_dags"
 #: example DAG id -> the sandbox vendors it needs
 EXAMPLE_DAGS = {
     "bridgit_bench_staffing": ["bridgit_bench"],
@@ -25,8 +25,9 @@ EXAMPLE_DAGS = {
     # triggerer); here triggered by hand with the projects to staff in the run's conf
     "event_driven_staffing": ["bridgit_bench"],
 }
-#: sandbox settings for the demo: profiles get approved 3 s after they are created
-SANDBOX_CONFIG = {"third_party_manager": {"approve_after": 3}}
+#: sandbox settings for the demo, the people in the loop: a compliance officer approves profiles
+#: 3 s after they are created, a resource planner fills roles 3 s after they are created
+SANDBOX_CONFIG = {"third_party_manager": {"approve_after": 3}, "bridgit_bench": {"fill_roles_after": 3}}
 
 
 def seed_servicebridge(attempt: int) -> None:

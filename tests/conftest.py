@@ -24,12 +24,20 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
+#: the example DAGs, shipped in the package
+EXAMPLES = REPO / "airflow_provider_bridge" / "example_dags"
 _HOME = Path(tempfile.mkdtemp(prefix="bridge-airflow-home-"))
 #: one DAGs folder for the session (Airflow keeps the first one it sees): the example DAGs and
 #: the test DAGs, linked in
 DAGS_FOLDER = _HOME / "dags"
 DAGS_FOLDER.mkdir()
-for _dag_file in [*(REPO / "example_dags").glob("*.py"), *(REPO / "tests" / "dags").glob("*.py")]:
+#: the docs pages' example DAGs (tests/docs runs them)
+_DOC_DAGS = REPO / "docs" / "examples" / "dags"
+for _dag_file in [
+    *EXAMPLES.glob("[!_]*.py"),
+    *(REPO / "tests" / "dags").glob("*.py"),
+    *_DOC_DAGS.glob("*.py"),
+]:
     (DAGS_FOLDER / _dag_file.name).symlink_to(_dag_file)
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)

@@ -11,6 +11,7 @@ import pytest
 from airflow_provider_bridge.sandbox.testing import SandboxProcess, run_dag
 from airflow_provider_bridge.vendors import EXTRA_VENDORS_ENV
 from tests.conftest import DAGS_FOLDER
+from tests.echo import SPEC
 
 
 @pytest.fixture
@@ -30,7 +31,8 @@ def test_the_echo_vendor_joins_the_provider_info_and_the_hook_registry(monkeypat
     declared = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}
     assert declared["echo"]["hook-class-name"] == "tests.echo.hook.EchoHook"
     assert declared["echo"]["conn-fields"]["key_header"]["schema"]["default"] == "X-Echo-Key"
-    assert declared["echo"]["conn-fields"]["timeout"]["schema"]["default"] == 30  # the common fields
+    assert "timeout" not in declared["echo"]["conn-fields"]  # advanced: in the Extra JSON
+    assert SPEC.all_fields["timeout"]["schema"]["default"] == 30  # the common extras
     assert hook_class_for("echo").__name__ == "EchoHook"
     monkeypatch.delenv(EXTRA_VENDORS_ENV)
     assert "echo" not in {c["connection-type"] for c in get_provider_info()["connection-types"]}

@@ -12,6 +12,7 @@ from pathlib import Path
 import jsonschema
 
 from airflow_provider_bridge.get_provider_info import get_provider_info
+from airflow_provider_bridge.vendors import vendors
 
 
 def test_provider_info_validates_against_the_installed_schema():
@@ -37,7 +38,7 @@ def test_declared_hooks_exist_with_the_connection_attributes():
         module, _, name = conn["hook-class-name"].rpartition(".")
         hook = getattr(importlib.import_module(module), name)
         assert hook.conn_type == conn["connection-type"]
-        assert hook.conn_name_attr == f"{conn['connection-type']}_conn_id"
+        assert hook.conn_name_attr == "conn_id"
         assert hook.default_conn_name == f"{conn['connection-type']}_default"
         assert hook.hook_name == conn["hook-name"]
         assert all(f.get("label") for f in conn["conn-fields"].values())
@@ -124,7 +125,7 @@ def test_every_extra_a_hook_reads_is_a_field_of_its_connection_form():
     for conn in get_provider_info()["connection-types"]:
         vendor = conn["connection-type"]
         used = common | set(read.findall((hooks / f"{vendor}.py").read_text()))
-        assert used - set(conn["conn-fields"]) == set(), vendor
+        assert used - set(vendors()[vendor].all_fields) == set(), vendor
 
 
 def test_json_valued_fields_are_declared_as_json_and_accepted_as_the_form_stores_them(tpm, monkeypatch):
@@ -134,7 +135,10 @@ def test_json_valued_fields_are_declared_as_json_and_accepted_as_the_form_stores
     from airflow_provider_bridge.get_provider_info import get_provider_info
     from airflow_provider_bridge.hooks.third_party_manager import ThirdPartyManagerHook
 
-    declared = {c["connection-type"]: c["conn-fields"] for c in get_provider_info()["connection-types"]}
+    declared = {
+        c["connection-type"]: vendors()[c["connection-type"]].all_fields
+        for c in get_provider_info()["connection-types"]
+    }
     for vendor, fields in declared.items():
         for name in ("rate_limits", "allowed_hosts"):
             assert fields[name]["schema"]["type"] == ["array", "null"], (vendor, name)
@@ -302,7 +306,10 @@ def test_the_hooks_defaults_are_the_ones_the_connection_form_declares(
     from airflow_provider_bridge.hooks import hook_class_for
     from airflow_provider_bridge.options import AuthType, ClientAuth, PagingStyle
 
-    declared = {c["connection-type"]: c["conn-fields"] for c in get_provider_info()["connection-types"]}
+    declared = {
+        c["connection-type"]: vendors()[c["connection-type"]].all_fields
+        for c in get_provider_info()["connection-types"]
+    }
 
     def default(vendor: str, name: str):
         return declared[vendor][name]["schema"]["default"]
@@ -326,3 +333,18 @@ def test_the_hooks_defaults_are_the_ones_the_connection_form_declares(
     assert next(iter(PagingStyle)) == default("third_party_manager", "paging")
     bridgit = hook_class_for("bridgit_bench")().adapter.extras
     assert bridgit.boolean("use_activity_feed") is default("bridgit_bench", "use_activity_feed")
+
+
+def test_the_forms_show_what_a_user_sets_and_leave_the_rest_to_the_extra_json():
+    """A handful of fields per form, as official providers' forms: credentials and how to sign in;
+    limits, retries, waits, margins and paging are advanced (Extra JSON), still declared once."""
+    shown = {c["connection-type"]: set(c["conn-fields"]) for c in get_provider_info()["connection-types"]}
+    assert shown == {
+        "bridgit_bench": {"account_id"},
+        "servicebridge": {"auth_type", "api_version", "token_url", "authorize_url", "scope", "refresh_token"},
+        "third_party_manager": {"token_url", "scope", "client_auth"},
+    }
+    advanced = {"rate_limits", "timeout", "max_retries", "max_retry_wait", "rate_limit_margin", "page_size"}
+    for spec in vendors().values():
+        assert advanced <= set(spec.advanced_fields), spec.conn_type
+        assert set(spec.advanced_fields) | set(spec.conn_fields) == set(spec.all_fields)

@@ -28,6 +28,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider_bridge import __version__
 from airflow_provider_bridge.activity import ActivityRecorder, caller, recorder_for
 from airflow_provider_bridge.clock import SYSTEM_CLOCK
+from airflow_provider_bridge.deprecation import conn_id_argument
 from airflow_provider_bridge.exceptions import BridgeAuthError, BridgeError
 from airflow_provider_bridge.forms import field_behaviour, form_widgets
 from airflow_provider_bridge.hooks.adapter import VendorAdapter, adapter_class_for
@@ -69,14 +70,17 @@ class BridgeBaseHook(EntityInterface, BaseHook):
     interface shared by all vendors
     (:class:`~airflow_provider_bridge.hooks.entity_interface.EntityInterface`).
 
-    :param conn_id: the Airflow connection id.
+    :param conn_id: the Airflow connection id (default: the vendor's ``<conn_type>_default``; the
+        pre-0.3 spelling ``<conn_type>_conn_id=`` still works, with a deprecation warning).
     :param state_backend: the shared state (default: ``[bridge] state_backend``).
     :param connection: the connection, when already read (a trigger reads it asynchronously).
     :param clock: what waits and expiries are measured on (default: the system's).
     """
 
     conn_type: ClassVar[str]
-    conn_name_attr: ClassVar[str]
+    #: the one spelling of the connection-id argument for every vendor (Airflow's ``get_hook``
+    #: passes the id under this name); ``<conn_type>_conn_id`` is accepted, deprecated
+    conn_name_attr: ClassVar[str] = "conn_id"
     default_conn_name: ClassVar[str]
     hook_name: ClassVar[str]
 
@@ -102,9 +106,11 @@ class BridgeBaseHook(EntityInterface, BaseHook):
         state_backend: StateBackend | None = None,
         connection: Connection | None = None,
         clock: Clock | None = None,
+        **old_spelling: Any,
     ) -> None:
         super().__init__()
         install_redaction()  # before the first request: no session key in urllib3's request lines
+        conn_id = conn_id_argument(type(self).__name__, self.conn_type, conn_id, old_spelling)
         self.conn_id = conn_id or self.default_conn_name
         self._state_backend = state_backend
         self._connection = connection  # prefetched (a trigger reads it with the async helper)
@@ -322,7 +328,7 @@ class BridgeBaseHook(EntityInterface, BaseHook):
         :param match_on: the target fields that identify a record.
         :param options: ``mode``, ``transform``, ``dry_run``, ``rejects_path``, ``max_rejects``,
             ``max_in_flight``, ``query_params``, ``max_deletes``, ``remember``, ``full_compare``;
-            see :class:`~airflow_provider_bridge.operators.sync.SyncEntitiesOperator`.
+            see :class:`~airflow_provider_bridge.operators.sync.BridgeSyncEntitiesOperator`.
         :return: the summary (created, updated, unchanged, skipped, deleted, rejected, requests,
             seconds).
         :raises BridgeConfigError: a bad argument, before any request.

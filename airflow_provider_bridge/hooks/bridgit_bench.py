@@ -236,22 +236,18 @@ class BridgitBenchHook(BridgeBaseHook):
 
     .. code-block:: python
 
-        hook = BridgitBenchHook(bridgit_bench_conn_id="bridgit_bench_default")
+        hook = BridgitBenchHook(conn_id="bridgit_bench_default")
         project = hook.create_entity("projects", {"name": "Ahrens Lofts", "type": "Awarded"})
         roles = hook.bulk_create_roles(project["id"], [{"name": "Project Engineer"}] * 3)
         for person in hook.list_entities("persons"):
             ...
 
-    :param bridgit_bench_conn_id: the Airflow connection id.
+    :param conn_id: the Airflow connection id (default ``bridgit_bench_default``).
     """
 
     conn_type = "bridgit_bench"
-    conn_name_attr = "bridgit_bench_conn_id"
     default_conn_name = "bridgit_bench_default"
     hook_name = "Bridgit Bench"
-
-    def __init__(self, bridgit_bench_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(bridgit_bench_conn_id, **kwargs)
 
     @property
     def account_id(self) -> int:
@@ -278,7 +274,7 @@ class BridgitBenchHook(BridgeBaseHook):
         :param chunk_size: roles per request (1-1000).
         :param park_uncertain: when a chunk's outcome is unknown, set it aside and go on with the
             next chunks (the caller reconciles the parked ones at the end: see
-            :class:`~airflow_provider_bridge.operators.bridgit_bench.BulkCreateRolesOperator`);
+            :class:`~airflow_provider_bridge.operators.bridgit_bench.BridgitBenchBulkCreateRolesOperator`);
             without it, the first uncertain chunk stops the create.
         :return: the created roles, in input order.
         :raises BulkCreateError: a chunk failed; ``.created`` holds the roles created (before it,

@@ -275,25 +275,22 @@ class ServiceBridgeHook(BridgeBaseHook):
 
     .. code-block:: python
 
-        hook = ServiceBridgeHook(servicebridge_conn_id="servicebridge_default")
+        hook = ServiceBridgeHook(conn_id="servicebridge_default")
         for customer in hook.changed_since("Customers", "2026-11-01T00:00:00Z"):
             ...
         hook.update_entity("Customers", 15, {"Notes": "VIP"})  # only Notes changes
         contacts = list(hook.for_api_version("v2").list_entities("Locations/12/Contacts"))
 
-    :param servicebridge_conn_id: the Airflow connection id.
+    :param conn_id: the Airflow connection id (default ``servicebridge_default``).
     :param api_version: overrides the connection's ``api_version`` for this hook.
     """
 
     conn_type = "servicebridge"
-    conn_name_attr = "servicebridge_conn_id"
     default_conn_name = "servicebridge_default"
     hook_name = "ServiceBridge"
 
-    def __init__(
-        self, servicebridge_conn_id: str = default_conn_name, *, api_version: str | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(servicebridge_conn_id, **kwargs)
+    def __init__(self, conn_id: str | None = None, *, api_version: str | None = None, **kwargs: Any) -> None:
+        super().__init__(conn_id, **kwargs)
         if api_version:
             self.options["api_version"] = api_version
 

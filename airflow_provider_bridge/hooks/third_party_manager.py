@@ -279,22 +279,18 @@ class ThirdPartyManagerHook(BridgeBaseHook):
 
     .. code-block:: python
 
-        hook = ThirdPartyManagerHook(third_party_manager_conn_id="third_party_manager_default")
+        hook = ThirdPartyManagerHook(conn_id="third_party_manager_default")
         profile = hook.create_entity("thirdparty/profile", {"officialName": "Acme", "recordType": "Entity"})
         hook.update_entity("thirdparty/profile", profile["id"], {"approvalStatus": "Approved"})
         doc = hook.get_document("engagements", params={"include": "thirdParty"})
         third_party = doc.resolve(doc.records[0], "thirdParty")
 
-    :param third_party_manager_conn_id: the Airflow connection id.
+    :param conn_id: the Airflow connection id (default ``third_party_manager_default``).
     """
 
     conn_type = "third_party_manager"
-    conn_name_attr = "third_party_manager_conn_id"
     default_conn_name = "third_party_manager_default"
     hook_name = "Third-Party Manager"
-
-    def __init__(self, third_party_manager_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(third_party_manager_conn_id, **kwargs)
 
     def get_document(
         self, entity: str, entity_id: str | int | None = None, params: dict[str, Any] | None = None

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from airflow_provider_bridge.operators.bridgit_bench import BulkCreateRolesOperator
+from airflow_provider_bridge.deprecation import renamed_classes
+from airflow_provider_bridge.operators.bridgit_bench import BridgitBenchBulkCreateRolesOperator
 from airflow_provider_bridge.operators.entity import (
-    CreateEntityOperator,
-    DeleteEntityOperator,
-    GetEntityOperator,
-    ListEntitiesOperator,
-    UpdateEntityOperator,
-    UpsertEntityOperator,
+    BridgeCreateEntityOperator,
+    BridgeDeleteEntityOperator,
+    BridgeGetEntityOperator,
+    BridgeListEntitiesOperator,
+    BridgeUpdateEntityOperator,
+    BridgeUpsertEntityOperator,
 )
-from airflow_provider_bridge.operators.sync import SyncEntitiesOperator
+from airflow_provider_bridge.operators.sync import BridgeSyncEntitiesOperator
 
 __all__ = [
-    "BulkCreateRolesOperator",
-    "CreateEntityOperator",
-    "DeleteEntityOperator",
-    "GetEntityOperator",
-    "ListEntitiesOperator",
-    "SyncEntitiesOperator",
-    "UpdateEntityOperator",
-    "UpsertEntityOperator",
+    "BridgeCreateEntityOperator",
+    "BridgeDeleteEntityOperator",
+    "BridgeGetEntityOperator",
+    "BridgeListEntitiesOperator",
+    "BridgeSyncEntitiesOperator",
+    "BridgeUpdateEntityOperator",
+    "BridgeUpsertEntityOperator",
+    "BridgitBenchBulkCreateRolesOperator",
 ]
+
+# the pre-0.3 names (CreateEntityOperator, ...): deprecated aliases of the classes above
+__getattr__ = renamed_classes(__name__, globals())

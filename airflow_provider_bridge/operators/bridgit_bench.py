@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_bridge.deprecation import renamed_classes
 from airflow_provider_bridge.exceptions import BridgeConfigError, BulkCreateError
 from airflow_provider_bridge.hooks import get_bridge_hook
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
@@ -23,7 +24,11 @@ def _key(role: dict[str, Any], fields: list[str]) -> tuple[str, ...]:
     return tuple("" if role.get(f) is None else str(normalize_key_value(role.get(f))) for f in fields)
 
 
-class BulkCreateRolesOperator(BaseOperator):
+#: the Bridgit Bench hook's default connection id
+BRIDGIT_BENCH_DEFAULT = "bridgit_bench_default"
+
+
+class BridgitBenchBulkCreateRolesOperator(BaseOperator):
     """
     Create many roles on a Bridgit project through ``roles/bulk``, in chunks.
 
@@ -42,13 +47,15 @@ class BulkCreateRolesOperator(BaseOperator):
 
     .. code-block:: python
 
-        BulkCreateRolesOperator(task_id="roles", conn_id="bridgit_bench_default",
-                                project_id="{{ ti.xcom_pull('project')['id'] }}",
-                                roles=[{"name": "Project Engineer", "startDate": "2026-03-01",
-                                        "endDate": "2026-12-31"}],
-                                match_on=["name", "startDate", "endDate"])
+        project = BridgeUpsertEntityOperator(task_id="project", conn_id="bridgit_bench_default", ...)
+        BridgitBenchBulkCreateRolesOperator(
+            task_id="roles",
+            project_id=project.output["id"],
+            roles=[{"name": "Project Engineer", "startDate": "2026-03-01", "endDate": "2026-12-31"}],
+            match_on=["name", "startDate", "endDate"],
+        )
 
-    :param conn_id: a ``bridgit_bench`` connection.
+    :param conn_id: a ``bridgit_bench`` connection (default ``bridgit_bench_default``).
     :param project_id: the project (templated).
     :param roles: role objects (templated).
     :param chunk_size: roles per request (templated), 1-1000.
@@ -61,7 +68,7 @@ class BulkCreateRolesOperator(BaseOperator):
     def __init__(
         self,
         *,
-        conn_id: str,
+        conn_id: str = BRIDGIT_BENCH_DEFAULT,
         project_id: str | int,
         roles: list[dict[str, Any]],
         chunk_size: int = 100,
@@ -87,7 +94,7 @@ class BulkCreateRolesOperator(BaseOperator):
         if not isinstance(hook, BridgitBenchHook):
             raise BridgeConfigError(
                 f"conn_id: {self.conn_id!r} is a {hook.conn_type} connection; "
-                "BulkCreateRolesOperator needs a bridgit_bench connection"
+                "BridgitBenchBulkCreateRolesOperator needs a bridgit_bench connection"
             )
         roles = self.roles
         if self.match_on:
@@ -171,3 +178,7 @@ class BulkCreateRolesOperator(BaseOperator):
                 uncertain=again.uncertain,
             ) from None
         return exc.created + landed + more
+
+
+# the pre-0.3 names (CreateEntityOperator, ...): deprecated aliases of the classes above
+__getattr__ = renamed_classes(__name__, globals())

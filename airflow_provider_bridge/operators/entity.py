@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_bridge.deprecation import renamed_classes
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeError
 from airflow_provider_bridge.hooks import get_bridge_hook
 from airflow_provider_bridge.links import XCOM_KEY as RECORD_URL_KEY
@@ -78,18 +79,18 @@ class BridgeEntityOperator(BaseOperator):
         return record
 
 
-class CreateEntityOperator(BridgeEntityOperator):
+class BridgeCreateEntityOperator(BridgeEntityOperator):
     """
     Create one record and return it.
 
     A create is never sent twice unless it provably was not processed; after an ambiguous
     failure it is reconciled by the entity's natural key or fails with
     ``BridgeOutcomeUnknownError``. To make a create safe to re-run, use
-    :class:`UpsertEntityOperator`.
+    :class:`BridgeUpsertEntityOperator`.
 
     .. code-block:: python
 
-        CreateEntityOperator(task_id="create", conn_id="bridgit_bench_default", entity="persons",
+        BridgeCreateEntityOperator(task_id="create", conn_id="bridgit_bench_default", entity="persons",
                              data={"email": "jayne@example.com", "name": "Jayne Peters"})
 
     :param data: the record's fields (templated).
@@ -108,7 +109,7 @@ class CreateEntityOperator(BridgeEntityOperator):
         return self.link_record(context, record)
 
 
-class GetEntityOperator(BridgeEntityOperator):
+class BridgeGetEntityOperator(BridgeEntityOperator):
     """
     Read one record and return it.
 
@@ -127,7 +128,7 @@ class GetEntityOperator(BridgeEntityOperator):
         return self.link_record(context, self.hook.get_entity(self.entity, self.entity_id))
 
 
-class ListEntitiesOperator(BridgeEntityOperator):
+class BridgeListEntitiesOperator(BridgeEntityOperator):
     """
     List every record of an entity (all pages).
 
@@ -251,7 +252,7 @@ def _write_lines(handle: Any, records: Any, path: str) -> int:
     return count
 
 
-class UpdateEntityOperator(BridgeEntityOperator):
+class BridgeUpdateEntityOperator(BridgeEntityOperator):
     """
     Change only the given fields of a record; return the updated record.
 
@@ -271,7 +272,7 @@ class UpdateEntityOperator(BridgeEntityOperator):
         return self.link_record(context, self.hook.update_entity(self.entity, self.entity_id, self.data))
 
 
-class DeleteEntityOperator(BridgeEntityOperator):
+class BridgeDeleteEntityOperator(BridgeEntityOperator):
     """
     Delete a record (where the vendor only deactivates, e.g. Bridgit persons, deactivate it).
 
@@ -289,7 +290,7 @@ class DeleteEntityOperator(BridgeEntityOperator):
         self.log.info("Deleted %s record %s", self.entity, self.entity_id)
 
 
-class UpsertEntityOperator(BridgeEntityOperator):
+class BridgeUpsertEntityOperator(BridgeEntityOperator):
     """
     Find a record by the ``match_on`` fields of ``data``; update it if found, else create it.
 
@@ -299,7 +300,7 @@ class UpsertEntityOperator(BridgeEntityOperator):
 
     .. code-block:: python
 
-        UpsertEntityOperator(task_id="project", conn_id="bridgit_bench_default", entity="projects",
+        BridgeUpsertEntityOperator(task_id="project", conn_id="bridgit_bench_default", entity="projects",
                              match_on=["name"], data={"name": "Harbour View", "colour": "#00FF00"})
 
     The lookup costs what a listing of the entity costs where the vendor has no filter for the
@@ -382,3 +383,7 @@ class UpsertEntityOperator(BridgeEntityOperator):
             return current
         self.log.info("Upsert: updating %s of %s record %s", sorted(changes), self.entity, record_id)
         return self.hook.update_entity(self.entity, record_id, changes)
+
+
+# the pre-0.3 names (CreateEntityOperator, ...): deprecated aliases of the classes above
+__getattr__ = renamed_classes(__name__, globals())

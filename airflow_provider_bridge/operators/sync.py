@@ -1,9 +1,10 @@
-"""SyncEntitiesOperator: keep a vendor entity in step with a source, thousands of rows in one task."""
+"""BridgeSyncEntitiesOperator: keep a vendor entity in step with a source, thousands of rows in one task."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_bridge.deprecation import renamed_classes
 from airflow_provider_bridge.operators.entity import BridgeEntityOperator
 from airflow_provider_bridge.sync import DEFAULT_MAX_IN_FLIGHT, EntitySync, SyncSummary, check_options
 
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SyncEntitiesOperator(BridgeEntityOperator):
+class BridgeSyncEntitiesOperator(BridgeEntityOperator):
     """
     Keep ``entity`` in step with ``records``: read the target once, compare on the fields the
     source sets, write only what differs — concurrently, within the connection's shared rate
@@ -21,7 +22,7 @@ class SyncEntitiesOperator(BridgeEntityOperator):
 
     .. code-block:: python
 
-        SyncEntitiesOperator(
+        BridgeSyncEntitiesOperator(
             task_id="sync_projects",
             conn_id="bridgit_bench_default",
             entity="projects",
@@ -41,7 +42,7 @@ class SyncEntitiesOperator(BridgeEntityOperator):
     :param conn_id: the vendor connection (templated).
     :param entity: the resource path, e.g. ``projects`` (templated).
     :param records: the source: a list of dicts (an XCom), or the path or ``ObjectStoragePath``
-        URL of a JSON lines file such as ``ListEntitiesOperator(output_path=...)`` writes, read as
+        URL of a JSON lines file such as ``BridgeListEntitiesOperator(output_path=...)`` writes, read as
         a stream (templated).
     :param match_on: the target fields that identify a record (templated); strings compare
         trimmed and case-insensitively.
@@ -80,6 +81,8 @@ class SyncEntitiesOperator(BridgeEntityOperator):
     def __init__(
         self,
         *,
+        conn_id: str,
+        entity: str,
         records: Any,
         match_on: list[str] | str,
         transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
@@ -94,7 +97,7 @@ class SyncEntitiesOperator(BridgeEntityOperator):
         full_compare: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(conn_id=conn_id, entity=entity, **kwargs)
         self.records = records
         self.match_on = match_on
         self.transform = transform
@@ -131,3 +134,7 @@ class SyncEntitiesOperator(BridgeEntityOperator):
         # checked, and the source opened (a missing file fails), before any request
         checked = check_options(self.hook, self.entity, self.match_on, **options)
         return EntitySync(self.hook, self.records, checked).run()
+
+
+# the pre-0.3 names (CreateEntityOperator, ...): deprecated aliases of the classes above
+__getattr__ = renamed_classes(__name__, globals())

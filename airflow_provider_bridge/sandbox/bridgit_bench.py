@@ -15,7 +15,10 @@ Sandbox-only settings (``POST /_sandbox/config``): ``session_cap``, ``access_tok
 ``refresh_token_ttl``, ``reported_expiry_offset`` (seconds added to the expiry an answer
 reports, as from a vendor clock that differs from ours; the token's real lifetime is
 unchanged), ``session_idle_ttl``, ``service_accounts`` (username -> password), ``accounts``,
-``preconstruction_role_names``, ``rate_limits``, ``faults``. Extra control endpoints:
+``preconstruction_role_names``, ``rate_limits``, ``faults``, ``fill_roles_after`` (seconds: an
+unfilled role that long after its creation gets a person assigned by "a resource planner", with a
+``RoleUpdated`` activity not made by the service account, so a DAG that waits for staffing done
+by someone else finishes unattended; None: never). Extra control endpoints:
 ``POST /_sandbox/revoke-sessions`` ends every session (the next call gets 401);
 ``POST /_sandbox/issued-secrets`` lists every token issued (so tests can search logs for them).
 """
@@ -54,7 +57,10 @@ DEFAULTS: dict[str, Any] = {
     "accounts": [{"id": 1, "name": "Sandbox Construction"}],
     "preconstruction_role_names": ["Estimator", "Preconstruction Manager"],
     "faults": {"error_rate": 0, "drop_rate": 0, "latency": 0, "rules": []},
+    "fill_roles_after": None,
 }
+#: who fills roles in the sandbox when ``fill_roles_after`` is set
+PLANNER: dict[str, Any] = {"id": 7, "name": "Sandbox Resource Planner"}
 
 
 class BridgitSandbox(VendorEmulator):
@@ -149,19 +155,20 @@ class BridgitSandbox(VendorEmulator):
         role_id: int | None = None,
         person_id: int | None = None,
         payload: Any = None,
+        by: dict[str, Any] | None = None,
     ) -> None:
         self.activity.append(
             {
                 "happenedOn": _now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "triggeredByUserId": 1,
-                "triggeredByUserName": "Sandbox Service Account",
+                "triggeredByUserId": by["id"] if by else 1,
+                "triggeredByUserName": by["name"] if by else "Sandbox Service Account",
                 "activityType": kind,
                 "personId": person_id,
                 "projectId": project_id,
                 "roleId": role_id,
                 "payload": payload,
                 "diff": None,
-                "triggeredByUserType": "ServiceAccount",
+                "triggeredByUserType": "User" if by else "ServiceAccount",
                 "groupingIds": None,
             }
         )
@@ -230,6 +237,25 @@ class BridgitSandbox(VendorEmulator):
             "unfilledRoles": sum(1 for r in roles if not r.get("isFilled")),
         }
 
+    def fill_due_roles(self) -> None:
+        """Fill the roles ``fill_roles_after`` says a planner has staffed by now."""
+        delay = self.config.get("fill_roles_after")
+        if delay is None:
+            return
+        now = self.now()
+        for role in self.roles.values():
+            if not role["isFilled"] and now - role["_created"] >= float(delay):
+                role.update(isFilled=True, assignedPersonId=PLANNER["id"] * 1000 + role["id"])
+                role["assignedPersonName"] = f"Sandbox crew member {role['id']}"
+                self.record(
+                    "RoleUpdated",
+                    project_id=role["_projectId"],
+                    role_id=role["id"],
+                    payload=["assignedPersonId", "isFilled"],
+                    by=PLANNER,
+                )
+                self.control.count("roles_filled")
+
     def role_view(self, role: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in role.items() if not k.startswith("_")}
 
@@ -278,6 +304,7 @@ class BridgitSandbox(VendorEmulator):
             "assignedPersonId": None,
             "assignedPersonName": None,
             "_projectId": project_id,
+            "_created": self.now(),
             "_type": "Preconstruction" if name in self.config["preconstruction_role_names"] else "Operations",
         }
 

@@ -141,6 +141,7 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
     ) -> JSONResponse:
         sandbox.account(request, account_id)
         sandbox.project(project_id)
+        sandbox.fill_due_roles()
         items = [
             r for r in sorted(sandbox.roles.values(), key=lambda r: r["id"]) if r["_projectId"] == project_id
         ]
@@ -201,6 +202,7 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
     @app.get(roles_base + "/{role_id}")
     async def get_role(request: Request, account_id: int, project_id: int, role_id: int) -> JSONResponse:
         sandbox.account(request, account_id)
+        sandbox.fill_due_roles()
         return JSONResponse(sandbox.role_view(role(project_id, role_id)))
 
     @app.put(roles_base + "/{role_id}")
@@ -218,6 +220,7 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
             "assignedPersonName",
             "externalId",
             "_projectId",
+            "_created",
         )
         replacement.update({k: current[k] for k in keep})
         sandbox.roles[role_id] = replacement
@@ -236,6 +239,7 @@ def add_routes(app: FastAPI, sandbox: BridgitSandbox, base: str) -> None:
     @app.post(base + "/activities/_filter")
     async def activities(request: Request, account_id: int) -> Response:
         sandbox.account(request, account_id)
+        sandbox.fill_due_roles()
         body = await body_of(request) or {}
         offset, limit = int(body.get("offset") or 0), int(body.get("limit") or 25)
         if not 1 <= limit <= 50:

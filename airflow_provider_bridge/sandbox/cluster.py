@@ -46,7 +46,7 @@ import requests
 from airflow_provider_bridge.sandbox.state_servers import LocalPostgres, LocalRedis
 from airflow_provider_bridge.sandbox.testing import SandboxProcess, free_port, stop_groups
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+EXAMPLES = Path(__file__).resolve().parents[1] / "example_dags"
 VENDORS = ["bridgit_bench", "servicebridge", "third_party_manager"]
 #: the example DAGs triggered by hand (``event_driven_staffing`` is scheduled by its watcher)
 TRIGGERED = [
@@ -67,9 +67,10 @@ RATE_LIMITS = {
 #: process may be descheduled for a few hundred milliseconds between taking a slot and sending
 #: (the documented knob for that jitter; on hosts of their own the default 0.05 s suffices)
 RATE_LIMIT_MARGIN = 0.3
+#: the people in the loop, as in the demo: profiles approved and roles filled 3 s after creation
+PEOPLE = {"third_party_manager": {"approve_after": 3}, "bridgit_bench": {"fill_roles_after": 3}}
 SANDBOX_CONFIG = {
-    vendor: {"rate_limits": limits, **({"approve_after": 3} if vendor == "third_party_manager" else {})}
-    for vendor, limits in RATE_LIMITS.items()
+    vendor: {"rate_limits": limits, **PEOPLE.get(vendor, {})} for vendor, limits in RATE_LIMITS.items()
 }
 #: the sign-in counter of each emulator
 SIGN_INS = {"bridgit_bench": "signins", "servicebridge": "logins", "third_party_manager": "tokens_issued"}
@@ -205,7 +206,7 @@ class CeleryCluster:
         broker = f"redis://:{rds['password']}@127.0.0.1:{rds['port']}"
         dags = self.root / "dags"
         dags.mkdir(exist_ok=True)
-        for dag_file in EXAMPLES.glob("*.py"):
+        for dag_file in EXAMPLES.glob("[!_]*.py"):
             with contextlib.suppress(FileExistsError):
                 (dags / dag_file.name).symlink_to(dag_file)
         state_conn = pg if self.state == "postgres" else rds
@@ -234,12 +235,11 @@ class CeleryCluster:
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW_CONN_BRIDGE_STATE": json.dumps(state_conn),
             "AIRFLOW__BRIDGE__STATE_BACKEND": f"{self.state}://bridge_state",
-            "BRIDGE_WATCH_INTERVAL": "2",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         for vendor in VENDORS:
             conn = self.sandbox.vendor(vendor).connection(
-                rate_limits=RATE_LIMITS[vendor], rate_limit_margin=RATE_LIMIT_MARGIN
+                rate_limits=RATE_LIMITS[vendor], rate_limit_margin=RATE_LIMIT_MARGIN, watch_interval=2
             )
             env[f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"] = json.dumps(conn)
         return env

@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_bridge.changes import ChangeResult, change_result
+from airflow_provider_bridge.deprecation import renamed_classes
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeError
 from airflow_provider_bridge.hooks import get_bridge_hook
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from airflow_provider_bridge.hooks.base import BridgeBaseHook
 
 
-class EntityChangeSensor(BaseSensorOperator):
+class BridgeEntityChangeSensor(BaseSensorOperator):
     """
     Succeed once records of ``entity`` changed after ``since``; return them as XCom.
 
@@ -44,7 +45,7 @@ class EntityChangeSensor(BaseSensorOperator):
 
     .. code-block:: python
 
-        EntityChangeSensor(task_id="wait", conn_id="bridgit_bench_default", entity="projects",
+        BridgeEntityChangeSensor(task_id="wait", conn_id="bridgit_bench_default", entity="projects",
                            poke_interval=60, timeout=3600, deferrable=True)
 
     :param conn_id: the vendor connection.
@@ -159,3 +160,7 @@ class EntityChangeSensor(BaseSensorOperator):
             truncated=found["truncated"],
             cursor=found["cursor"],
         )
+
+
+# the pre-0.3 names (CreateEntityOperator, ...): deprecated aliases of the classes above
+__getattr__ = renamed_classes(__name__, globals())

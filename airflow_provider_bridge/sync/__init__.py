@@ -1,7 +1,7 @@
 """
 Keeping a vendor's records in step with a source: the engine behind
 :meth:`BridgeBaseHook.sync_entities <airflow_provider_bridge.hooks.base.BridgeBaseHook.sync_entities>`
-and :class:`~airflow_provider_bridge.operators.sync.SyncEntitiesOperator`.
+and :class:`~airflow_provider_bridge.operators.sync.BridgeSyncEntitiesOperator`.
 
 Modules: :mod:`.model` (arguments, rows, summary), :mod:`.options` (checks), :mod:`.source`
 (reading, keys, rejections), :mod:`.memory` (journal and remembered fingerprints in the state

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def open_source(records: Any) -> Iterator[Any]:
     """
     The source rows as a stream: a list (or any iterable) of dicts, or the path or URL of a JSON
-    lines file (such as ``ListEntitiesOperator(output_path=...)`` writes). A path is opened here,
+    lines file (such as ``BridgeListEntitiesOperator(output_path=...)`` writes). A path is opened here,
     before any request, so a missing file fails first.
 
     :raises BridgeConfigError: naming ``records``.

@@ -1,7 +1,7 @@
 """
 Triggers that wait for vendor data to change, in the triggerer, holding no worker slot.
 
-* :class:`EntityChangeTrigger` is what a deferred :class:`EntityChangeSensor` waits on: it polls
+* :class:`EntityChangeTrigger` is what a deferred :class:`BridgeEntityChangeSensor` waits on: it polls
   until changes after ``since`` exist, then fires once.
 * :class:`EntityChangeEventTrigger` drives event-driven scheduling: in an ``AssetWatcher`` it
   fires one event per batch of changes, forever, keeping its cursor in the asset state store
@@ -32,7 +32,7 @@ from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 from airflow_provider_bridge.airflow_internals import sigterm_ends_a_test_run
 from airflow_provider_bridge.changes import FailureEvent, change_event, watcher_event
-from airflow_provider_bridge.exceptions import BridgeError, BridgeRateLimitError
+from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeError, BridgeRateLimitError
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
 
 if TYPE_CHECKING:
@@ -203,9 +203,7 @@ class EntityChangeEventTrigger(BaseEventTrigger):
             watchers=[
                 AssetWatcher(
                     name="bridgit_project_changes",
-                    trigger=EntityChangeEventTrigger(
-                        conn_id="bridgit_bench_default", entity="projects", poll_interval=60
-                    ),
+                    trigger=EntityChangeEventTrigger(conn_id="bridgit_bench_default", entity="projects"),
                 )
             ],
         )
@@ -217,7 +215,9 @@ class EntityChangeEventTrigger(BaseEventTrigger):
     :param conn_id: the vendor connection.
     :param entity: the resource path.
     :param query_params: filters for the listing.
-    :param poll_interval: seconds between polls.
+    :param poll_interval: seconds between polls (default: the connection's ``watch_interval``
+        extra, 60 unless set; read in the triggerer when the watcher starts, not when the DAG
+        file is parsed).
     :param max_records: most records in one event.
     :param where: only changed records with these values fire an event (``{field: value or
         [values]}``); the cursor still moves past the others.
@@ -229,12 +229,14 @@ class EntityChangeEventTrigger(BaseEventTrigger):
         conn_id: str,
         entity: str,
         query_params: dict[str, Any] | None = None,
-        poll_interval: float = 60.0,
+        poll_interval: float | None = None,
         max_records: int = 1000,
         start_from: str | None = None,
         where: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if poll_interval is not None and not poll_interval > 0:
+            raise BridgeConfigError(f"poll_interval: expected seconds > 0, got {poll_interval!r}")
         self.conn_id = conn_id
         self.entity = entity
         self.query_params = query_params
@@ -280,19 +282,20 @@ class EntityChangeEventTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = await _hook(self.conn_id)
+        interval = self.poll_interval
+        if interval is None:  # the connection's watch_interval (validated with the connection)
+            interval = hook.adapter.extras.number("watch_interval", minimum=0.001)
         cursor = await self._load_cursor(hook)
         if cursor is None:
             cursor = self.start_from or isoformat_z(dt.datetime.now(dt.UTC))
             await self._save_cursor(hook, cursor)
-            log.info("Watching %s from %s", self.entity, cursor)
+            log.info("Watching %s from %s, every %ss", self.entity, cursor, interval)
         while True:
             try:
                 poll = functools.partial(hook.poll_changes, undated=False)  # no history at the start
                 batch = await in_thread(poll, self.entity, cursor, self.query_params, self.where)
             except BridgeError as exc:  # keep watching: a watcher that dies schedules nothing, silently
-                log.warning(
-                    "Poll of %s failed (%s); trying again in %ss", self.entity, exc, self.poll_interval
-                )
+                log.warning("Poll of %s failed (%s); trying again in %ss", self.entity, exc, interval)
             else:
                 new_cursor = isoformat_z(batch.cursor)
                 if batch.records:
@@ -300,4 +303,4 @@ class EntityChangeEventTrigger(BaseEventTrigger):
                 if new_cursor != cursor:
                     cursor = new_cursor
                     await self._save_cursor(hook, cursor)
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(interval)

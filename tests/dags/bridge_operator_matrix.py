@@ -8,15 +8,15 @@ import os
 from airflow.sdk import DAG
 
 from airflow_provider_bridge.operators import (
-    BulkCreateRolesOperator,
-    CreateEntityOperator,
-    DeleteEntityOperator,
-    GetEntityOperator,
-    ListEntitiesOperator,
-    UpdateEntityOperator,
-    UpsertEntityOperator,
+    BridgeCreateEntityOperator,
+    BridgeDeleteEntityOperator,
+    BridgeGetEntityOperator,
+    BridgeListEntitiesOperator,
+    BridgeUpdateEntityOperator,
+    BridgeUpsertEntityOperator,
+    BridgitBenchBulkCreateRolesOperator,
 )
-from airflow_provider_bridge.sensors import EntityChangeSensor
+from airflow_provider_bridge.sensors import BridgeEntityChangeSensor
 
 CONN = "bridgit_bench_default"
 PROJECT_ID = "{{ ti.xcom_pull(task_ids='create_project')['id'] }}"
@@ -28,48 +28,52 @@ with DAG(
     catchup=False,
     params={"suffix": "one"},
 ) as dag:
-    create = CreateEntityOperator(
+    create = BridgeCreateEntityOperator(
         task_id="create_project",
         conn_id=CONN,
         entity="projects",
         data={"name": "Matrix {{ params.suffix }}", "colour": "#123456"},
     )
-    get = GetEntityOperator(task_id="get_project", conn_id=CONN, entity="projects", entity_id=PROJECT_ID)
-    update = UpdateEntityOperator(
+    get = BridgeGetEntityOperator(
+        task_id="get_project", conn_id=CONN, entity="projects", entity_id=PROJECT_ID
+    )
+    update = BridgeUpdateEntityOperator(
         task_id="update_project",
         conn_id=CONN,
         entity="projects",
         entity_id=PROJECT_ID,
         data={"description": "run {{ run_id }}"},
     )
-    upsert = UpsertEntityOperator(
+    upsert = BridgeUpsertEntityOperator(
         task_id="upsert_person",
         conn_id=CONN,
         entity="persons",
         match_on=["email"],
         data={"email": "matrix-{{ params.suffix }}@example.com", "name": "Matrix"},
     )
-    roles = BulkCreateRolesOperator(
+    roles = BridgitBenchBulkCreateRolesOperator(
         task_id="bulk_roles",
         conn_id=CONN,
         project_id=PROJECT_ID,
         chunk_size=2,
         roles=[{"name": "A"}, {"name": "B"}, {"name": "C"}],
     )
-    listed = ListEntitiesOperator(task_id="list_roles", conn_id=CONN, entity=f"projects/{PROJECT_ID}/roles")
-    to_file = ListEntitiesOperator(
+    listed = BridgeListEntitiesOperator(
+        task_id="list_roles", conn_id=CONN, entity=f"projects/{PROJECT_ID}/roles"
+    )
+    to_file = BridgeListEntitiesOperator(
         task_id="roles_to_file",
         conn_id=CONN,
         entity=f"projects/{PROJECT_ID}/roles",
         output_path=os.environ.get("BRIDGE_TEST_OUTPUT", "/tmp/bridge_roles.jsonl"),
     )
-    persons = ListEntitiesOperator(
+    persons = BridgeListEntitiesOperator(
         task_id="list_active_persons", conn_id=CONN, entity="persons", query_params={"state": "Active"}
     )
-    wait = EntityChangeSensor(
+    wait = BridgeEntityChangeSensor(
         task_id="wait_for_change", conn_id=CONN, entity="projects", poke_interval=1, timeout=60
     )
-    delete = DeleteEntityOperator(
+    delete = BridgeDeleteEntityOperator(
         task_id="delete_project", conn_id=CONN, entity="projects", entity_id=PROJECT_ID
     )
     create >> get >> update >> upsert >> roles >> [listed, to_file, persons] >> wait >> delete

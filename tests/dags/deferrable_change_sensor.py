@@ -6,10 +6,10 @@ import datetime as dt
 
 from airflow.sdk import DAG
 
-from airflow_provider_bridge.sensors import EntityChangeSensor
+from airflow_provider_bridge.sensors import BridgeEntityChangeSensor
 
 with DAG(dag_id="deferrable_change_sensor", schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False):
-    EntityChangeSensor(
+    BridgeEntityChangeSensor(
         task_id="wait_for_project",
         conn_id="bridgit_bench_default",
         entity="projects",

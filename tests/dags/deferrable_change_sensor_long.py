@@ -6,7 +6,7 @@ import datetime as dt
 
 from airflow.sdk import DAG
 
-from airflow_provider_bridge.sensors import EntityChangeSensor
+from airflow_provider_bridge.sensors import BridgeEntityChangeSensor
 
 with DAG(
     dag_id="deferrable_change_sensor_long",
@@ -14,7 +14,7 @@ with DAG(
     start_date=dt.datetime(2026, 1, 1),
     catchup=False,
 ):
-    EntityChangeSensor(
+    BridgeEntityChangeSensor(
         task_id="wait_long",
         conn_id="bridgit_bench_default",
         entity="projects",

@@ -7,33 +7,35 @@ import datetime as dt
 from airflow.sdk import DAG
 
 from airflow_provider_bridge.operators import (
-    CreateEntityOperator,
-    DeleteEntityOperator,
-    GetEntityOperator,
-    ListEntitiesOperator,
-    UpdateEntityOperator,
-    UpsertEntityOperator,
+    BridgeCreateEntityOperator,
+    BridgeDeleteEntityOperator,
+    BridgeGetEntityOperator,
+    BridgeListEntitiesOperator,
+    BridgeUpdateEntityOperator,
+    BridgeUpsertEntityOperator,
 )
-from airflow_provider_bridge.sensors import EntityChangeSensor
+from airflow_provider_bridge.sensors import BridgeEntityChangeSensor
 
 CONN = "echo_default"
 KEY = "{{ ti.xcom_pull(task_ids='create_thing')['key'] }}"
 
 with DAG(dag_id="echo_matrix", schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False):
-    create = CreateEntityOperator(task_id="create_thing", conn_id=CONN, entity="things", data={"name": "one"})
-    get = GetEntityOperator(task_id="get_thing", conn_id=CONN, entity="things", entity_id=KEY)
-    update = UpdateEntityOperator(
+    create = BridgeCreateEntityOperator(
+        task_id="create_thing", conn_id=CONN, entity="things", data={"name": "one"}
+    )
+    get = BridgeGetEntityOperator(task_id="get_thing", conn_id=CONN, entity="things", entity_id=KEY)
+    update = BridgeUpdateEntityOperator(
         task_id="update_thing", conn_id=CONN, entity="things", entity_id=KEY, data={"colour": "red"}
     )
-    upsert = UpsertEntityOperator(
+    upsert = BridgeUpsertEntityOperator(
         task_id="upsert_thing",
         conn_id=CONN,
         entity="things",
         match_on=["name"],
         data={"name": "one", "size": 2},
     )
-    listed = ListEntitiesOperator(task_id="list_things", conn_id=CONN, entity="things", page_size=1)
-    wait = EntityChangeSensor(
+    listed = BridgeListEntitiesOperator(task_id="list_things", conn_id=CONN, entity="things", page_size=1)
+    wait = BridgeEntityChangeSensor(
         task_id="wait_for_thing",
         conn_id=CONN,
         entity="things",
@@ -42,5 +44,5 @@ with DAG(dag_id="echo_matrix", schedule=None, start_date=dt.datetime(2026, 1, 1)
         timeout=60,
         deferrable=True,
     )
-    delete = DeleteEntityOperator(task_id="delete_thing", conn_id=CONN, entity="things", entity_id=KEY)
+    delete = BridgeDeleteEntityOperator(task_id="delete_thing", conn_id=CONN, entity="things", entity_id=KEY)
     create >> get >> update >> upsert >> listed >> wait >> delete

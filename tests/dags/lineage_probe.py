@@ -7,17 +7,17 @@ import os
 
 from airflow.sdk import DAG
 
-from airflow_provider_bridge.operators import CreateEntityOperator, ListEntitiesOperator
+from airflow_provider_bridge.operators import BridgeCreateEntityOperator, BridgeListEntitiesOperator
 
 with DAG(dag_id="lineage_probe", schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False):
     (
-        CreateEntityOperator(
+        BridgeCreateEntityOperator(
             task_id="create_project",
             conn_id="bridgit_bench_default",
             entity="projects",
             data={"name": "Lineage {{ run_id }}"},
         )
-        >> ListEntitiesOperator(
+        >> BridgeListEntitiesOperator(
             task_id="export_projects",
             conn_id="bridgit_bench_default",
             entity="projects",

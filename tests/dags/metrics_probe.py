@@ -6,12 +6,14 @@ import datetime as dt
 
 from airflow.sdk import DAG
 
-from airflow_provider_bridge.operators import CreateEntityOperator, ListEntitiesOperator
+from airflow_provider_bridge.operators import BridgeCreateEntityOperator, BridgeListEntitiesOperator
 
 with DAG(dag_id="metrics_probe", schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False):
     (
-        ListEntitiesOperator(task_id="list_projects", conn_id="bridgit_bench_default", entity="projects")
-        >> CreateEntityOperator(
+        BridgeListEntitiesOperator(
+            task_id="list_projects", conn_id="bridgit_bench_default", entity="projects"
+        )
+        >> BridgeCreateEntityOperator(
             task_id="create_project",
             conn_id="bridgit_bench_default",
             entity="projects",

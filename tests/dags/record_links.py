@@ -6,22 +6,26 @@ import datetime as dt
 
 from airflow.sdk import DAG
 
-from airflow_provider_bridge.operators import CreateEntityOperator, GetEntityOperator, UpsertEntityOperator
+from airflow_provider_bridge.operators import (
+    BridgeCreateEntityOperator,
+    BridgeGetEntityOperator,
+    BridgeUpsertEntityOperator,
+)
 
 with DAG(dag_id="record_links", schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False):
-    created = CreateEntityOperator(
+    created = BridgeCreateEntityOperator(
         task_id="create",
         conn_id="bridgit_bench_default",
         entity="projects",
         data={"name": "Linked {{ run_id }}"},
     )
-    read = GetEntityOperator(
+    read = BridgeGetEntityOperator(
         task_id="get",
         conn_id="bridgit_bench_default",
         entity="projects",
         entity_id="{{ ti.xcom_pull(task_ids='create')['id'] }}",
     )
-    upsert = UpsertEntityOperator(
+    upsert = BridgeUpsertEntityOperator(
         task_id="upsert",
         conn_id="bridgit_bench_default",
         entity="projects",

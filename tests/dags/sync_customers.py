@@ -6,7 +6,7 @@ import datetime as dt
 
 from airflow.sdk import DAG
 
-from airflow_provider_bridge.operators import SyncEntitiesOperator
+from airflow_provider_bridge.operators import BridgeSyncEntitiesOperator
 
 with DAG(
     dag_id="sync_customers",
@@ -15,7 +15,7 @@ with DAG(
     catchup=False,
     params={"path": ""},
 ):
-    SyncEntitiesOperator(
+    BridgeSyncEntitiesOperator(
         task_id="sync",
         conn_id="servicebridge_default",
         entity="Customers",

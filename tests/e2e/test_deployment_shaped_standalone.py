@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_bridge.sandbox.testing import AirflowStandalone
+from tests.conftest import EXAMPLES
 from tests.e2e.scenario import each_change_schedules_exactly_one_run, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,15 +38,15 @@ def test_short_tasks_sensors_and_a_watcher_share_one_session_on_the_state_file(
     bridgit.configure(rate_limits=[[50, 1]], access_token_ttl=4)
     monkeypatch.setenv(
         "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
-        bridgit.connection_json(rate_limits=[[50, 1]], max_retry_wait=60),
+        # the example's watcher polls every watch_interval seconds (60 unless the connection says)
+        bridgit.connection_json(rate_limits=[[50, 1]], max_retry_wait=60, watch_interval=2),
     )
     airflow = AirflowStandalone(
         tmp_path / "airflow",
         [
             REPO / "tests" / "e2e" / "dags" / "deployment_shaped.py",
-            REPO / "example_dags" / "event_driven_staffing.py",
+            EXAMPLES / "event_driven_staffing.py",
         ],
-        env={"BRIDGE_WATCH_INTERVAL": "2"},
     )
     monkeypatch.setenv("AIRFLOW__BRIDGE__STATE_BACKEND", airflow.state_backend)  # the test shares it too
 

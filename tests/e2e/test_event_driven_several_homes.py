@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_bridge.sandbox.testing import AirflowComponents
-from tests.conftest import use_server_backend
+from tests.conftest import EXAMPLES, FAST_LIMIT, use_server_backend
 from tests.e2e.scenario import POLL, each_change_schedules_exactly_one_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,11 +26,16 @@ def test_triggerer_in_another_home_shares_the_session_through_postgres(
     bridgit, postgres_server, monkeypatch, tmp_path
 ):
     spec = use_server_backend("postgres", postgres_server, monkeypatch)
+    # the example's watcher polls every watch_interval seconds (60 unless the connection says)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT",
+        bridgit.connection_json(rate_limits=FAST_LIMIT, max_retry_wait=10, watch_interval=POLL),
+    )
     airflow = AirflowComponents(
         tmp_path / "scheduler-home",
         tmp_path / "triggerer-home",
-        [REPO / "example_dags" / "event_driven_staffing.py"],
-        env={"BRIDGE_WATCH_INTERVAL": str(POLL), "AIRFLOW__BRIDGE__STATE_BACKEND": spec},
+        [EXAMPLES / "event_driven_staffing.py"],
+        env={"AIRFLOW__BRIDGE__STATE_BACKEND": spec},
     )
 
     with airflow:

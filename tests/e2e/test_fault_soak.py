@@ -1,6 +1,6 @@
 """
 The fault soak, short: a few hundred creates and upserts through the hooks and
-``UpsertEntityOperator`` from two real processes per vendor, against the sandbox injecting ~10 %
+``BridgeUpsertEntityOperator`` from two real processes per vendor, against the sandbox injecting ~10 %
 mixed faults — late writes (held past the client's read timeout, applied afterwards), 500 and
 dropped connections after the write, errors and drops before it — plus one-shot rules so each
 kind is met even in a short run. Nothing doubled, nothing lost, no secret in ~4,000 DEBUG log

@@ -31,4 +31,5 @@ SPEC = VendorSpec(
     sandbox_app="tests.echo.sandbox:create_app",
     sandbox_login="",
     sandbox_password="echo-sandbox-key",
+    form_fields=("key_header",),
 )

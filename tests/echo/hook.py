@@ -75,6 +75,5 @@ class EchoHook(BridgeBaseHook):
     """Hook for the echo vendor (tests only)."""
 
     conn_type = "echo"
-    conn_name_attr = "conn_id"
     default_conn_name = "echo_default"
     hook_name = "Echo"

@@ -277,8 +277,11 @@ def test_malformed_extras_are_refused_naming_the_extra(vendor_name, server, monk
 
 
 def test_operators_refuse_malformed_arguments_before_sending(server, monkeypatch, tmp_path, capsys):
-    from airflow_provider_bridge.operators.bridgit_bench import BulkCreateRolesOperator
-    from airflow_provider_bridge.operators.entity import ListEntitiesOperator, UpsertEntityOperator
+    from airflow_provider_bridge.operators.bridgit_bench import BridgitBenchBulkCreateRolesOperator
+    from airflow_provider_bridge.operators.entity import (
+        BridgeListEntitiesOperator,
+        BridgeUpsertEntityOperator,
+    )
 
     vendor = VENDORS["bridgit_bench"]
     server.auth_path, server.auth_answer, server.answer = vendor.auth_path, vendor.auth_ok, json_answer([])
@@ -289,34 +292,42 @@ def test_operators_refuse_malformed_arguments_before_sending(server, monkeypatch
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
     operators = [
-        UpsertEntityOperator(
+        BridgeUpsertEntityOperator(
             task_id="u1", conn_id=conn_id, entity="projects", data={"name": "x"}, match_on=5
         ),
-        UpsertEntityOperator(
+        BridgeUpsertEntityOperator(
             task_id="u2", conn_id=conn_id, entity="projects", data={"name": "x"}, match_on=[5]
         ),
-        UpsertEntityOperator(
+        BridgeUpsertEntityOperator(
             task_id="u3", conn_id=conn_id, entity="projects", data={"name": "x"}, match_on=[]
         ),
-        UpsertEntityOperator(
+        BridgeUpsertEntityOperator(
             task_id="u4", conn_id=conn_id, entity="projects", data={"name": "x"}, match_on="id"
         ),
-        UpsertEntityOperator(task_id="u5", conn_id=conn_id, entity="projects", data="x", match_on="name"),
-        ListEntitiesOperator(task_id="l1", conn_id=conn_id, entity="projects", output_path=str(a_directory)),
-        ListEntitiesOperator(
+        BridgeUpsertEntityOperator(
+            task_id="u5", conn_id=conn_id, entity="projects", data="x", match_on="name"
+        ),
+        BridgeListEntitiesOperator(
+            task_id="l1", conn_id=conn_id, entity="projects", output_path=str(a_directory)
+        ),
+        BridgeListEntitiesOperator(
             task_id="l2", conn_id=conn_id, entity="projects", output_path="bogus-scheme://x/y"
         ),
-        ListEntitiesOperator(
+        BridgeListEntitiesOperator(
             task_id="l3", conn_id=conn_id, entity="projects", output_path=str(a_file / "below-a-file")
         ),
-        ListEntitiesOperator(task_id="l4", conn_id=conn_id, entity="projects", output_path=f"{a_directory}/"),
-        ListEntitiesOperator(task_id="l5", conn_id=conn_id, entity="projects", output_path=5),  # type: ignore[arg-type]
-        ListEntitiesOperator(task_id="l6", conn_id=conn_id, entity="projects", query_params="x"),  # type: ignore[arg-type]
-        BulkCreateRolesOperator(
+        BridgeListEntitiesOperator(
+            task_id="l4", conn_id=conn_id, entity="projects", output_path=f"{a_directory}/"
+        ),
+        BridgeListEntitiesOperator(task_id="l5", conn_id=conn_id, entity="projects", output_path=5),  # type: ignore[arg-type]
+        BridgeListEntitiesOperator(task_id="l6", conn_id=conn_id, entity="projects", query_params="x"),  # type: ignore[arg-type]
+        BridgitBenchBulkCreateRolesOperator(
             task_id="b1", conn_id=conn_id, project_id=1, roles=[{"name": "PE"}], match_on="name"
         ),  # type: ignore[arg-type]
-        BulkCreateRolesOperator(task_id="b2", conn_id=conn_id, project_id="../1", roles=[{"name": "PE"}]),
-        BulkCreateRolesOperator(task_id="b3", conn_id=conn_id, project_id=1, roles="x"),  # type: ignore[arg-type]
+        BridgitBenchBulkCreateRolesOperator(
+            task_id="b2", conn_id=conn_id, project_id="../1", roles=[{"name": "PE"}]
+        ),
+        BridgitBenchBulkCreateRolesOperator(task_id="b3", conn_id=conn_id, project_id=1, roles="x"),  # type: ignore[arg-type]
     ]
     tally = Tally()
     for op in operators:

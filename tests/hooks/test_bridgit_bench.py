@@ -443,7 +443,7 @@ class TestBulkRolesAppliedLate:
     """A bulk chunk the vendor holds past the client's timeout and applies afterwards."""
 
     def _run(self, bridgit, monkeypatch, *, match_on):
-        from airflow_provider_bridge.operators.bridgit_bench import BulkCreateRolesOperator
+        from airflow_provider_bridge.operators.bridgit_bench import BridgitBenchBulkCreateRolesOperator
 
         _set_conn(
             monkeypatch,
@@ -473,7 +473,7 @@ class TestBulkRolesAppliedLate:
                 ]
             }
         )
-        op = BulkCreateRolesOperator(
+        op = BridgitBenchBulkCreateRolesOperator(
             task_id="roles",
             conn_id="bridgit_bench_default",
             project_id=project["id"],
@@ -518,7 +518,7 @@ class TestBulkRolesParked:
         self, bridgit, monkeypatch
     ):
         from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
-        from airflow_provider_bridge.operators.bridgit_bench import BulkCreateRolesOperator
+        from airflow_provider_bridge.operators.bridgit_bench import BridgitBenchBulkCreateRolesOperator
 
         extra = {"account_id": 1, "rate_limits": [[200, 1]], "write_settle": 30, "max_retry_wait": 60}
         _set_conn(monkeypatch, bridgit, extra=extra)
@@ -533,7 +533,7 @@ class TestBulkRolesParked:
             }
         )
         started = time.monotonic()
-        created = BulkCreateRolesOperator(
+        created = BridgitBenchBulkCreateRolesOperator(
             task_id="roles",
             conn_id="bridgit_bench_default",
             project_id=project["id"],
@@ -589,12 +589,12 @@ class TestProgressInTheLog:
     def test_bulk_logs_each_chunk_and_upsert_its_lookup_cost(self, bridgit_hook, bridgit, caplog, capfd):
         import logging
 
-        from airflow_provider_bridge.operators.entity import UpsertEntityOperator
+        from airflow_provider_bridge.operators.entity import BridgeUpsertEntityOperator
 
         project = bridgit_hook.create_entity("projects", {"name": "Chunks"})
         with caplog.at_level(logging.INFO):
             bridgit_hook.bulk_create_roles(project["id"], [{"name": f"R{i}"} for i in range(5)], chunk_size=2)
-            UpsertEntityOperator(
+            BridgeUpsertEntityOperator(
                 task_id="upsert",
                 conn_id="bridgit_bench_default",
                 entity="projects",

@@ -1,5 +1,5 @@
 """
-SyncEntitiesOperator and hook.sync_entities against the sandbox of each vendor: modes,
+BridgeSyncEntitiesOperator and hook.sync_entities against the sandbox of each vendor: modes,
 the diff, dry run, rejections (file and threshold), mirror and its guards, concurrency inside the
 shared window, parked ambiguous creates, remembered fingerprints, and bad arguments refused
 before any request.
@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
-from airflow_provider_bridge.operators import SyncEntitiesOperator
+from airflow_provider_bridge.operators import BridgeSyncEntitiesOperator
 from airflow_provider_bridge.sync import BridgeSyncError
 
 
@@ -29,7 +29,7 @@ def _sync(**kwargs):
     kwargs.setdefault("conn_id", "bridgit_bench_default")
     kwargs.setdefault("entity", "projects")
     kwargs.setdefault("match_on", ["name"])
-    return SyncEntitiesOperator(task_id="sync", **kwargs).execute({})
+    return BridgeSyncEntitiesOperator(task_id="sync", **kwargs).execute({})
 
 
 class TestUpsertAndDiff:
@@ -400,7 +400,7 @@ class TestBulk:
 def test_lineage_names_the_source_file_as_input_and_the_entity_as_output(bridgit, tmp_path):
     pytest.importorskip("airflow.providers.openlineage")
     source = tmp_path / "customers.jsonl"
-    op = SyncEntitiesOperator(
+    op = BridgeSyncEntitiesOperator(
         task_id="sync",
         conn_id="bridgit_bench_default",
         entity="projects",

@@ -14,13 +14,13 @@ import pytest
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeNotSupportedError
 from airflow_provider_bridge.hooks import get_bridge_hook
 from airflow_provider_bridge.operators import (
-    BulkCreateRolesOperator,
-    CreateEntityOperator,
-    DeleteEntityOperator,
-    GetEntityOperator,
-    ListEntitiesOperator,
-    UpdateEntityOperator,
-    UpsertEntityOperator,
+    BridgeCreateEntityOperator,
+    BridgeDeleteEntityOperator,
+    BridgeGetEntityOperator,
+    BridgeListEntitiesOperator,
+    BridgeUpdateEntityOperator,
+    BridgeUpsertEntityOperator,
+    BridgitBenchBulkCreateRolesOperator,
 )
 
 #: ids that could address another record or path, plain or percent-encoded
@@ -127,18 +127,18 @@ def _entity_calls(entity):
 def _operators(conn_id: str, entity, entity_id):
     common = {"conn_id": conn_id, "entity": entity}
     return [
-        GetEntityOperator(task_id="get", entity_id=entity_id, **common),
-        UpdateEntityOperator(task_id="update", entity_id=entity_id, data={"name": "x"}, **common),
-        DeleteEntityOperator(task_id="delete", entity_id=entity_id, **common),
+        BridgeGetEntityOperator(task_id="get", entity_id=entity_id, **common),
+        BridgeUpdateEntityOperator(task_id="update", entity_id=entity_id, data={"name": "x"}, **common),
+        BridgeDeleteEntityOperator(task_id="delete", entity_id=entity_id, **common),
     ]
 
 
 def _entity_operators(conn_id: str, entity):
     common = {"conn_id": conn_id, "entity": entity}
     return [
-        CreateEntityOperator(task_id="create", data={"name": "x"}, **common),
-        ListEntitiesOperator(task_id="list", **common),
-        UpsertEntityOperator(task_id="upsert", data={"name": "x"}, match_on=["name"], **common),
+        BridgeCreateEntityOperator(task_id="create", data={"name": "x"}, **common),
+        BridgeListEntitiesOperator(task_id="list", **common),
+        BridgeUpsertEntityOperator(task_id="upsert", data={"name": "x"}, match_on=["name"], **common),
     ]
 
 
@@ -207,7 +207,7 @@ def test_hostile_project_ids_never_reach_another_path_in_bulk_role_creation(brid
     for project_id in HOSTILE_IDS:
         with pytest.raises(BridgeConfigError, match="project_id"):
             hook.bulk_create_roles(project_id, [{"roleName": "x"}])
-        operator = BulkCreateRolesOperator(
+        operator = BridgitBenchBulkCreateRolesOperator(
             task_id="roles", conn_id="bridgit_bench_default", project_id=project_id, roles=[{"roleName": "x"}]
         )
         with pytest.raises(BridgeConfigError):
@@ -247,11 +247,11 @@ def test_the_request_escape_hatch_refuses_unknown_methods(method, bridgit):
 
 
 def test_hostile_entity_paths_never_reach_another_path_from_the_change_sensor(vendor):
-    from airflow_provider_bridge.sensors import EntityChangeSensor
+    from airflow_provider_bridge.sensors import BridgeEntityChangeSensor
 
     before = len(_sent_paths(vendor))
     for entity in HOSTILE_ENTITIES:
-        sensor = EntityChangeSensor(
+        sensor = BridgeEntityChangeSensor(
             task_id="wait", conn_id=f"{vendor.vendor}_default", entity=entity, since="2026-01-01T00:00:00Z"
         )
         with pytest.raises(BridgeConfigError, match="entity"):

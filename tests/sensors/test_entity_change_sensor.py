@@ -8,13 +8,13 @@ import pytest
 from airflow_provider_bridge.changes import change_cursor
 from airflow_provider_bridge.exceptions import BridgeConfigError
 from airflow_provider_bridge.hooks.bridgit_bench import BridgitBenchHook
-from airflow_provider_bridge.sensors.entity import EntityChangeSensor
+from airflow_provider_bridge.sensors.entity import BridgeEntityChangeSensor
 
 UTC = dt.UTC
 
 
-def _sensor(**kw) -> EntityChangeSensor:
-    return EntityChangeSensor(task_id="s", conn_id="bridgit_bench_default", entity="projects", **kw)
+def _sensor(**kw) -> BridgeEntityChangeSensor:
+    return BridgeEntityChangeSensor(task_id="s", conn_id="bridgit_bench_default", entity="projects", **kw)
 
 
 def test_since_defaults_to_the_data_interval_start():

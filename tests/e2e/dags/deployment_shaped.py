@@ -10,7 +10,7 @@ import datetime as dt
 
 from airflow.sdk import DAG, task
 
-from airflow_provider_bridge.sensors import EntityChangeSensor
+from airflow_provider_bridge.sensors import BridgeEntityChangeSensor
 
 CONN_ID = "bridgit_bench_default"
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -34,7 +34,7 @@ with DAG(
 
 with DAG(dag_id="two_deferred_sensors", schedule="@once", start_date=START, catchup=False):
     for n in range(2):
-        EntityChangeSensor(
+        BridgeEntityChangeSensor(
             task_id=f"wait_for_a_project_{n}",
             conn_id=CONN_ID,
             entity="projects",

@@ -1,6 +1,6 @@
 """
 Keep Third-Party Manager profiles in step with a supplier list (an onboarding spreadsheet, an
-ERP extract): one :class:`~airflow_provider_bridge.operators.SyncEntitiesOperator` task creates
+ERP extract): one :class:`~airflow_provider_bridge.operators.BridgeSyncEntitiesOperator` task creates
 the profiles that are missing and updates those that differ, matched on the official name, within
 the tenant's 600 requests/hour budget. With ``remember``, a run where no supplier changed makes
 no request at all.
@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from airflow_provider_bridge.operators import SyncEntitiesOperator
+from airflow_provider_bridge.operators import BridgeSyncEntitiesOperator
 
 
 def supplier_to_profile(supplier: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +44,7 @@ with DAG(
             {"legal_name": "Wingtip Cranes BV", "country": "nl"},
         ]
 
-    SyncEntitiesOperator(
+    BridgeSyncEntitiesOperator(
         task_id="sync_profiles",
         conn_id="third_party_manager_default",
         entity="thirdparty/profile",

@@ -5,7 +5,7 @@ Keep Bridgit Bench projects in step with ServiceBridge customers, thousands at a
    started (every customer on the first run), through the ``changeTime`` filter, streamed to a
    JSON lines file in the run's staging folder (``stage`` param: a local folder, or an
    object-storage URL such as ``s3://bucket/bridge-sync`` when tasks run on several hosts).
-2. ``sync_projects``: one :class:`~airflow_provider_bridge.operators.SyncEntitiesOperator` task:
+2. ``sync_projects``: one :class:`~airflow_provider_bridge.operators.BridgeSyncEntitiesOperator` task:
    reads the target once, compares, and creates or updates only what differs, concurrently
    within Bridgit's shared rate limit. Rows Bridgit refuses go to a rejects file beside the
    extract; the task fails if more than 1 % are refused. Safe to re-run: nothing is created twice.
@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from airflow_provider_bridge.operators import SyncEntitiesOperator
+from airflow_provider_bridge.operators import BridgeSyncEntitiesOperator
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,12 @@ with DAG(
         context = get_current_context()
         since = context.get("prev_start_date_success") or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         path = f"{context['params']['stage'].rstrip('/')}/customers-{context['run_id']}.jsonl"
-        hook = ServiceBridgeHook(servicebridge_conn_id="servicebridge_default")
+        hook = ServiceBridgeHook(conn_id="servicebridge_default")
         count = write_json_lines(path, hook.changed_since("Customers", since))
         log.info("%d customer(s) changed since %s, in %s", count, since.isoformat(), path)
         return path
 
-    SyncEntitiesOperator(
+    BridgeSyncEntitiesOperator(
         task_id="sync_projects",
         conn_id="bridgit_bench_default",
         entity="projects",
