@@ -2,14 +2,15 @@
 # The lowest lane: the tests on the lowest supported Airflow (requirements/airflow-lowest.in) with
 # every direct dependency at its floor (requirements/airflow-lowest.lock, resolved lowest-direct:
 # requests 2.32.4, filelock 3.20.3, common-compat 1.23.0, psycopg 3.1.4, redis 5.0.0, OpenLineage
-# provider 2.0.0, ...): a named subset in a virtualenv of its own, .venv-airflow-lowest.
+# provider 2.1.0, ...): a named subset in a virtualenv of its own, .venv-airflow-lowest.
 # The full suite runs on the latest Airflow (scripts/test.sh, which runs this too). The subset:
 # provider registration, config and the connection forms (tests/test_provider_info.py), the three
 # forms and their Test button served by a real `airflow api-server` (tests/ui/test_connection_forms.py),
 # every operator in a real DAG run under dag.test, and the deferrable change sensor (deferring to
 # its trigger and resuming), the state backends' contract on SQLite, PostgreSQL and Redis (the
-# postgres and redis extras at their floors) and the OpenLineage facets — kept small so CI stays well under 30 minutes; pass other tests as
-# arguments to run them on the lowest Airflow too (every test in those four files passed on 3.1.8).
+# postgres and redis extras at their floors), the OpenLineage facets and the commands (python -m
+# forms; `airflow bridge` skips, as 3.1 does not read the cli key) — kept small so CI stays well
+# under 30 minutes; pass other tests as arguments to run them on the lowest Airflow too.
 # `--install-only` sets up the virtualenv and stops (scripts/test.sh runs it beside its own set-up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,5 +49,6 @@ exec "$venv/bin/python" -m pytest -p no:cacheprovider --durations=5 --durations-
   tests/operators/test_operators_in_airflow.py::test_every_operator_in_a_real_dag_run \
   tests/sensors/test_entity_change_sensor.py::test_deferrable_sensor_defers_and_resumes_with_the_changes \
   tests/state/test_backend_contract.py \
+  tests/test_airflow_cli.py \
   tests/operators/test_openlineage.py \
   "$@"

@@ -1,6 +1,8 @@
 """
 ``airflow bridge …`` through the real ``airflow`` command (Airflow 3.2+ reads the provider info's
-``cli`` key): the same commands, arguments and exit statuses as the ``python -m`` forms.
+``cli`` key): the same commands, arguments and exit statuses as the ``python -m`` forms, which are
+the commands on Airflow 3.1 (the lowest lane runs this file on 3.1.8: the ``airflow bridge`` tests
+skip there, saying why, and the ``python -m`` ones run).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+from airflow import __version__ as airflow_version
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,6 +22,13 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.airflow
 
 AIRFLOW = [sys.executable, "-m", "airflow"]
+#: Airflow reads the provider info's ``cli`` key from 3.2 on
+READS_CLI_KEY = tuple(int(part) for part in airflow_version.split(".")[:2]) >= (3, 2)
+airflow_bridge = pytest.mark.skipif(
+    not READS_CLI_KEY,
+    reason=f"Airflow {airflow_version} does not read the provider info's cli key: "
+    "the python -m forms are the commands there",
+)
 
 
 def _airflow(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -26,6 +36,7 @@ def _airflow(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[
     return subprocess.run([*AIRFLOW, *args], env=environment, capture_output=True, text=True, timeout=180)
 
 
+@airflow_bridge
 def test_airflow_bridge_lists_its_commands(tmp_path):
     done = _airflow("bridge", "--help", home=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -35,6 +46,7 @@ def test_airflow_bridge_lists_its_commands(tmp_path):
     assert "--vendor" in sandbox.stdout and "--seed" in sandbox.stdout  # the module's own arguments
 
 
+@airflow_bridge
 def test_airflow_bridge_state_check_reports_the_backend_as_json(tmp_path):
     state = tmp_path / "state.sqlite"
     done = _airflow(
@@ -51,6 +63,7 @@ def test_airflow_bridge_state_check_reports_the_backend_as_json(tmp_path):
     assert state.exists()  # the check really wrote and read a record there
 
 
+@airflow_bridge
 def test_airflow_bridge_state_fails_with_exit_status_1_naming_the_setting(tmp_path):
     done = _airflow(
         "bridge", "state", "status", home=tmp_path, AIRFLOW__BRIDGE__STATE_BACKEND="postgres://no_such_conn"
@@ -59,6 +72,7 @@ def test_airflow_bridge_state_fails_with_exit_status_1_naming_the_setting(tmp_pa
     assert "FAILED" in done.stderr and "no_such_conn" in done.stderr
 
 
+@airflow_bridge
 def test_airflow_bridge_sandbox_serves_until_interrupted(tmp_path):
     import signal
     import time
@@ -90,3 +104,29 @@ def test_airflow_bridge_sandbox_serves_until_interrupted(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.parametrize("module", ["airflow_provider_bridge.state", "airflow_provider_bridge.sandbox"])
+def test_the_python_m_forms_work_on_every_airflow(tmp_path, module):
+    environment = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--help"], env=environment, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    assert ("check" in done.stdout) if module.endswith("state") else ("--seed" in done.stdout)
+
+
+def test_python_m_state_check_reports_the_backend_as_json_on_every_airflow(tmp_path):
+    state = tmp_path / "state.sqlite"
+    environment = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__BRIDGE__STATE_BACKEND": f"sqlite:///{state}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_bridge.state", "check", "--json"],
+        env=environment, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout[done.stdout.index("{") :])
+    assert result["backend"].startswith("sqlite") and state.exists()

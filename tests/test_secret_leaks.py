@@ -93,7 +93,7 @@ def test_no_secret_in_xcom_or_rendered_fields(airflow_db, bridgit, servicebridge
 
     from airflow_provider_bridge.hooks.servicebridge import ServiceBridgeHook
 
-    bridgit.configure(access_token_ttl=2)
+    bridgit.configure(access_token_ttl=2, fill_roles_after=0.5)  # a planner staffs the roles
     ServiceBridgeHook().create_entity("Customers", {"Name": "Secretive Ltd"})
     tpm.configure(approve_after=0.5)
     files = []
