@@ -48,6 +48,13 @@ COMMON_FIELDS: dict[str, Any] = {
         "schema": {"type": ["number", "null"], "default": 60},
     },
     "page_size": {"label": "Page size", "schema": {"type": ["integer", "null"]}},
+    "share_polls": {
+        "label": "Share polls",
+        "description": "Sensors, triggers and asset watchers that scan the same full listing (no "
+        "modified-since filter) share one read per poll interval through the shared state. "
+        "Default true.",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
     "watch_interval": {
         "label": "Watch interval (s)",
         "description": "Seconds between the polls of an asset watcher (EntityChangeEventTrigger) that "

@@ -20,7 +20,6 @@ What is particular to this vendor (see ``shared/vendors/third-party-manager.md``
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from functools import cached_property
@@ -41,6 +40,7 @@ from airflow_provider_bridge.hooks.paging import JsonApiPager, Pager
 from airflow_provider_bridge.hooks.responses import ErrorDetails, request_path
 from airflow_provider_bridge.options import ClientAuth, PagingStyle
 from airflow_provider_bridge.retry_policy import Outcome
+from airflow_provider_bridge.shared_polls import SHARED_POLL_OPTION, listing_key, shared_listing
 from airflow_provider_bridge.timestamps import isoformat_z
 
 if TYPE_CHECKING:
@@ -249,11 +249,21 @@ class ThirdPartyManagerAdapter(VendorAdapter):
                 client.list_records(entity, {**(params or {}), str(change_filter): isoformat_z(start)})
             )
             return ChangeScan(records, len(records))
-        key = f"{self.context.account_key}|{entity}|{json.dumps(params or {}, sort_keys=True, default=str)}"
+        key = listing_key(self.context.account_key, entity, params)
         tracker = FingerprintTracker(
             self.context.state_backend, key, record_id=self.record_id, modified_at=self.modified_at
         )
-        changed, scanned, cursor = tracker.scan(client.list_records(entity, params), start)
+        # watchers of the same listing share one read per interval (airflow_provider_bridge.shared_polls)
+        records = shared_listing(
+            self.context.state_backend,
+            key,
+            lambda: client.list_records(entity, params),
+            max_age=self.context.options.get(SHARED_POLL_OPTION)
+            if self.extras.boolean("share_polls")
+            else None,
+            clock=self.context.clock,
+        )
+        changed, scanned, cursor = tracker.scan(records, start)
         log.info(
             "Fingerprint poll of %s since %s: %d record(s) scanned, %d changed",
             entity,

@@ -18,6 +18,7 @@ from airflow_provider_bridge.changes import ChangeResult, change_result
 from airflow_provider_bridge.deprecation import renamed_classes
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeError
 from airflow_provider_bridge.hooks import get_bridge_hook
+from airflow_provider_bridge.shared_polls import SHARED_POLL_OPTION
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
 from airflow_provider_bridge.triggers.entity import EntityChangeTrigger
 
@@ -90,8 +91,10 @@ class BridgeEntityChangeSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> BridgeBaseHook:
-        """The vendor hook for ``conn_id``."""
-        return get_bridge_hook(self.conn_id)
+        """The vendor hook for ``conn_id`` (full listings it scans shared for ``poke_interval``)."""
+        hook = get_bridge_hook(self.conn_id)
+        hook.options[SHARED_POLL_OPTION] = float(self.poke_interval)
+        return hook
 
     def resolve_since(self, context: Context) -> dt.datetime:
         """``since`` as an aware datetime (defaults described in the class docstring)."""

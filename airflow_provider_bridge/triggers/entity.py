@@ -33,6 +33,7 @@ from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 from airflow_provider_bridge.airflow_internals import sigterm_ends_a_test_run
 from airflow_provider_bridge.changes import FailureEvent, change_event, watcher_event
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeError, BridgeRateLimitError
+from airflow_provider_bridge.shared_polls import SHARED_POLL_OPTION
 from airflow_provider_bridge.timestamps import coerce_since, isoformat_z
 
 if TYPE_CHECKING:
@@ -46,14 +47,22 @@ CURSOR_NAMESPACE = "event_trigger_cursor"
 T = TypeVar("T")
 
 
-async def _hook(conn_id: str) -> BridgeBaseHook:
-    """The vendor hook, with the connection read by Airflow's async helper (never on the loop sync)."""
+async def _hook(conn_id: str, poll_interval: float | None = None) -> BridgeBaseHook:
+    """
+    The vendor hook, with the connection read by Airflow's async helper (never on the loop sync).
+
+    :param poll_interval: the watcher's interval: full listings it scans are shared with the other
+        watchers of the same listing for that long (:mod:`airflow_provider_bridge.shared_polls`).
+    """
     from airflow.providers.common.compat.connection import get_async_connection
 
     from airflow_provider_bridge.hooks import get_bridge_hook
 
     connection = await get_async_connection(conn_id)
-    return get_bridge_hook(conn_id, connection=connection)
+    hook = get_bridge_hook(conn_id, connection=connection)
+    if poll_interval:
+        hook.options[SHARED_POLL_OPTION] = poll_interval
+    return hook
 
 
 async def in_thread(function: Callable[..., T], *args: Any) -> T:
@@ -161,7 +170,7 @@ class EntityChangeTrigger(BaseTrigger):
 
     async def _events(self) -> AsyncIterator[TriggerEvent]:
         try:
-            hook = await _hook(self.conn_id)
+            hook = await _hook(self.conn_id, self.poll_interval)
         except BridgeError as exc:
             yield TriggerEvent(FailureEvent(status="error", message=str(exc)))
             return
@@ -285,6 +294,7 @@ class EntityChangeEventTrigger(BaseEventTrigger):
         interval = self.poll_interval
         if interval is None:  # the connection's watch_interval (validated with the connection)
             interval = hook.adapter.extras.number("watch_interval", minimum=0.001)
+        hook.options[SHARED_POLL_OPTION] = interval  # one read of a full listing per interval
         cursor = await self._load_cursor(hook)
         if cursor is None:
             cursor = self.start_from or isoformat_z(dt.datetime.now(dt.UTC))
