@@ -5,11 +5,11 @@
 # on the latest Airflow; then the matrix subset on the lowest supported versions
 # (scripts/test-matrix.sh). Arguments go to the main pytest run; with arguments the matrix is skipped.
 #
-# What it installs: .venv from requirements/dev.lock (scripts/bootstrap.sh, about 200 packages,
+# What it installs: .venv from requirements/dev.lock (scripts/bootstrap.sh, 195 packages,
 # only when pyproject.toml or the lock changed); a second virtualenv, .venv-airflow-lowest, from
 # requirements/airflow-lowest.lock (built in the background meanwhile); and, when run as root,
 # Chromium through apt-get (scripts/install-chromium.sh, for the budgets-page test's browser half;
-# skipped with the reason otherwise). How long: about 10 minutes on a fresh clone of a 2-core
+# skipped with the reason otherwise). How long: about 13 minutes on a fresh clone of a 2-core
 # machine, most of it pytest (see CONTRIBUTING.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
