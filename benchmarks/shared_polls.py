@@ -29,7 +29,6 @@ PROFILES = "thirdparty/profile"
 def watch(
     sandbox, hook, made, watchers: int, interval: float, seconds: float, country: str
 ) -> dict[str, object]:
-    from airflow_provider_bridge.sandbox.testing import first_events
     from airflow_provider_bridge.triggers import EntityChangeTrigger
 
     since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -42,10 +41,15 @@ def watch(
             for _ in range(watchers)
         ]
 
-        watching = asyncio.create_task(first_events(triggers))
+        async def first_event(trigger):
+            async for event in trigger.run():
+                return event.payload
+            return None
+
+        tasks = [asyncio.create_task(first_event(t)) for t in triggers]
         await asyncio.sleep(seconds)
         await asyncio.to_thread(hook.update_entity, PROFILES, made[0]["id"], {"countryCode": country})
-        return await asyncio.wait_for(watching, timeout=interval * 3 + 60)
+        return await asyncio.wait_for(asyncio.gather(*tasks), timeout=interval * 3 + 60)
 
     before = sandbox.stats()["accepted"]
     started = time.monotonic()
