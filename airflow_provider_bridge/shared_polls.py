@@ -9,7 +9,7 @@ interval, each paying for it from the vendor's budget (Third-Party Manager: 600 
 hour). Instead the first poll of an interval reads the listing and keeps the records in the
 shared state backend for ``max_age`` seconds (its poll interval); every other poll of the same
 listing (same account, entity and query parameters; ``where`` is applied after, per watcher) in
-that time, from any process on the backend, takes them from there (tested within one host). Each watcher keeps
+that time, from any process of any host on the backend, takes them from there. Each watcher keeps
 its own cursor, and no change is missed: changes are stamped with the time a scan *detected*
 them, and a poll answered from a listing read earlier returns its own time as the next cursor,
 so a change the shared listing could not yet see is stamped by the next real read, after it.

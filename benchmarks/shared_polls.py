@@ -29,6 +29,7 @@ PROFILES = "thirdparty/profile"
 def watch(
     sandbox, hook, made, watchers: int, interval: float, seconds: float, country: str
 ) -> dict[str, object]:
+    from airflow_provider_bridge.sandbox.testing import first_events
     from airflow_provider_bridge.triggers import EntityChangeTrigger
 
     since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -41,15 +42,10 @@ def watch(
             for _ in range(watchers)
         ]
 
-        async def first_event(trigger):
-            async for event in trigger.run():
-                return event.payload
-            return None
-
-        tasks = [asyncio.create_task(first_event(t)) for t in triggers]
+        watching = asyncio.create_task(first_events(triggers))
         await asyncio.sleep(seconds)
         await asyncio.to_thread(hook.update_entity, PROFILES, made[0]["id"], {"countryCode": country})
-        return await asyncio.wait_for(asyncio.gather(*tasks), timeout=interval * 3 + 60)
+        return await asyncio.wait_for(watching, timeout=interval * 3 + 60)
 
     before = sandbox.stats()["accepted"]
     started = time.monotonic()

@@ -13,6 +13,7 @@ Run the sandbox from tests: a real server process on loopback, and a small contr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -196,6 +197,17 @@ class SandboxProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def first_events(triggers: list[Any]) -> list[Any]:
+    """Run ``triggers`` concurrently, as a triggerer does; the payload of each one's first event."""
+
+    async def first(trigger: Any) -> Any:
+        async for event in trigger.run():
+            return event.payload
+        return None
+
+    return list(await asyncio.gather(*(first(trigger) for trigger in triggers)))
 
 
 def run_dag(

@@ -14,6 +14,7 @@ import json
 import pytest
 
 from airflow_provider_bridge.hooks.third_party_manager import ThirdPartyManagerHook
+from airflow_provider_bridge.sandbox.testing import first_events
 from airflow_provider_bridge.shared_polls import NAMESPACE
 from airflow_provider_bridge.triggers import EntityChangeTrigger
 
@@ -47,15 +48,10 @@ def _watch(watchers: int, change_after: float, hook, made, tpm, country: str) ->
             for _ in range(watchers)
         ]  # fmt: skip
 
-        async def first_event(trigger):
-            async for event in trigger.run():
-                return event.payload
-            return None
-
-        tasks = [asyncio.create_task(first_event(t)) for t in triggers]
+        watching = asyncio.create_task(first_events(triggers))
         await asyncio.sleep(change_after)
         await asyncio.to_thread(hook.update_entity, PROFILES, made[7]["id"], {"countryCode": country})
-        return await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+        return await asyncio.wait_for(watching, timeout=60)
 
     before = tpm.stats()["accepted"]
     events = asyncio.run(scenario())
@@ -106,8 +102,12 @@ def _keys(hook) -> list[str]:
     return [listing_key(hook.account_key, PROFILES, None)]
 
 
-def _watchers_in_a_process(count: int, since: str, results) -> None:
-    """A triggerer of its own: ``count`` triggers on the listing until each reports a change."""
+def _watchers_in_a_process(count: int, since: str, home: str, results) -> None:
+    """A triggerer on a host of its own (its own ``AIRFLOW_HOME``): ``count`` triggers on the
+    listing until each reports a change."""
+    import os
+
+    os.environ["AIRFLOW_HOME"] = home
 
     async def scenario() -> list:
         triggers = [
@@ -116,12 +116,7 @@ def _watchers_in_a_process(count: int, since: str, results) -> None:
             for _ in range(count)
         ]  # fmt: skip
 
-        async def first_event(trigger):
-            async for event in trigger.run():
-                return event.payload
-            return None
-
-        return await asyncio.wait_for(asyncio.gather(*(first_event(t) for t in triggers)), timeout=60)
+        return await asyncio.wait_for(first_events(triggers), timeout=60)
 
     try:
         results.put([e["changes"][0]["id"] for e in asyncio.run(scenario())])
@@ -129,23 +124,49 @@ def _watchers_in_a_process(count: int, since: str, results) -> None:
         results.put(repr(exc))
 
 
+def _wait_for_a_shared_read(hook, timeout: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not any(hook.state_backend.get(NAMESPACE, key) for key in _keys(hook)):
+        assert time.monotonic() < deadline, "no host read the listing"
+        time.sleep(0.2)
+
+
 @pytest.mark.multiprocess
-def test_watchers_in_two_processes_share_the_listing_through_the_state_backend(profiles, tpm):
-    """Two triggerer-like processes, five watchers each: the listing is read about once per
-    interval in all, not once per process."""
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "redis"])
+def test_watchers_on_two_hosts_share_the_listing_through_the_state_backend(
+    backend, profiles, tpm, request, monkeypatch, tmp_path
+):
+    """Two triggerer-like processes with their own AIRFLOW_HOME, five watchers each, on every state
+    backend: the listing is read about once per interval in all, not once per host."""
     import multiprocessing
     import time
 
-    hook, made = profiles
+    from tests.conftest import use_server_backend
+
+    if backend != "sqlite":  # sqlite: the per-test state file both "hosts" are pointed at
+        use_server_backend(backend, request.getfixturevalue(f"{backend}_server"), monkeypatch)
+    _, made = profiles
+    # a hook of its own: the fixture's hook keeps the state backend it was made with (SQLite), and
+    # a baseline there would leave the hosts' backend without one (found by a CI run: a host whose
+    # first poll came after the change took the changed record into its baseline)
+    hook = ThirdPartyManagerHook()
     since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     hook.poll_changes(PROFILES, since)  # the baseline exists before the watchers start
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     before = tpm.stats()["accepted"]
-    processes = [ctx.Process(target=_watchers_in_a_process, args=(5, since, results)) for _ in range(2)]
+    homes = [tmp_path / f"host{n}" for n in (1, 2)]
+    for home in homes:
+        home.mkdir()
+    processes = [
+        ctx.Process(target=_watchers_in_a_process, args=(5, since, str(home), results)) for home in homes
+    ]
     for process in processes:
         process.start()
-    time.sleep(6.0)  # both running and polling (spawn + import take a few seconds)
+    _wait_for_a_shared_read(hook)  # the hosts are polling (spawn + import take a few seconds)
+    time.sleep(2.0)
     hook.update_entity(PROFILES, made[3]["id"], {"countryCode": "DE"})
     seen = [results.get(timeout=90) for _ in processes]
     for process in processes:
