@@ -26,6 +26,11 @@ name                                              type       what
 ``budget_remaining.<limit>_per_<seconds>s``       gauge      requests left in each rate window, across
                                                              all processes (sent at most every 10 s
                                                              per process)
+``slot_wait.<class>``                             timer      the same per priority class, when the
+                                                             connection declares ``budget_classes``
+``refused_locally.<class>``                       counter    the same per priority class
+``reserve_remaining.<window>.<class>``            gauge      what is left of the hook's class reserve
+                                                             in each window (with ``budget_classes``)
 ================================================  =========  ==========================================
 
 Emitting costs a few microseconds per request when metrics are off (Airflow's no-op logger) and one
@@ -104,6 +109,8 @@ class HookMetrics:
         self._budget_sent = 0.0
         self._stats: Any = None
         self._on = True
+        #: the priority class of the hook's requests, when its connection declares classes
+        self.budget_class: str | None = None
 
     # -- emitting ----------------------------------------------------------------------------
     def _emit(self, method: str, name: str, value: float | None = None, **tags: str) -> None:
@@ -138,12 +145,18 @@ class HookMetrics:
         self._emit("timing", "pause_seconds", seconds * 1000)
 
     def slot_wait(self, seconds: float) -> None:
-        """Time one request waited for a rate-limit slot."""
+        """Time one request waited for a rate-limit slot (and per priority class, with classes)."""
         self._emit("timing", "slot_wait", seconds * 1000)
+        if self.budget_class:
+            name = _safe_name(self.budget_class)
+            self._emit("timing", f"slot_wait.{name}", seconds * 1000, budget_class=self.budget_class)
 
     def refused_locally(self) -> None:
         """A call refused because the wait for a slot would exceed ``max_retry_wait``."""
         self._emit("incr", "refused_locally")
+        if self.budget_class:
+            name = _safe_name(self.budget_class)
+            self._emit("incr", f"refused_locally.{name}", budget_class=self.budget_class)
 
     def credentials(self, kind: str) -> None:
         """``sign_in``, ``refresh`` or ``reauth``."""
@@ -168,6 +181,18 @@ class HookMetrics:
         for (limit, seconds), left in remaining.items():
             window = f"{limit}_per_{seconds:g}s".replace(".", "_")
             self._emit("gauge", f"budget_remaining.{window}", left, window=window)
+        if not self.budget_class:
+            return
+        try:
+            reserved = limiter.class_remaining()
+        except Exception:
+            log.debug("Could not read the class reserves' use", exc_info=True)
+            return
+        name = _safe_name(self.budget_class)
+        for (limit, seconds), left in reserved.items():
+            window = f"{limit}_per_{seconds:g}s".replace(".", "_")
+            tags = {"window": window, "budget_class": self.budget_class}
+            self._emit("gauge", f"reserve_remaining.{window}.{name}", left, **tags)
 
 
 class Observer(Protocol):

@@ -34,6 +34,13 @@ COMMON_FIELDS: dict[str, Any] = {
         "e.g. [[50, 1], [60000, 3600]]. Empty: the vendor default.",
         "schema": {"type": ["array", "null"], "items": {"type": "array", "items": {"type": "number"}}},
     },
+    "budget_classes": {
+        "label": "Budget classes",
+        "description": "JSON object of priority classes, highest first, each with its reserved share of "
+        'every rate window, e.g. {"interactive": 0.3, "default": 0.7} or {"interactive": {"share": 0.3, '
+        '"min_priority_weight": 10}, "default": 0.7}. Callers name theirs with budget_class. Empty: none.',
+        "schema": {"type": ["object", "null"]},
+    },
     "timeout": {"label": "Timeout (s)", "schema": {"type": ["number", "null"], "default": 30}},
     "verify": {
         "label": "Verify TLS",

@@ -26,15 +26,24 @@ def hook_class_for(conn_type: str) -> type[BridgeBaseHook]:
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
-def get_bridge_hook(conn_id: str, connection: Connection | None = None) -> BridgeBaseHook:
+def get_bridge_hook(
+    conn_id: str,
+    connection: Connection | None = None,
+    *,
+    budget_class: str | None = None,
+    priority_weight: int | None = None,
+) -> BridgeBaseHook:
     """
     Build the vendor hook for an Airflow connection, chosen by its conn_type.
 
     :param conn_id: the connection id.
     :param connection: the connection when already read (e.g. by a trigger, asynchronously).
+    :param budget_class: the priority class its requests count against (see
+        :class:`~airflow_provider_bridge.hooks.base.BridgeBaseHook`).
+    :param priority_weight: the task's priority weight, which picks the class when none is named.
     """
     from airflow.providers.common.compat.sdk import BaseHook
 
     conn = connection or BaseHook.get_connection(conn_id)
     cls = hook_class_for(conn.conn_type or "")
-    return cls(conn_id, connection=conn)
+    return cls(conn_id, connection=conn, budget_class=budget_class, priority_weight=priority_weight)

@@ -40,6 +40,7 @@ from airflow_provider_bridge.hooks.wiring import Wiring, wire
 from airflow_provider_bridge.metrics import HookMetrics
 from airflow_provider_bridge.redaction import install_redaction, strip_query
 from airflow_provider_bridge.retry_policy import RetryPolicy
+from airflow_provider_bridge.state.budget_classes import class_for
 from airflow_provider_bridge.state.credentials import CredentialStore
 from airflow_provider_bridge.state.factory import (
     get_state_backend,
@@ -75,6 +76,11 @@ class BridgeBaseHook(EntityInterface, BaseHook):
     :param state_backend: the shared state (default: ``[bridge] state_backend``).
     :param connection: the connection, when already read (a trigger reads it asynchronously).
     :param clock: what waits and expiries are measured on (default: the system's).
+    :param budget_class: the priority class this hook's requests count against, one the
+        connection's ``budget_classes`` extra declares (or ``default``); None: chosen by
+        ``priority_weight`` (see :mod:`airflow_provider_bridge.state.budget_classes`).
+    :param priority_weight: the task's ``priority_weight``, which picks the class when
+        ``budget_class`` is None (the first class whose ``min_priority_weight`` it reaches).
     """
 
     conn_type: ClassVar[str]
@@ -106,6 +112,8 @@ class BridgeBaseHook(EntityInterface, BaseHook):
         state_backend: StateBackend | None = None,
         connection: Connection | None = None,
         clock: Clock | None = None,
+        budget_class: str | None = None,
+        priority_weight: int | None = None,
         **old_spelling: Any,
     ) -> None:
         super().__init__()
@@ -120,6 +128,8 @@ class BridgeBaseHook(EntityInterface, BaseHook):
         self.clock: Clock = clock or SYSTEM_CLOCK
         #: what this hook was asked for beyond its connection, read by the vendor's adapter
         self.options: dict[str, Any] = {}
+        self._budget_class = budget_class
+        self._priority_weight = priority_weight
 
     # ------------------------------------------------------------------------------------
     # the vendor and its connection
@@ -180,14 +190,31 @@ class BridgeBaseHook(EntityInterface, BaseHook):
         return f"{self.conn_type}|{self.config.base_url}|{self.config.login or ''}"
 
     @cached_property
+    def budget_class(self) -> str:
+        """The priority class this hook's requests count against (``default`` without classes).
+
+        :raises BridgeConfigError: when ``budget_class`` names a class the connection does not declare.
+        """
+        return class_for(
+            self.config.budget_classes,
+            self._budget_class,
+            self._priority_weight,
+            where=f"connection {self.conn_id!r}",
+        )
+
+    @cached_property
     def limiter(self) -> RateLimiter:
-        """The connection's rate windows, shared by every process."""
+        """The connection's rate windows, shared by every process (split by its priority classes)."""
+        if self.config.budget_classes:
+            self.metrics.budget_class = self.budget_class
         return RateLimiter(
             self.state_backend,
             self.account_key,
             self.config.rate_limits,
             margin=self.config.rate_limit_margin,
             clock=self.clock,
+            classes=self.config.budget_classes,
+            budget_class=self.budget_class,
         )
 
     @cached_property
@@ -345,7 +372,12 @@ class BridgeBaseHook(EntityInterface, BaseHook):
         shared. A sync's concurrent writes use one copy per thread.
         """
         copy = type(self)(
-            self.conn_id, state_backend=self._state_backend, connection=self._connection, clock=self.clock
+            self.conn_id,
+            state_backend=self._state_backend,
+            connection=self._connection,
+            clock=self.clock,
+            budget_class=self._budget_class,
+            priority_weight=self._priority_weight,
         )
         copy.options = dict(self.options)
         return copy

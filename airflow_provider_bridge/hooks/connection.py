@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
 from airflow_provider_bridge.options import parse_bool
+from airflow_provider_bridge.state.budget_classes import BudgetClass, parse_budget_classes, reserves
 from airflow_provider_bridge.state.limiter import normalize_windows
 from airflow_provider_bridge.vendors import declared_default
 
@@ -61,6 +62,8 @@ class ConnectionConfig:
     max_retries: int
     max_retry_wait: float
     page_size: int | None
+    #: priority classes sharing each rate window (extra ``budget_classes``; empty: none)
+    budget_classes: tuple[BudgetClass, ...] = ()
 
 
 def extra_value(extras: dict[str, Any], conn_type: str, name: str) -> Any:
@@ -248,6 +251,17 @@ def build_config(
 
     raw_limits = _json_text(conn_id, "rate_limits", extra_value(extras, ctype, "rate_limits"))
     page_size = extra_value(extras, ctype, "page_size")
+    rate_limits = normalize_windows(
+        raw_limits if raw_limits is not None else vendor.default_rate_limits,
+        field=f"Connection {conn_id!r}: extra 'rate_limits'",
+    )
+    classes_field = f"Connection {conn_id!r}: extra 'budget_classes'"
+    classes = parse_budget_classes(
+        _json_text(conn_id, "budget_classes", extra_value(extras, ctype, "budget_classes")),
+        field=classes_field,
+    )
+    for limit, seconds in rate_limits if classes else ():
+        reserves(classes, limit, where=f"the rate window [{limit}, {seconds:g}]", field=classes_field)
     return ConnectionConfig(
         conn_id=conn_id,
         conn_type=ctype,
@@ -255,10 +269,7 @@ def build_config(
         login=login,
         password=password,
         extras=extras,
-        rate_limits=normalize_windows(
-            raw_limits if raw_limits is not None else vendor.default_rate_limits,
-            field=f"Connection {conn_id!r}: extra 'rate_limits'",
-        ),
+        rate_limits=rate_limits,
         rate_limit_margin=number("rate_limit_margin", maximum=0.9),
         timeout=float(number("timeout", minimum=0.001, maximum=3600)),
         verify=_verify(conn_id, extra_value(extras, ctype, "verify")),
@@ -267,6 +278,7 @@ def build_config(
         page_size=None
         if page_size is None
         else parse_number(conn_id, "page_size", page_size, 0, integer=True, minimum=1, maximum=100_000),
+        budget_classes=classes,
     )
 
 

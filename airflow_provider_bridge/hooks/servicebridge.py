@@ -304,7 +304,12 @@ class ServiceBridgeHook(BridgeBaseHook):
     def for_api_version(self, api_version: str) -> ServiceBridgeHook:
         """The same connection at another API version (e.g. ``v2`` for the Locations/Contacts model)."""
         hook = type(self)(
-            self.conn_id, api_version=api_version, state_backend=self._state_backend, clock=self.clock
+            self.conn_id,
+            api_version=api_version,
+            state_backend=self._state_backend,
+            clock=self.clock,
+            budget_class=self._budget_class,
+            priority_weight=self._priority_weight,
         )
         _ = hook.api_version  # validated now
         return hook

@@ -60,6 +60,8 @@ class BridgitBenchBulkCreateRolesOperator(BaseOperator):
     :param roles: role objects (templated).
     :param chunk_size: roles per request (templated), 1-1000.
     :param match_on: role fields that identify an existing role (templated); None creates all.
+    :param budget_class: the connection's priority class its requests count against (see
+        :class:`~airflow_provider_bridge.operators.entity.BridgeEntityOperator`).
     """
 
     template_fields: Sequence[str] = ("conn_id", "project_id", "roles", "chunk_size", "match_on")
@@ -73,9 +75,11 @@ class BridgitBenchBulkCreateRolesOperator(BaseOperator):
         roles: list[dict[str, Any]],
         chunk_size: int = 100,
         match_on: list[str] | None = None,
+        budget_class: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.budget_class = budget_class
         self.conn_id = conn_id
         self.project_id = project_id
         self.roles = roles
@@ -90,7 +94,9 @@ class BridgitBenchBulkCreateRolesOperator(BaseOperator):
         return operator_lineage([], [entity_dataset(hook, f"projects/{self.project_id}/roles")])
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        hook = get_bridge_hook(self.conn_id)
+        hook = get_bridge_hook(
+            self.conn_id, budget_class=self.budget_class, priority_weight=self.priority_weight
+        )
         if not isinstance(hook, BridgitBenchHook):
             raise BridgeConfigError(
                 f"conn_id: {self.conn_id!r} is a {hook.conn_type} connection; "

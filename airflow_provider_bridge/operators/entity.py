@@ -43,20 +43,26 @@ class BridgeEntityOperator(BaseOperator):
         ``bridgit_bench``; it chooses the vendor.
     :param entity: the resource path below the vendor's root, e.g. ``projects`` or
         ``projects/42/roles`` (templated).
+    :param budget_class: the connection's priority class its requests count against (one its
+        ``budget_classes`` extra declares); None: the first class whose ``min_priority_weight``
+        the task's ``priority_weight`` reaches, else ``default``.
     """
 
     template_fields: Sequence[str] = ("conn_id", "entity")
     ui_color = "#e8f1fb"
 
-    def __init__(self, *, conn_id: str, entity: str, **kwargs: Any) -> None:
+    def __init__(self, *, conn_id: str, entity: str, budget_class: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.entity = entity
+        self.budget_class = budget_class
 
     @cached_property
     def hook(self) -> BridgeBaseHook:
-        """The vendor hook for ``conn_id``."""
-        return get_bridge_hook(self.conn_id)
+        """The vendor hook for ``conn_id``, counting against the task's budget class."""
+        return get_bridge_hook(
+            self.conn_id, budget_class=self.budget_class, priority_weight=self.priority_weight
+        )
 
     #: whether the operator reads (input) or writes (output) its entity, for OpenLineage
     lineage_direction = "output"

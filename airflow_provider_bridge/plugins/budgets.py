@@ -77,9 +77,10 @@ def _when(at: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at)) if at else "never"
 
 
-def _configured(limit: int, counted: float, configured: list[list[float]]) -> float:
-    """A window's duration as configured (the backend counts it widened by ``rate_limit_margin``)."""
-    matches = [float(s) for lim, s in configured if int(lim) == limit and 0 <= counted - float(s) < 1]
+def _configured(limit: int | None, counted: float, configured: list[list[float]]) -> float:
+    """A window's duration as configured (the backend counts it widened by ``rate_limit_margin``);
+    ``limit`` None: any window of that duration (a class's reserve in it)."""
+    matches = [float(s) for lim, s in configured if limit in (None, int(lim)) and 0 <= counted - float(s) < 1]
     return matches[0] if matches else counted
 
 
@@ -128,6 +129,17 @@ def _account(entry: dict[str, Any]) -> str:
         )
         or '<tr><td colspan="3">no request in any window now</td></tr>'
     )
+    classes = "".join(
+        f'<tr class="budget-class" data-class="{e(c["class"])}"><td>{e(c["class"])}: {c["reserve"]} per '
+        f"{_configured(None, c['seconds'], configured):g} s</td>"
+        f'<td class="num used">{c["used"]}</td><td class="num remaining">{c["remaining"]}</td></tr>'
+        for c in entry.get("classes") or []
+    )
+    if classes:
+        classes = (
+            "<table><tr><th>priority class (its reserve)</th><th>used now</th><th>remaining</th></tr>"
+            f"{classes}</table>"
+        )
     pause = (
         f'<p class="pause" data-seconds="{entry["pause_seconds"]}">429 pause active: '
         f"{entry['pause_seconds']:.1f} s left (ends {_when(time.time() + entry['pause_seconds'])})</p>"
@@ -163,6 +175,7 @@ def _account(entry: dict[str, Any]) -> str:
    · <span class="requests-last-hour">{activity.get("requests_last_hour", 0)}</span>
    request(s) in the last hour</div>
   <table><tr><th>window</th><th>used now</th><th>remaining</th></tr>{rows}</table>
+  {classes}
   {pause}
   <p class="credentials"><b>Credentials:</b> {e("; ".join(creds))}</p>
   {"".join(events)}

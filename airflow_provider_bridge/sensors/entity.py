@@ -62,6 +62,9 @@ class BridgeEntityChangeSensor(BaseSensorOperator):
         a change made just before the sensor started is not missed.
     :param max_records: most records returned in XCom.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param budget_class: the connection's priority class its polls count against (one its
+        ``budget_classes`` extra declares); None: the first class whose ``min_priority_weight``
+        the task's ``priority_weight`` reaches, else ``default``.
     """
 
     template_fields: Sequence[str] = ("conn_id", "entity", "since", "query_params", "where")
@@ -78,9 +81,11 @@ class BridgeEntityChangeSensor(BaseSensorOperator):
         poke_interval: float = 60,
         max_records: int = 1000,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        budget_class: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
+        self.budget_class = budget_class
         self.conn_id = conn_id
         self.entity = entity
         self.since = since
@@ -92,7 +97,9 @@ class BridgeEntityChangeSensor(BaseSensorOperator):
     @cached_property
     def hook(self) -> BridgeBaseHook:
         """The vendor hook for ``conn_id`` (full listings it scans shared for ``poke_interval``)."""
-        hook = get_bridge_hook(self.conn_id)
+        hook = get_bridge_hook(
+            self.conn_id, budget_class=self.budget_class, priority_weight=self.priority_weight
+        )
         hook.options[SHARED_POLL_OPTION] = float(self.poke_interval)
         return hook
 
@@ -138,6 +145,7 @@ class BridgeEntityChangeSensor(BaseSensorOperator):
                 poll_interval=float(self.poke_interval),
                 max_records=self.max_records,
                 end_time=time.time() + float(self.timeout) if self.timeout is not None else None,
+                budget_class=self.hook.budget_class,
             ),
             method_name="execute_complete",
             timeout=dt.timedelta(seconds=float(self.timeout)) if self.timeout is not None else None,

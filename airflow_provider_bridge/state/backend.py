@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     import contextlib
     from collections.abc import Sequence
 
+    from airflow_provider_bridge.state.budget_classes import ClassAsk
+
 log = logging.getLogger(__name__)
 
 #: default ``[bridge] state_namespace``: PostgreSQL schema / Redis key prefix
@@ -138,11 +140,15 @@ class StateBackend(abc.ABC):
 
     # -- rate windows and pauses -----------------------------------------------------------
     @abc.abstractmethod
-    def admit(self, scope: str, windows: Sequence[tuple[int, float]]) -> Admission:
+    def admit(
+        self, scope: str, windows: Sequence[tuple[int, float]], ask: ClassAsk | None = None
+    ) -> Admission:
         """
         In one atomic step: honour the scope's shared pause, then take one slot from **every**
         window ``(limit, seconds)`` of the scope, or none of them.
 
+        :param ask: the caller's priority class and the windows' parts it may use
+            (:mod:`airflow_provider_bridge.state.budget_classes`); None: no classes.
         :return: ``Admission(0.0)`` when admitted, else how long to wait before asking again.
         """
 

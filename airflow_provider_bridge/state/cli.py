@@ -29,6 +29,7 @@ from airflow_provider_bridge.activity import NAMESPACE as ACTIVITY
 from airflow_provider_bridge.activity import summarize
 from airflow_provider_bridge.commands import STATE_COMMANDS
 from airflow_provider_bridge.exceptions import BridgeError
+from airflow_provider_bridge.state.budget_classes import POOL
 from airflow_provider_bridge.state.credentials import NAMESPACE as CREDENTIALS
 from airflow_provider_bridge.state.credentials import decode_record
 from airflow_provider_bridge.state.factory import get_state_backend
@@ -57,10 +58,22 @@ def collect_status(backend: StateBackend, scope: str | None = None) -> list[dict
 
     def account(key: str) -> dict[str, Any]:
         return accounts.setdefault(
-            key, {**_account(key), "windows": [], "pause_seconds": 0.0, "credentials": []}
+            key, {**_account(key), "windows": [], "classes": [], "pause_seconds": 0.0, "credentials": []}
         )
 
     for usage in backend.window_usage():
+        if "#" in usage.scope:  # a priority class's reserve, or the pool no class owns
+            owner, _, name = usage.scope.rpartition("#")
+            account(owner)["classes"].append(
+                {
+                    "class": "pool" if name == POOL else name,
+                    "reserve": usage.limit,
+                    "seconds": round(usage.seconds, 3),
+                    "used": usage.used,
+                    "remaining": usage.remaining,
+                }
+            )
+            continue
         account(usage.scope)["windows"].append(
             {
                 "limit": usage.limit,
@@ -105,6 +118,11 @@ def _print_status(accounts: list[dict[str, Any]]) -> None:
             print(
                 f"    window {window['limit']}/{window['seconds']:g}s: {window['used']} used, "
                 f"{window['remaining']} remaining"
+            )
+        for part in entry.get("classes", []):
+            print(
+                f"      class {part['class']}: {part['used']} of its {part['reserve']} per "
+                f"{part['seconds']:g}s used, {part['remaining']} remaining"
             )
         if not entry["windows"]:
             print("    windows: no request in any window now")

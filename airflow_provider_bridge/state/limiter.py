@@ -14,6 +14,7 @@ and raise :class:`BridgeRateLimitError`, rather than sleep ``max_retry_wait`` fi
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeRateLimitError
+from airflow_provider_bridge.state.budget_classes import DEFAULT_CLASS, BudgetClass, ClassAsk, plan
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -172,6 +174,9 @@ class RateLimiter:
     :param margin: seconds added to every window, so requests that leave the client at the edge
         of a window still arrive inside the vendor's count after network jitter.
     :param clock: what waiting for a slot sleeps on.
+    :param classes: the connection's priority classes (``budget_classes``; empty: none), see
+        :mod:`airflow_provider_bridge.state.budget_classes`.
+    :param budget_class: the class this limiter's requests count against.
     """
 
     def __init__(
@@ -182,6 +187,8 @@ class RateLimiter:
         *,
         margin: float = 0.05,
         clock: Clock = SYSTEM_CLOCK,
+        classes: Sequence[BudgetClass] = (),
+        budget_class: str = DEFAULT_CLASS,
     ) -> None:
         self.backend = backend
         self.clock = clock
@@ -190,10 +197,23 @@ class RateLimiter:
         self.margin = margin
         #: what the backend counts: each window widened by the margin, in whole milliseconds
         self.counted = [(limit, round((seconds + margin) * 1000) / 1000) for limit, seconds in self.windows]
+        self.classes = tuple(classes)
+        self.budget_class = budget_class
+        self._plan: ClassAsk | None = None
 
     def describe(self) -> str:
-        """The windows, e.g. ``50/1s + 60000/3600s``."""
-        return " + ".join(f"{limit}/{seconds:g}s" for limit, seconds in self.windows)
+        """The windows, e.g. ``50/1s + 60000/3600s`` (and the caller's class, when there are classes)."""
+        windows = " + ".join(f"{limit}/{seconds:g}s" for limit, seconds in self.windows)
+        return f"{windows} (class {self.budget_class!r})" if self.classes else windows
+
+    def _ask(self, max_wait: float) -> ClassAsk | None:
+        """What the backend's admission step needs to know of this caller's class (None: no
+        classes); ``max_wait``: how long the caller will still wait."""
+        if not self.classes:
+            return None
+        if self._plan is None:
+            self._plan = plan(self.scope, self.counted, self.classes, self.budget_class, math.inf)
+        return dataclasses.replace(self._plan, max_wait=max_wait)
 
     # -- shared pause ----------------------------------------------------------------------
     def paused_for(self) -> float:
@@ -219,6 +239,24 @@ class RateLimiter:
             for window, counted in zip(self.windows, self.counted, strict=True)
         }
 
+    def class_remaining(self) -> dict[tuple[int, float], int]:
+        """
+        What is left of this caller's class reserve in each window now: ``{(limit, seconds):
+        remaining}`` (empty without classes, or for a class that owns no slots: ``default`` when
+        the connection does not declare it). Reads every window: for metrics, not per request.
+        """
+        ask = self._ask(0.0)
+        if ask is None:
+            return {}
+        used = {(u.scope, u.limit, round(u.seconds, 3)): u.used for u in self.backend.window_usage()}
+        found: dict[tuple[int, float], int] = {}
+        for window, planned in zip(self.windows, ask.windows, strict=True):
+            for ring in planned.rings:
+                if ring.owner == ask.me:
+                    taken = used.get((ring.label, ring.size, round(planned.seconds, 3)), 0)
+                    found[window] = max(0, ring.size - taken)
+        return found
+
     # -- acquire ---------------------------------------------------------------------------
     def acquire(self, max_wait: float) -> float:
         """
@@ -229,7 +267,7 @@ class RateLimiter:
         """
         waited = 0.0
         while True:
-            admission = self.backend.admit(self.scope, self.counted)
+            admission = self.backend.admit(self.scope, self.counted, self._ask(max_wait - waited))
             wait = admission.wait
             if wait <= 0:
                 return waited

@@ -15,11 +15,13 @@ from airflow_provider_bridge.state.backend import (
     WindowUsage,
     ring_admit,
 )
+from airflow_provider_bridge.state.budget_classes import WAITING_NAMESPACE, class_admit
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from airflow_provider_bridge.clock import Clock
+    from airflow_provider_bridge.state.budget_classes import ClassAsk
 
 
 class _Window:
@@ -108,12 +110,24 @@ class MemoryStateBackend(StateBackend):
         window.admitted = admitted
         window.times[slot] = now
 
-    def admit(self, scope: str, windows: Sequence[tuple[int, float]]) -> Admission:
+    def waiting_until(self, key: str) -> float:
+        raw = self.get(WAITING_NAMESPACE, key)
+        return float(raw) if raw else 0.0
+
+    def set_waiting(self, key: str, until: float) -> None:
+        if self.waiting_until(key) < until:
+            self.set(WAITING_NAMESPACE, key, repr(until), ttl=until - self.clock.time())
+
+    def admit(
+        self, scope: str, windows: Sequence[tuple[int, float]], ask: ClassAsk | None = None
+    ) -> Admission:
         with self._guard:
             now = self.clock.time()
             pause = self._pause_left(scope, now)
             if pause > 0:
                 return Admission(pause, paused=True)
+            if ask is not None:
+                return Admission(class_admit(self, scope, ask, now))
             return Admission(ring_admit(self, scope, windows, now))
 
     def _pause_left(self, scope: str, now: float) -> float:

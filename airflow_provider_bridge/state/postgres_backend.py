@@ -21,6 +21,7 @@ the periodic clean-up that every process runs at most every five minutes.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
     from airflow.sdk import Connection
+
+    from airflow_provider_bridge.state.budget_classes import ClassAsk
 
 log = logging.getLogger(__name__)
 
@@ -277,8 +280,17 @@ class PostgresStateBackend(RemoteStateBackend):
         )
 
     # -- rate windows and pauses -----------------------------------------------------------------
-    def admit(self, scope: str, windows: Sequence[tuple[int, float]]) -> Admission:
+    def admit(
+        self, scope: str, windows: Sequence[tuple[int, float]], ask: ClassAsk | None = None
+    ) -> Admission:
         self.maybe_cleanup()
+        if ask is not None:
+            rows = self._sql(
+                "could not take a rate-limit slot",
+                "SELECT wait, paused FROM {s}.admit_classes(%s, %s::jsonb)",
+                (scope, json.dumps(ask.as_json())),
+            )
+            return Admission(float(rows[0][0]), paused=bool(rows[0][1]))
         rows = self._sql(
             "could not take a rate-limit slot",
             "SELECT wait, paused FROM {s}.admit(%s, %s, %s, %s)",

@@ -6,7 +6,7 @@ times, one transaction under an advisory lock on the scope), in one DDL text per
 from __future__ import annotations
 
 #: bump when the tables or functions change (the set-up re-runs when the stored one differs)
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 #: the server's clock, in UNIX seconds: every time the backend keeps is the server's
 NOW = "extract(epoch from clock_timestamp())"
 
@@ -74,6 +74,152 @@ BEGIN
             ON CONFLICT (wkey) DO UPDATE SET next_n = excluded.next_n, last_at = excluded.last_at;
     END LOOP;
     RETURN QUERY SELECT 0::double precision, false, v_now;
+END $$;
+
+-- one ring: how many admissions it holds, and when it next has a free slot (p_now: free now)
+CREATE OR REPLACE FUNCTION {schema}.ring_free(
+    p_key text, p_size integer, p_seconds double precision, p_now double precision,
+    OUT used bigint, OUT free_at double precision)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_at double precision;
+BEGIN
+    SELECT h.next_n INTO used FROM {schema}.rate_head h WHERE h.wkey = p_key;
+    used := coalesce(used, 0);
+    free_at := p_now;
+    IF used >= p_size THEN
+        SELECT r.at INTO v_at FROM {schema}.rate_ring r
+            WHERE r.wkey = p_key AND r.slot = (used % p_size)::integer;
+        IF v_at IS NOT NULL AND v_at + p_seconds > p_now THEN
+            free_at := v_at + p_seconds;
+        END IF;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION {schema}.ring_take(
+    p_key text, p_scope text, p_size integer, p_seconds double precision, p_used bigint,
+    p_now double precision)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {schema}.rate_ring AS r (wkey, slot, at)
+        VALUES (p_key, (p_used % p_size)::integer, p_now)
+        ON CONFLICT (wkey, slot) DO UPDATE SET at = excluded.at;
+    INSERT INTO {schema}.rate_head AS h (wkey, scope, lim, seconds, next_n, last_at)
+        VALUES (p_key, p_scope, p_size, p_seconds, p_used + 1, p_now)
+        ON CONFLICT (wkey) DO UPDATE SET next_n = excluded.next_n, last_at = excluded.last_at;
+END $$;
+
+-- priority classes: the algorithm of budget_classes.class_admit, on the same rings, in one call
+CREATE OR REPLACE FUNCTION {schema}.admit_classes(p_scope text, p_ask jsonb)
+RETURNS TABLE (wait double precision, paused boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now double precision;
+    v_until double precision;
+    v_me integer := (p_ask->>'me')::integer;
+    v_waiting double precision[] := '{{}}';
+    v_higher double precision := 0;
+    v_wait double precision := 0;
+    v_window jsonb;
+    v_ring jsonb;
+    v_entry jsonb;
+    v_taken jsonb := '[]';
+    v_seconds double precision;
+    v_size integer;
+    v_owner integer;
+    v_count bigint;
+    v_gfree double precision;
+    v_used bigint;
+    v_free double precision;
+    v_last double precision;
+    v_best double precision;
+    v_choice jsonb;
+    v_chosen bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('{schema}|' || p_scope, 0));
+    v_now := {NOW};
+    SELECT p.until INTO v_until FROM {schema}.pauses p WHERE p.scope = p_scope;
+    IF v_until IS NOT NULL AND v_until > v_now THEN
+        RETURN QUERY SELECT v_until - v_now, true;
+        RETURN;
+    END IF;
+    FOR i IN 0 .. jsonb_array_length(p_ask->'waiting') - 1 LOOP
+        v_until := NULL;
+        SELECT k.value::double precision INTO v_until FROM {schema}.kv k
+            WHERE k.namespace = 'rate_waiting' AND k.key = p_ask->'waiting'->>i AND k.expires_at > v_now;
+        v_until := coalesce(v_until, 0);
+        v_waiting := v_waiting || v_until;
+        IF i < v_me AND v_until > v_now THEN
+            v_higher := greatest(v_higher, v_until);
+        END IF;
+    END LOOP;
+    FOR v_window IN SELECT value FROM jsonb_array_elements(p_ask->'windows') LOOP
+        v_seconds := (v_window->>'seconds')::double precision;
+        SELECT f.used, f.free_at INTO v_count, v_gfree
+            FROM {schema}.ring_free(v_window->>'key', (v_window->>'limit')::integer, v_seconds, v_now) f;
+        v_best := 'Infinity';
+        v_choice := NULL;
+        FOR v_ring IN SELECT value FROM jsonb_array_elements(v_window->'rings') LOOP
+            v_size := (v_ring->>'size')::integer;
+            v_owner := (v_ring->>'owner')::integer;
+            SELECT f.used, f.free_at INTO v_used, v_free
+                FROM {schema}.ring_free(v_ring->>'key', v_size, v_seconds, v_now) f;
+            IF v_owner <> v_me THEN
+                v_free := greatest(v_free, v_higher);
+                IF v_owner >= 0 THEN
+                    IF v_waiting[v_owner + 1] > v_now THEN
+                        v_free := greatest(v_free, v_waiting[v_owner + 1]);
+                    END IF;
+                    IF v_used > 0 THEN
+                        v_last := NULL;
+                        SELECT r.at INTO v_last FROM {schema}.rate_ring r
+                            WHERE r.wkey = v_ring->>'key' AND r.slot = ((v_used - 1) % v_size)::integer;
+                        IF v_last IS NOT NULL THEN
+                            v_free := greatest(v_free, v_last + v_seconds / v_size);
+                        END IF;
+                    END IF;
+                    IF v_size >= 2 AND v_used >= v_size - 1 THEN  -- one slot stays for its owner
+                        v_last := NULL;
+                        SELECT r.at INTO v_last FROM {schema}.rate_ring r
+                            WHERE r.wkey = v_ring->>'key' AND r.slot = ((v_used + 1) % v_size)::integer;
+                        IF v_last IS NOT NULL THEN
+                            v_free := greatest(v_free, v_last + v_seconds);
+                        END IF;
+                    END IF;
+                END IF;
+            END IF;
+            IF v_free < v_best THEN
+                v_best := v_free;
+                v_choice := v_ring;
+                v_chosen := v_used;
+            END IF;
+        END LOOP;
+        v_wait := greatest(v_wait, greatest(v_gfree, v_best) - v_now);
+        v_taken := v_taken || jsonb_build_array(jsonb_build_object(
+            'window', v_window, 'count', v_count, 'ring', v_choice, 'used', v_chosen));
+    END LOOP;
+    IF v_wait > 0 THEN
+        IF v_wait <= (p_ask->>'max_wait')::double precision THEN
+            v_until := v_now + v_wait + (p_ask->>'grace')::double precision;
+            INSERT INTO {schema}.kv AS k (namespace, key, value, version, expires_at, updated_at)
+                VALUES ('rate_waiting', p_ask->'waiting'->>v_me, v_until::text, 1, v_until, v_now)
+                ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,
+                    version = k.version + 1, expires_at = excluded.expires_at,
+                    updated_at = excluded.updated_at
+                WHERE k.expires_at IS NULL OR k.expires_at < excluded.expires_at;
+        END IF;
+        RETURN QUERY SELECT v_wait, false;
+        RETURN;
+    END IF;
+    FOR v_entry IN SELECT value FROM jsonb_array_elements(v_taken) LOOP
+        PERFORM {schema}.ring_take(v_entry->'window'->>'key', p_scope,
+            (v_entry->'window'->>'limit')::integer, (v_entry->'window'->>'seconds')::double precision,
+            (v_entry->>'count')::bigint, v_now);
+        PERFORM {schema}.ring_take(v_entry->'ring'->>'key', v_entry->'ring'->>'label',
+            (v_entry->'ring'->>'size')::integer, (v_entry->'window'->>'seconds')::double precision,
+            (v_entry->>'used')::bigint, v_now);
+    END LOOP;
+    RETURN QUERY SELECT 0::double precision, false;
 END $$;
 
 CREATE OR REPLACE FUNCTION {schema}.cleanup() RETURNS integer

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Connection
 
+    from airflow_provider_bridge.state.budget_classes import ClassAsk
+
 _TIME = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -61,6 +63,83 @@ for i = 2, #KEYS do
   redis.call('HSET', KEYS[i], 'n', nexts[i] + 1, tostring(nexts[i] % limit), stamp,
              'lim', limit, 'sec', ARGV[2 * i - 2], 'scope', ARGV[#ARGV])
   redis.call('PEXPIRE', KEYS[i], math.ceil(seconds * 1000) + 1000)
+end
+return {'0', 0}
+"""
+)
+
+#: KEYS: pause, then every key the ask names (by index); ARGV: the ask as JSON (see
+#: :func:`airflow_provider_bridge.state.budget_classes.class_admit`, the same algorithm)
+ADMIT_CLASSES = (
+    _TIME
+    + """
+local ask = cjson.decode(ARGV[1])
+local pause = tonumber(redis.call('GET', KEYS[1]) or '0')
+if pause > now then return {string.format('%.6f', pause - now), 1} end
+local function ring(key, size, seconds)
+  local n = tonumber(redis.call('HGET', key, 'n') or '0')
+  local free = now
+  if n >= size then
+    local at = tonumber(redis.call('HGET', key, tostring(n % size)) or '0')
+    if at + seconds > now then free = at + seconds end
+  end
+  return n, free
+end
+local waiting = {}
+local higher = 0
+for i, k in ipairs(ask.waiting) do
+  local untl = tonumber(redis.call('GET', KEYS[k]) or '0')
+  waiting[i] = untl
+  if i - 1 < ask.me and untl > now and untl > higher then higher = untl end
+end
+local wait = 0
+local taken = {}
+for _, w in ipairs(ask.windows) do
+  local count, gfree = ring(KEYS[w.key], w.limit, w.seconds)
+  local best = math.huge
+  local choice, chosen = nil, 0
+  for _, r in ipairs(w.rings) do
+    local used, free = ring(KEYS[r.key], r.size, w.seconds)
+    if r.owner ~= ask.me then
+      if higher > free then free = higher end
+      if r.owner >= 0 then
+        local mark = waiting[r.owner + 1]
+        if mark > now and mark > free then free = mark end
+        if used > 0 then
+          local last = tonumber(redis.call('HGET', KEYS[r.key], tostring((used - 1) % r.size)) or '0')
+          if last > 0 and last + w.seconds / r.size > free then free = last + w.seconds / r.size end
+        end
+        if r.size >= 2 and used >= r.size - 1 then
+          local second = tonumber(redis.call('HGET', KEYS[r.key], tostring((used + 1) % r.size)) or '0')
+          if second > 0 and second + w.seconds > free then free = second + w.seconds end
+        end
+      end
+    end
+    if free < best then best = free; choice = r; chosen = used end
+  end
+  if math.max(gfree, best) - now > wait then wait = math.max(gfree, best) - now end
+  taken[#taken + 1] = {w, count, choice, chosen}
+end
+if wait > 0 then
+  if wait <= ask.max_wait then
+    local key = KEYS[ask.waiting[ask.me + 1]]
+    local untl = now + wait + ask.grace
+    if tonumber(redis.call('GET', key) or '0') < untl then
+      redis.call('SET', key, string.format('%.6f', untl), 'PX', math.ceil((untl - now) * 1000))
+    end
+  end
+  return {string.format('%.6f', wait), 0}
+end
+local stamp = string.format('%.6f', now)
+for _, t in ipairs(taken) do
+  local w, count, r, used = t[1], t[2], t[3], t[4]
+  local expire = math.ceil(w.seconds * 1000) + 1000
+  redis.call('HSET', KEYS[w.key], 'n', count + 1, tostring(count % w.limit), stamp,
+             'lim', w.limit, 'sec', w.sec, 'scope', ask.scope)
+  redis.call('PEXPIRE', KEYS[w.key], expire)
+  redis.call('HSET', KEYS[r.key], 'n', used + 1, tostring(used % r.size), stamp,
+             'lim', r.size, 'sec', w.sec, 'scope', r.label)
+  redis.call('PEXPIRE', KEYS[r.key], expire)
 end
 return {'0', 0}
 """
@@ -186,6 +265,7 @@ class RedisStateBackend(RemoteStateBackend):
             name: client.register_script(source)
             for name, source in (
                 ("admit", ADMIT),
+                ("admit_classes", ADMIT_CLASSES),
                 ("pause", PAUSE),
                 ("set", SET),
                 ("lock", LOCK),
@@ -280,7 +360,11 @@ class RedisStateBackend(RemoteStateBackend):
         self._script("could not release a shared lock", "extend", self._lock_keys(name)[:1], [holder, 0])
 
     # -- rate windows and pauses -----------------------------------------------------------------
-    def admit(self, scope: str, windows: Sequence[tuple[int, float]]) -> Admission:
+    def admit(
+        self, scope: str, windows: Sequence[tuple[int, float]], ask: ClassAsk | None = None
+    ) -> Admission:
+        if ask is not None:
+            return self._admit_classes(scope, ask)
         keys = [self._scope_key(scope, "pause")]
         args: list[Any] = []
         for limit, seconds in windows:
@@ -288,6 +372,38 @@ class RedisStateBackend(RemoteStateBackend):
             args += [int(limit), repr(float(seconds))]
         args.append(scope)
         wait, paused = self._script("could not take a rate-limit slot", "admit", keys, args)
+        return Admission(float(wait), paused=bool(int(paused)))
+
+    def _admit_classes(self, scope: str, ask: ClassAsk) -> Admission:
+        keys = [self._scope_key(scope, "pause")]
+
+        def index(*parts: str) -> int:
+            keys.append(self._scope_key(scope, *parts))
+            return len(keys)  # Lua's KEYS[i] counts from 1
+
+        spec = {
+            "me": ask.me,
+            "max_wait": min(ask.max_wait, 1e18),  # JSON has no infinity
+            "grace": ask.grace,
+            "scope": scope,
+            "waiting": [index("waiting", key) for key in ask.waiting],
+            "windows": [
+                {
+                    "key": index("rate", w.key),
+                    "limit": w.limit,
+                    "seconds": w.seconds,
+                    "sec": repr(float(w.seconds)),
+                    "rings": [
+                        {"key": index("rate", r.key), "size": r.size, "owner": r.owner, "label": r.label}
+                        for r in w.rings
+                    ],
+                }
+                for w in ask.windows
+            ],
+        }
+        wait, paused = self._script(
+            "could not take a rate-limit slot", "admit_classes", keys, [json.dumps(spec)]
+        )
         return Admission(float(wait), paused=bool(int(paused)))
 
     def pause(self, scope: str, seconds: float) -> None:

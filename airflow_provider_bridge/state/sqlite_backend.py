@@ -41,6 +41,7 @@ from airflow_provider_bridge.state.backend import (
     digest,
     ring_admit,
 )
+from airflow_provider_bridge.state.budget_classes import WAITING_NAMESPACE, class_admit
 from airflow_provider_bridge.state.sqlite_file import StateFile, write_transaction
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from airflow_provider_bridge.clock import Clock
+    from airflow_provider_bridge.state.budget_classes import ClassAsk
 
 #: seconds between two clean-ups of expired records and idle windows, per process
 CLEANUP_EVERY = 300.0
@@ -163,14 +165,18 @@ class SQLiteStateBackend(StateBackend):
             file_lock.release()
 
     # -- rate windows and pauses -------------------------------------------------------------
-    def admit(self, scope: str, windows: Sequence[tuple[int, float]]) -> Admission:
+    def admit(
+        self, scope: str, windows: Sequence[tuple[int, float]], ask: ClassAsk | None = None
+    ) -> Admission:
         def work(conn: sqlite3.Connection) -> Admission:
             with write_transaction(conn):
                 now = self.clock.time()
                 pause = _pause_left(conn, scope, now)
                 if pause > 0:
                     return Admission(pause, paused=True)
-                return Admission(ring_admit(_SQLiteRings(conn), scope, windows, now))
+                if ask is not None:
+                    return Admission(class_admit(_SQLiteRings(conn, now), scope, ask, now))
+                return Admission(ring_admit(_SQLiteRings(conn, now), scope, windows, now))
 
         admission = self.file.run("could not take a rate-limit slot", work)
         self._maybe_cleanup()
@@ -259,10 +265,30 @@ def _pause_left(conn: sqlite3.Connection, scope: str, now: float) -> float:
 
 
 class _SQLiteRings:
-    """The rings of :func:`ring_admit` in the state file (used inside a write transaction)."""
+    """The rings of :func:`ring_admit` (and the classes' waiting markers of
+    :func:`~airflow_provider_bridge.state.budget_classes.class_admit`) in the state file, used
+    inside a write transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
         self.conn = conn
+        self.now = now
+
+    def waiting_until(self, key: str) -> float:
+        row = self.conn.execute(
+            "SELECT value FROM bridge_kv WHERE namespace = ? AND key = ? AND expires_at > ?",
+            (WAITING_NAMESPACE, key, self.now),
+        ).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def set_waiting(self, key: str, until: float) -> None:
+        if self.waiting_until(key) < until:
+            self.conn.execute(
+                "INSERT INTO bridge_kv (namespace, key, value, updated_at, version, expires_at)"
+                " VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (namespace, key) DO UPDATE SET"
+                " value = excluded.value, updated_at = excluded.updated_at,"
+                " version = bridge_kv.version + 1, expires_at = excluded.expires_at",
+                (WAITING_NAMESPACE, key, repr(until), self.now, until),
+            )
 
     def admitted(self, wkey: str) -> int:
         row = self.conn.execute("SELECT admitted FROM bridge_rate_head WHERE wkey = ?", (wkey,)).fetchone()

@@ -47,19 +47,22 @@ CURSOR_NAMESPACE = "event_trigger_cursor"
 T = TypeVar("T")
 
 
-async def _hook(conn_id: str, poll_interval: float | None = None) -> BridgeBaseHook:
+async def _hook(
+    conn_id: str, poll_interval: float | None = None, budget_class: str | None = None
+) -> BridgeBaseHook:
     """
     The vendor hook, with the connection read by Airflow's async helper (never on the loop sync).
 
     :param poll_interval: the watcher's interval: full listings it scans are shared with the other
         watchers of the same listing for that long (:mod:`airflow_provider_bridge.shared_polls`).
+    :param budget_class: the priority class its polls count against (None: ``default``).
     """
     from airflow.providers.common.compat.connection import get_async_connection
 
     from airflow_provider_bridge.hooks import get_bridge_hook
 
     connection = await get_async_connection(conn_id)
-    hook = get_bridge_hook(conn_id, connection=connection)
+    hook = get_bridge_hook(conn_id, connection=connection, budget_class=budget_class)
     if poll_interval:
         hook.options[SHARED_POLL_OPTION] = poll_interval
     return hook
@@ -117,6 +120,7 @@ class EntityChangeTrigger(BaseTrigger):
     :param poll_interval: seconds between polls.
     :param max_records: most records in the event.
     :param end_time: UNIX time after which the trigger gives up with a timeout event (None: never).
+    :param budget_class: the connection's priority class its polls count against (None: ``default``).
     """
 
     def __init__(
@@ -129,8 +133,10 @@ class EntityChangeTrigger(BaseTrigger):
         max_records: int = 1000,
         end_time: float | None = None,
         where: dict[str, Any] | None = None,
+        budget_class: str | None = None,
     ) -> None:
         super().__init__()
+        self.budget_class = budget_class
         self.conn_id = conn_id
         self.entity = entity
         self.since = since
@@ -152,6 +158,7 @@ class EntityChangeTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "max_records": self.max_records,
                 "end_time": self.end_time,
+                "budget_class": self.budget_class,
             },
         )
 
@@ -170,7 +177,7 @@ class EntityChangeTrigger(BaseTrigger):
 
     async def _events(self) -> AsyncIterator[TriggerEvent]:
         try:
-            hook = await _hook(self.conn_id, self.poll_interval)
+            hook = await _hook(self.conn_id, self.poll_interval, self.budget_class)
         except BridgeError as exc:
             yield TriggerEvent(FailureEvent(status="error", message=str(exc)))
             return
@@ -231,6 +238,7 @@ class EntityChangeEventTrigger(BaseEventTrigger):
     :param where: only changed records with these values fire an event (``{field: value or
         [values]}``); the cursor still moves past the others.
     :param start_from: ISO 8601 timestamp of the first ``since`` (default: now at first run).
+    :param budget_class: the connection's priority class its polls count against (None: ``default``).
     """
 
     def __init__(
@@ -242,8 +250,10 @@ class EntityChangeEventTrigger(BaseEventTrigger):
         max_records: int = 1000,
         start_from: str | None = None,
         where: dict[str, Any] | None = None,
+        budget_class: str | None = None,
     ) -> None:
         super().__init__()
+        self.budget_class = budget_class
         if poll_interval is not None and not poll_interval > 0:
             raise BridgeConfigError(f"poll_interval: expected seconds > 0, got {poll_interval!r}")
         self.conn_id = conn_id
@@ -265,6 +275,7 @@ class EntityChangeEventTrigger(BaseEventTrigger):
                 "max_records": self.max_records,
                 "start_from": self.start_from,
                 "where": self.where,
+                "budget_class": self.budget_class,
             },
         )
 
@@ -290,7 +301,7 @@ class EntityChangeEventTrigger(BaseEventTrigger):
             await in_thread(hook.state_backend.set, CURSOR_NAMESPACE, self.cursor_key, cursor)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = await _hook(self.conn_id)
+        hook = await _hook(self.conn_id, budget_class=self.budget_class)
         interval = self.poll_interval
         if interval is None:  # the connection's watch_interval (validated with the connection)
             interval = hook.adapter.extras.number("watch_interval", minimum=0.001)

@@ -87,6 +87,20 @@ def test_the_hook_example_runs_against_the_sandbox(bridgit):
     assert "250 roles" in done.stdout and "Connected to Bridgit Bench" in done.stdout, done.stdout
 
 
+def test_the_budget_classes_example_runs_against_the_sandbox(bridgit):
+    conn = bridgit.connection_json(budget_classes={"interactive": 0.3, "default": 0.7})
+    env = {**os.environ, "AIRFLOW_CONN_BRIDGIT_WITH_CLASSES": conn}
+    done = subprocess.run(
+        [sys.executable, str(DOC_EXAMPLES / "budget_classes.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "120 roles as 'default'; Quayside read as 'interactive'" in done.stdout, done.stdout
+
+
 @pytest.mark.airflow
 def test_the_pytest_example_passes_with_the_sandbox_plugin(airflow_db):
     """What a user runs: pytest on their test file, the plugin starting a sandbox of its own."""

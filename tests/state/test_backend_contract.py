@@ -123,3 +123,85 @@ def test_pause_holds_admission_and_is_never_shortened(backend):
     _pass(backend, first.wait + 0.05)
     assert backend.admit("scope", [(100, 1.0)]).wait == 0
     assert backend.pause_remaining("scope") == 0
+
+
+def test_priority_classes_reserve_lend_and_yield_alike_on_every_backend(backend):
+    """
+    The class algorithm (Python in the SQLite transaction, the PostgreSQL function, the Redis
+    script) makes the same decisions. A window of 10 per 3 s: interactive owns 3 slots, default
+    owns 2, the pool 5.
+    """
+    from airflow_provider_bridge.state.budget_classes import parse_budget_classes, plan
+
+    classes = parse_budget_classes({"interactive": 0.3, "default": 0.2})
+    windows = [(10, 3.0)]
+
+    def ask(name: str):
+        return backend.admit("scope", windows, plan("scope", windows, classes, name, max_wait=60.0))
+
+    # default fills its reserve and the pool, then borrows one slot of interactive's reserve;
+    # the next lent slot is paced: one per 3 s / 3 = 1 s
+    answers = [ask("default").wait for _ in range(9)]
+    assert answers[:8] == [0.0] * 8, answers
+    assert 0.7 < answers[8] <= 1.0, answers
+    assert [ask("interactive").wait for _ in range(2)] == [0.0, 0.0]  # the rest of its reserve
+    refused = ask("interactive")  # reserve, pool and window full: it waits, and says so
+    assert 2.5 < refused.wait <= 3.0 and not refused.paused
+    _pass(backend, 3.05)  # the first 10 slots are free again; interactive is still marked waiting
+    assert [ask("default").wait for _ in range(2)] == [0.0, 0.0]  # its own reserve it always may
+    blocked = ask("default")  # pool slots are free, but a higher class waits: not for default
+    assert 0.3 < blocked.wait <= 1.0, blocked
+    assert [ask("interactive").wait for _ in range(3)] == [0.0] * 3  # its reserve, the lent slot back
+    _pass(backend, 1.3)  # interactive's marker has lapsed
+    assert ask("default").wait == 0  # the pool is lent to default again
+    usage = {(u.scope, u.limit): u.used for u in backend.window_usage()}
+    assert usage[("scope", 10)] == 6  # the window's own ring counts every class: the last 6 asks
+    assert usage[("scope#interactive", 3)] == 3 and usage[("scope#default", 2)] == 2
+    assert usage[("scope#*", 5)] == 1
+
+
+def test_lending_keeps_one_slot_of_a_reserve_for_its_owner(backend):
+    from airflow_provider_bridge.state.budget_classes import parse_budget_classes, plan
+
+    classes = parse_budget_classes({"interactive": 0.2, "default": 0.2})  # of 10: 2, 2, pool 6
+    windows = [(10, 30.0)]
+
+    def ask(name: str):
+        return backend.admit("scope", windows, plan("scope", windows, classes, name, max_wait=60.0))
+
+    assert [ask("default").wait for _ in range(9)] == [0.0] * 9  # 2 own, 6 pool, 1 of interactive's 2
+    assert ask("default").wait > 20  # the other is interactive's: not lent
+    assert ask("interactive").wait == 0  # there for interactive, at once
+
+
+def test_priority_classes_share_the_window_with_callers_without_classes(backend):
+    """A connection configured without classes (or a host not yet redeployed) counts in the same
+    window: together they never exceed the vendor's limit."""
+    from airflow_provider_bridge.state.budget_classes import parse_budget_classes, plan
+
+    classes = parse_budget_classes({"interactive": 0.5, "default": 0.5})
+    windows = [(4, 30.0)]
+    assert [backend.admit("scope", windows).wait for _ in range(3)] == [0.0] * 3
+    assert backend.admit("scope", windows, plan("scope", windows, classes, "interactive", 60.0)).wait == 0
+    assert backend.admit("scope", windows, plan("scope", windows, classes, "interactive", 60.0)).wait > 20
+    assert backend.admit("scope", windows).wait > 20
+
+
+def test_a_class_that_would_fail_fast_marks_nobody_waiting(backend):
+    """Only a caller that will wait holds lending back: one that fails fast (max_retry_wait)
+    leaves no marker. Two scopes alike but for the caller's max_wait."""
+    from airflow_provider_bridge.state.budget_classes import parse_budget_classes, plan
+
+    classes = parse_budget_classes({"interactive": 0.1, "default": 0.1})
+    windows = [(10, 3.0)]
+
+    def ask(scope: str, name: str, max_wait: float = 60.0):
+        return backend.admit(scope, windows, plan(scope, windows, classes, name, max_wait))
+
+    for scope, max_wait in (("fails fast", 1.0), ("waits", 60.0)):
+        assert [ask(scope, "default").wait for _ in range(10)] == [0.0] * 10  # the whole window
+        assert ask(scope, "interactive", max_wait).wait > 2.5
+    _pass(backend, 3.05)
+    assert [ask("fails fast", "default").wait for _ in range(2)] == [0.0, 0.0]  # own, then the pool
+    assert ask("waits", "default").wait == 0  # its own slot
+    assert ask("waits", "default").wait > 0.3  # the pool is held for interactive, who waits
