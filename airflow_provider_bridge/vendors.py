@@ -34,6 +34,18 @@ COMMON_FIELDS: dict[str, Any] = {
         "e.g. [[50, 1], [60000, 3600]]. Empty: the vendor default.",
         "schema": {"type": ["array", "null"], "items": {"type": "array", "items": {"type": "number"}}},
     },
+    "adaptive_rate": {
+        "label": "Adaptive rate",
+        "description": "Learn the vendor's real limit: start from rate_limits, lower it on a 429, raise "
+        "it while requests wait and no 429 comes, never above rate_ceiling. Default false.",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+    "rate_ceiling": {
+        "label": "Rate ceiling",
+        "description": "With adaptive_rate: JSON list of [requests, seconds], the hard ceiling of each "
+        "window of rate_limits (same durations), e.g. [[50, 1]]. Empty: 4 x rate_limits.",
+        "schema": {"type": ["array", "null"], "items": {"type": "array", "items": {"type": "number"}}},
+    },
     "budget_classes": {
         "label": "Budget classes",
         "description": "JSON object of priority classes, highest first, each with its reserved share of "

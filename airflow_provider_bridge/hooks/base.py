@@ -215,6 +215,7 @@ class BridgeBaseHook(EntityInterface, BaseHook):
             clock=self.clock,
             classes=self.config.budget_classes,
             budget_class=self.budget_class,
+            ceilings=self.config.rate_ceilings,
         )
 
     @cached_property

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
 from airflow_provider_bridge.options import parse_bool
+from airflow_provider_bridge.state.adaptive import ceilings
 from airflow_provider_bridge.state.budget_classes import BudgetClass, parse_budget_classes, reserves
 from airflow_provider_bridge.state.limiter import normalize_windows
 from airflow_provider_bridge.vendors import declared_default
@@ -64,6 +65,8 @@ class ConnectionConfig:
     page_size: int | None
     #: priority classes sharing each rate window (extra ``budget_classes``; empty: none)
     budget_classes: tuple[BudgetClass, ...] = ()
+    #: with ``adaptive_rate``: each window's hard ceiling (``rate_ceiling``); None: fixed windows
+    rate_ceilings: list[tuple[int, float]] | None = None
 
 
 def extra_value(extras: dict[str, Any], conn_type: str, name: str) -> Any:
@@ -262,6 +265,23 @@ def build_config(
     )
     for limit, seconds in rate_limits if classes else ():
         reserves(classes, limit, where=f"the rate window [{limit}, {seconds:g}]", field=classes_field)
+    rate_ceilings = None
+    adaptive = parse_bool(
+        extra_value(extras, ctype, "adaptive_rate"),
+        field=f"Connection {conn_id!r}: extra 'adaptive_rate'",
+        default=bool(declared_default(ctype, "adaptive_rate")),
+    )
+    if adaptive:
+        if classes:
+            raise BridgeConfigError(
+                f"Connection {conn_id!r}: extras 'adaptive_rate' and 'budget_classes' cannot be used "
+                "together yet (the classes split fixed windows); choose one"
+            )
+        rate_ceilings = ceilings(
+            rate_limits,
+            _json_text(conn_id, "rate_ceiling", extra_value(extras, ctype, "rate_ceiling")),
+            field=f"Connection {conn_id!r}: extra 'rate_ceiling'",
+        )
     return ConnectionConfig(
         conn_id=conn_id,
         conn_type=ctype,
@@ -279,6 +299,7 @@ def build_config(
         if page_size is None
         else parse_number(conn_id, "page_size", page_size, 0, integer=True, minimum=1, maximum=100_000),
         budget_classes=classes,
+        rate_ceilings=rate_ceilings,
     )
 
 

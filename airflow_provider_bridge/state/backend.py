@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import json
 import logging
 import re
 import time
@@ -34,11 +35,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from airflow_provider_bridge.config import default
+from airflow_provider_bridge.state.adaptive import fresh, learned_key, raised
 
 if TYPE_CHECKING:
     import contextlib
     from collections.abc import Sequence
 
+    from airflow_provider_bridge.state.adaptive import AdaptiveWindow
     from airflow_provider_bridge.state.budget_classes import ClassAsk
 
 log = logging.getLogger(__name__)
@@ -141,7 +144,11 @@ class StateBackend(abc.ABC):
     # -- rate windows and pauses -----------------------------------------------------------
     @abc.abstractmethod
     def admit(
-        self, scope: str, windows: Sequence[tuple[int, float]], ask: ClassAsk | None = None
+        self,
+        scope: str,
+        windows: Sequence[tuple[int, float]],
+        ask: ClassAsk | None = None,
+        adaptive: Sequence[AdaptiveWindow | None] | None = None,
     ) -> Admission:
         """
         In one atomic step: honour the scope's shared pause, then take one slot from **every**
@@ -149,6 +156,8 @@ class StateBackend(abc.ABC):
 
         :param ask: the caller's priority class and the windows' parts it may use
             (:mod:`airflow_provider_bridge.state.budget_classes`); None: no classes.
+        :param adaptive: per window, its learning (:mod:`airflow_provider_bridge.state.adaptive`:
+            the window's limit is then its ceiling); None: no adaptive window.
         :return: ``Admission(0.0)`` when admitted, else how long to wait before asking again.
         """
 
@@ -198,8 +207,33 @@ class RingStore(Protocol):
         """Keep ``now`` in ``slot`` and set the window's admission count to ``admitted``."""
         ...
 
+    def learned(self, key: str) -> str | None:
+        """An adaptive window's learned record (:mod:`~airflow_provider_bridge.state.adaptive`)."""
+        ...
 
-def ring_admit(store: RingStore, scope: str, windows: Sequence[tuple[int, float]], now: float) -> float:
+    def set_learned(self, key: str, value: str) -> None:
+        """Replace an adaptive window's learned record."""
+        ...
+
+
+def _free_at(
+    store: RingStore, key: str, size: int, limit: int, seconds: float, count: int, now: float
+) -> float:
+    """When a ring of ``size`` admissions next admits under ``limit`` (<= size): ``now`` if it does now."""
+    if count >= limit:
+        at = store.slot_time(key, (count - limit) % size)
+        if at is not None and at + seconds > now:
+            return at + seconds
+    return now
+
+
+def ring_admit(
+    store: RingStore,
+    scope: str,
+    windows: Sequence[tuple[int, float]],
+    now: float,
+    adaptive: Sequence[AdaptiveWindow | None] | None = None,
+) -> float:
     """
     Take one slot from every window of ``scope`` at time ``now``, or none of them.
 
@@ -207,18 +241,35 @@ def ring_admit(store: RingStore, scope: str, windows: Sequence[tuple[int, float]
     seconds admits a request when its admission N places back is at least W seconds old. O(windows)
     reads and writes, whatever the windows' sizes. Call inside the backend's atomic step.
 
+    :param adaptive: per window, its learning (then the window's limit is its ceiling, the ring's
+        size, and the learned limit is read, and raised when a request would wait; see
+        :mod:`airflow_provider_bridge.state.adaptive`), or None.
     :return: 0.0 when admitted (and recorded), else seconds until every window has a free slot.
     """
     keys = [window_key(scope, limit, seconds) for limit, seconds in windows]
     counts: list[int] = []
     wait = 0.0
-    for key, (limit, seconds) in zip(keys, windows, strict=True):
+    for index, (key, (limit, seconds)) in enumerate(zip(keys, windows, strict=True)):
         count = store.admitted(key)
         counts.append(count)
-        if count >= limit:
-            at = store.slot_time(key, count % limit)
-            if at is not None and at + seconds > now:
-                wait = max(wait, at + seconds - now)
+        learn = adaptive[index] if adaptive else None
+        if learn is None:
+            free = _free_at(store, key, limit, limit, seconds, count, now)
+        else:
+            lkey = learned_key(scope, learn.ceiling, learn.seconds)
+            raw = store.learned(lkey)
+            record = json.loads(raw) if raw else fresh(learn, now)
+            if raw is None:  # learning starts now: the first quiet period counts from here
+                store.set_learned(
+                    lkey, json.dumps({**record, "scope": scope, "seconds": seconds, "ceiling": limit})
+                )
+            free = _free_at(store, key, limit, int(record["eff"]), seconds, count, now)
+            up = raised(learn, record, now) if free > now else None
+            if up is not None:
+                described = {**up, "scope": scope, "seconds": seconds, "ceiling": learn.ceiling}
+                store.set_learned(lkey, json.dumps(described))
+                free = _free_at(store, key, limit, int(up["eff"]), seconds, count, now)
+        wait = max(wait, free - now)
     if wait > 0:
         return wait
     for key, (limit, seconds), count in zip(keys, windows, counts, strict=True):

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeRateLimitError
+from airflow_provider_bridge.state.adaptive import AdaptiveWindow, throttled
+from airflow_provider_bridge.state.adaptive import learned as learned_limit
 from airflow_provider_bridge.state.budget_classes import DEFAULT_CLASS, BudgetClass, ClassAsk, plan
 
 if TYPE_CHECKING:
@@ -189,6 +191,7 @@ class RateLimiter:
         clock: Clock = SYSTEM_CLOCK,
         classes: Sequence[BudgetClass] = (),
         budget_class: str = DEFAULT_CLASS,
+        ceilings: Sequence[tuple[int, float]] | None = None,
     ) -> None:
         self.backend = backend
         self.clock = clock
@@ -200,11 +203,33 @@ class RateLimiter:
         self.classes = tuple(classes)
         self.budget_class = budget_class
         self._plan: ClassAsk | None = None
+        #: adaptive windows (``adaptive_rate``): each learns its limit from its start up to its ceiling
+        self.adaptive: list[AdaptiveWindow] | None = None
+        #: what the admission step gets: the counted windows, or the adaptive ones' ceilings
+        self.admitted = self.counted
+        if ceilings is not None:
+            self.adaptive = [
+                AdaptiveWindow(limit, ceiling, seconds)
+                for (limit, seconds), (ceiling, _) in zip(self.counted, ceilings, strict=True)
+            ]
+            self.admitted = [(a.ceiling, a.seconds) for a in self.adaptive]
 
     def describe(self) -> str:
         """The windows, e.g. ``50/1s + 60000/3600s`` (and the caller's class, when there are classes)."""
         windows = " + ".join(f"{limit}/{seconds:g}s" for limit, seconds in self.windows)
+        if self.adaptive:
+            ceiling = " + ".join(
+                f"{a.ceiling}/{s:g}s" for a, (_, s) in zip(self.adaptive, self.windows, strict=True)
+            )
+            windows = f"{windows} (adaptive: learned from there, up to {ceiling})"
         return f"{windows} (class {self.budget_class!r})" if self.classes else windows
+
+    def learned(self) -> dict[tuple[int, float], int]:
+        """Each adaptive window's learned limit now: ``{(limit, seconds): learned}`` (empty when none)."""
+        return {
+            window: learned_limit(self.backend, self.scope, a)
+            for window, a in zip(self.windows, self.adaptive or [], strict=False)
+        }
 
     def _ask(self, max_wait: float) -> ClassAsk | None:
         """What the backend's admission step needs to know of this caller's class (None: no
@@ -221,8 +246,11 @@ class RateLimiter:
         return self.backend.pause_remaining(self.scope)
 
     def pause_all(self, seconds: float) -> None:
-        """Make every process sharing this scope wait ``seconds`` before its next request."""
+        """Make every process sharing this scope wait ``seconds`` before its next request (and
+        lower the adaptive windows' learned limits: the vendor refused the current rate)."""
         self.backend.pause(self.scope, seconds)
+        if self.adaptive:
+            throttled(self.backend, self.scope, self.adaptive)
 
     def remaining(self) -> dict[tuple[int, float], int]:
         """
@@ -234,9 +262,10 @@ class RateLimiter:
             for u in self.backend.window_usage()
             if u.scope == self.scope
         }
+        limits = self.learned() if self.adaptive else {}
         return {
-            window: max(0, counted[0] - used.get((counted[0], round(counted[1], 3)), 0))
-            for window, counted in zip(self.windows, self.counted, strict=True)
+            window: max(0, limits.get(window, window[0]) - used.get((ring[0], round(ring[1], 3)), 0))
+            for window, ring in zip(self.windows, self.admitted, strict=True)
         }
 
     def class_remaining(self) -> dict[tuple[int, float], int]:
@@ -267,7 +296,9 @@ class RateLimiter:
         """
         waited = 0.0
         while True:
-            admission = self.backend.admit(self.scope, self.counted, self._ask(max_wait - waited))
+            admission = self.backend.admit(
+                self.scope, self.admitted, self._ask(max_wait - waited), self.adaptive
+            )
             wait = admission.wait
             if wait <= 0:
                 return waited

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import BridgeStateError
+from airflow_provider_bridge.state.adaptive import KEEP_SECONDS
+from airflow_provider_bridge.state.adaptive import NAMESPACE as LEARNED_NAMESPACE
 from airflow_provider_bridge.state.backend import (
     PAUSE_NAMESPACE,
     Admission,
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from airflow_provider_bridge.clock import Clock
+    from airflow_provider_bridge.state.adaptive import AdaptiveWindow
     from airflow_provider_bridge.state.budget_classes import ClassAsk
 
 
@@ -118,8 +121,18 @@ class MemoryStateBackend(StateBackend):
         if self.waiting_until(key) < until:
             self.set(WAITING_NAMESPACE, key, repr(until), ttl=until - self.clock.time())
 
+    def learned(self, key: str) -> str | None:
+        return self.get(LEARNED_NAMESPACE, key)
+
+    def set_learned(self, key: str, value: str) -> None:
+        self.set(LEARNED_NAMESPACE, key, value, ttl=KEEP_SECONDS)
+
     def admit(
-        self, scope: str, windows: Sequence[tuple[int, float]], ask: ClassAsk | None = None
+        self,
+        scope: str,
+        windows: Sequence[tuple[int, float]],
+        ask: ClassAsk | None = None,
+        adaptive: Sequence[AdaptiveWindow | None] | None = None,
     ) -> Admission:
         with self._guard:
             now = self.clock.time()
@@ -128,7 +141,7 @@ class MemoryStateBackend(StateBackend):
                 return Admission(pause, paused=True)
             if ask is not None:
                 return Admission(class_admit(self, scope, ask, now))
-            return Admission(ring_admit(self, scope, windows, now))
+            return Admission(ring_admit(self, scope, windows, now, adaptive))
 
     def _pause_left(self, scope: str, now: float) -> float:
         raw = self.get(PAUSE_NAMESPACE, scope)
@@ -139,6 +152,9 @@ class MemoryStateBackend(StateBackend):
             now = self.clock.time()
             if self._pause_left(scope, now) < seconds:
                 self.set(PAUSE_NAMESPACE, scope, repr(now + seconds), ttl=seconds + 1)
+
+    def server_time(self) -> float:
+        return self.clock.time()
 
     def pause_remaining(self, scope: str) -> float:
         return self._pause_left(scope, self.clock.time())

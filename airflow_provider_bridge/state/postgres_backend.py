@@ -27,6 +27,7 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_bridge.state.adaptive import adaptive_spec
 from airflow_provider_bridge.state.backend import Admission, WindowUsage, window_key
 from airflow_provider_bridge.state.postgres_schema import NOW, SCHEMA_VERSION, ddl
 from airflow_provider_bridge.state.remote import RemoteStateBackend
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Connection
 
+    from airflow_provider_bridge.state.adaptive import AdaptiveWindow
     from airflow_provider_bridge.state.budget_classes import ClassAsk
 
 log = logging.getLogger(__name__)
@@ -281,9 +283,26 @@ class PostgresStateBackend(RemoteStateBackend):
 
     # -- rate windows and pauses -----------------------------------------------------------------
     def admit(
-        self, scope: str, windows: Sequence[tuple[int, float]], ask: ClassAsk | None = None
+        self,
+        scope: str,
+        windows: Sequence[tuple[int, float]],
+        ask: ClassAsk | None = None,
+        adaptive: Sequence[AdaptiveWindow | None] | None = None,
     ) -> Admission:
         self.maybe_cleanup()
+        if adaptive and any(adaptive):
+            rows = self._sql(
+                "could not take a rate-limit slot",
+                "SELECT wait, paused FROM {s}.admit_adaptive(%s, %s, %s, %s, %s::jsonb)",
+                (
+                    scope,
+                    [window_key(scope, limit, seconds) for limit, seconds in windows],
+                    [int(limit) for limit, _ in windows],
+                    [float(seconds) for _, seconds in windows],
+                    json.dumps([adaptive_spec(scope, learn) for learn in adaptive]),
+                ),
+            )
+            return Admission(float(rows[0][0]), paused=bool(rows[0][1]))
         if ask is not None:
             rows = self._sql(
                 "could not take a rate-limit slot",

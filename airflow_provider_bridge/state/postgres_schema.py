@@ -5,10 +5,17 @@ times, one transaction under an advisory lock on the scope), in one DDL text per
 
 from __future__ import annotations
 
+from airflow_provider_bridge.state.adaptive import KEEP_SECONDS, REPROBE_SECONDS
+
 #: bump when the tables or functions change (the set-up re-runs when the stored one differs)
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 #: the server's clock, in UNIX seconds: every time the backend keeps is the server's
 NOW = "extract(epoch from clock_timestamp())"
+
+
+#: seconds without a 429 after which a learned cap is forgotten; how long a learned record is kept
+REPROBE = repr(REPROBE_SECONDS)
+KEEP = repr(KEEP_SECONDS)
 
 
 def ddl(schema: str) -> str:
@@ -74,6 +81,103 @@ BEGIN
             ON CONFLICT (wkey) DO UPDATE SET next_n = excluded.next_n, last_at = excluded.last_at;
     END LOOP;
     RETURN QUERY SELECT 0::double precision, false, v_now;
+END $$;
+
+-- a ring of p_size admissions under a limit of p_eff (<= p_size): when it next admits
+CREATE OR REPLACE FUNCTION {schema}.ring_free_at(
+    p_key text, p_size integer, p_eff integer, p_seconds double precision, p_next bigint,
+    p_now double precision)
+RETURNS double precision LANGUAGE plpgsql AS $$
+DECLARE
+    v_at double precision;
+BEGIN
+    IF p_next >= p_eff THEN
+        SELECT r.at INTO v_at FROM {schema}.rate_ring r
+            WHERE r.wkey = p_key AND r.slot = ((p_next - p_eff) % p_size)::integer;
+        IF v_at IS NOT NULL AND v_at + p_seconds > p_now THEN
+            RETURN v_at + p_seconds;
+        END IF;
+    END IF;
+    RETURN p_now;
+END $$;
+
+-- adaptive windows: the algorithm of backend.ring_admit with learned limits (state/adaptive.py)
+CREATE OR REPLACE FUNCTION {schema}.admit_adaptive(
+    p_scope text, p_keys text[], p_limits integer[], p_seconds double precision[], p_adaptive jsonb)
+RETURNS TABLE (wait double precision, paused boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now double precision;
+    v_until double precision;
+    v_wait double precision := 0;
+    v_next bigint;
+    v_nexts bigint[] := '{{}}';
+    v_eff integer;
+    v_cap integer;
+    v_learn jsonb;
+    v_rec jsonb;
+    v_free double precision;
+    v_quiet double precision;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('{schema}|' || p_scope, 0));
+    v_now := {NOW};
+    SELECT p.until INTO v_until FROM {schema}.pauses p WHERE p.scope = p_scope;
+    IF v_until IS NOT NULL AND v_until > v_now THEN
+        RETURN QUERY SELECT v_until - v_now, true;
+        RETURN;
+    END IF;
+    FOR i IN 1 .. cardinality(p_keys) LOOP
+        v_next := NULL;
+        SELECT h.next_n INTO v_next FROM {schema}.rate_head h WHERE h.wkey = p_keys[i];
+        v_next := coalesce(v_next, 0);
+        v_nexts := v_nexts || v_next;
+        v_learn := p_adaptive->(i - 1);
+        IF v_learn IS NULL OR jsonb_typeof(v_learn) <> 'object' THEN
+            v_free := {schema}.ring_free_at(p_keys[i], p_limits[i], p_limits[i], p_seconds[i], v_next, v_now);
+        ELSE
+            v_rec := NULL;
+            SELECT k.value::jsonb INTO v_rec FROM {schema}.kv k
+                WHERE k.namespace = 'rate_learned' AND k.key = v_learn->>'key'
+                AND (k.expires_at IS NULL OR k.expires_at > v_now);
+            IF v_rec IS NULL THEN  -- learning starts now: the first quiet period counts from here
+                v_rec := jsonb_build_object('eff', (v_learn->>'start')::integer, 'cap', p_limits[i],
+                    'changed', v_now, 'last_429', 0, 'lowered', 0,
+                    'scope', p_scope, 'seconds', p_seconds[i], 'ceiling', p_limits[i]);
+                INSERT INTO {schema}.kv AS k (namespace, key, value, version, expires_at, updated_at)
+                    VALUES ('rate_learned', v_learn->>'key', v_rec::text, 1, v_now + {KEEP}, v_now)
+                    ON CONFLICT (namespace, key) DO NOTHING;
+            END IF;
+            v_eff := (v_rec->>'eff')::integer;
+            v_free := {schema}.ring_free_at(p_keys[i], p_limits[i], v_eff, p_seconds[i], v_next, v_now);
+            IF v_free > v_now THEN
+                v_cap := CASE WHEN v_now - (v_rec->>'last_429')::double precision >= {REPROBE}
+                    THEN p_limits[i] ELSE (v_rec->>'cap')::integer END;
+                v_quiet := (v_learn->>'quiet')::double precision;
+                IF v_now - (v_rec->>'changed')::double precision >= v_quiet
+                   AND v_now - (v_rec->>'last_429')::double precision >= v_quiet AND v_eff < v_cap THEN
+                    v_eff := least(v_cap, v_eff + (v_learn->>'step')::integer);
+                    v_rec := v_rec || jsonb_build_object('eff', v_eff, 'cap', v_cap, 'changed', v_now,
+                        'scope', p_scope, 'seconds', p_seconds[i], 'ceiling', p_limits[i]);
+                    INSERT INTO {schema}.kv AS k (namespace, key, value, version, expires_at, updated_at)
+                        VALUES ('rate_learned', v_learn->>'key', v_rec::text, 1, v_now + {KEEP}, v_now)
+                        ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,
+                            version = k.version + 1, expires_at = excluded.expires_at,
+                            updated_at = excluded.updated_at;
+                    v_free := {schema}.ring_free_at(
+                        p_keys[i], p_limits[i], v_eff, p_seconds[i], v_next, v_now);
+                END IF;
+            END IF;
+        END IF;
+        v_wait := greatest(v_wait, v_free - v_now);
+    END LOOP;
+    IF v_wait > 0 THEN
+        RETURN QUERY SELECT v_wait, false;
+        RETURN;
+    END IF;
+    FOR i IN 1 .. cardinality(p_keys) LOOP
+        PERFORM {schema}.ring_take(p_keys[i], p_scope, p_limits[i], p_seconds[i], v_nexts[i], v_now);
+    END LOOP;
+    RETURN QUERY SELECT 0::double precision, false;
 END $$;
 
 -- one ring: how many admissions it holds, and when it next has a free slot (p_now: free now)

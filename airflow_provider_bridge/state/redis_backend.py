@@ -22,6 +22,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge.options import parse_bool
+from airflow_provider_bridge.state.adaptive import KEEP_SECONDS, REPROBE_SECONDS, adaptive_spec, learned_key
+from airflow_provider_bridge.state.adaptive import NAMESPACE as LEARNED_NAMESPACE
 from airflow_provider_bridge.state.backend import Admission, WindowUsage, digest, window_key
 from airflow_provider_bridge.state.remote import RemoteStateBackend
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Connection
 
+    from airflow_provider_bridge.state.adaptive import AdaptiveWindow
     from airflow_provider_bridge.state.budget_classes import ClassAsk
 
 _TIME = """
@@ -63,6 +66,82 @@ for i = 2, #KEYS do
   redis.call('HSET', KEYS[i], 'n', nexts[i] + 1, tostring(nexts[i] % limit), stamp,
              'lim', limit, 'sec', ARGV[2 * i - 2], 'scope', ARGV[#ARGV])
   redis.call('PEXPIRE', KEYS[i], math.ceil(seconds * 1000) + 1000)
+end
+return {'0', 0}
+"""
+)
+
+#: KEYS: pause, the window hashes..., their learned records...; ARGV: limit1, seconds1, ..., then
+#: the adaptive windows as JSON (a list, null for a fixed window), the scope, the reprobe and keep
+#: seconds (see :mod:`airflow_provider_bridge.state.adaptive`: the algorithm of ``ring_admit``)
+ADMIT_ADAPTIVE = (
+    _TIME
+    + """
+local pause = tonumber(redis.call('GET', KEYS[1]) or '0')
+if pause > now then return {string.format('%.6f', pause - now), 1} end
+local count = (#KEYS - 1) / 2
+local adaptive = cjson.decode(ARGV[2 * count + 1])
+local scope = ARGV[2 * count + 2]
+local reprobe = tonumber(ARGV[2 * count + 3])
+local keep = tonumber(ARGV[2 * count + 4])
+local function free_at(key, size, eff, seconds, n)
+  if n >= eff then
+    local at = tonumber(redis.call('HGET', key, tostring((n - eff) % size)) or '0')
+    if at + seconds > now then return at + seconds end
+  end
+  return now
+end
+local wait = 0
+local nexts = {}
+for i = 1, count do
+  local key = KEYS[i + 1]
+  local limit = tonumber(ARGV[2 * i - 1])
+  local seconds = tonumber(ARGV[2 * i])
+  local n = tonumber(redis.call('HGET', key, 'n') or '0')
+  nexts[i] = n
+  local learn = adaptive[i]
+  local free
+  if type(learn) ~= 'table' then
+    free = free_at(key, limit, limit, seconds, n)
+  else
+    local lkey = KEYS[count + 1 + i]
+    local raw = redis.call('HGET', lkey, 'val')
+    local rec
+    if raw then rec = cjson.decode(raw) else
+      -- learning starts now: the first quiet period counts from here
+      rec = {eff = learn.start, cap = limit, changed = now, last_429 = 0, lowered = 0,
+             scope = scope, seconds = seconds, ceiling = limit}
+      redis.call('HSET', lkey, 'val', cjson.encode(rec))
+      redis.call('HINCRBY', lkey, 'ver', 1)
+      redis.call('PEXPIRE', lkey, math.ceil(keep * 1000))
+    end
+    local eff = tonumber(rec.eff)
+    free = free_at(key, limit, eff, seconds, n)
+    if free > now then
+      local cap = tonumber(rec.cap)
+      if now - tonumber(rec.last_429) >= reprobe then cap = limit end
+      if now - tonumber(rec.changed) >= learn.quiet and now - tonumber(rec.last_429) >= learn.quiet
+         and eff < cap then
+        eff = math.min(cap, eff + learn.step)
+        rec.eff = eff; rec.cap = cap; rec.changed = now
+        rec.scope = scope; rec.seconds = seconds; rec.ceiling = limit
+        redis.call('HSET', lkey, 'val', cjson.encode(rec))
+        redis.call('HINCRBY', lkey, 'ver', 1)
+        redis.call('PEXPIRE', lkey, math.ceil(keep * 1000))
+        free = free_at(key, limit, eff, seconds, n)
+      end
+    end
+  end
+  if free - now > wait then wait = free - now end
+end
+if wait > 0 then return {string.format('%.6f', wait), 0} end
+local stamp = string.format('%.6f', now)
+for i = 1, count do
+  local limit = tonumber(ARGV[2 * i - 1])
+  local seconds = tonumber(ARGV[2 * i])
+  redis.call('HSET', KEYS[i + 1], 'n', nexts[i] + 1, tostring(nexts[i] % limit), stamp,
+             'lim', limit, 'sec', ARGV[2 * i], 'scope', scope)
+  redis.call('PEXPIRE', KEYS[i + 1], math.ceil(seconds * 1000) + 1000)
 end
 return {'0', 0}
 """
@@ -266,6 +345,7 @@ class RedisStateBackend(RemoteStateBackend):
             for name, source in (
                 ("admit", ADMIT),
                 ("admit_classes", ADMIT_CLASSES),
+                ("admit_adaptive", ADMIT_ADAPTIVE),
                 ("pause", PAUSE),
                 ("set", SET),
                 ("lock", LOCK),
@@ -361,10 +441,26 @@ class RedisStateBackend(RemoteStateBackend):
 
     # -- rate windows and pauses -----------------------------------------------------------------
     def admit(
-        self, scope: str, windows: Sequence[tuple[int, float]], ask: ClassAsk | None = None
+        self,
+        scope: str,
+        windows: Sequence[tuple[int, float]],
+        ask: ClassAsk | None = None,
+        adaptive: Sequence[AdaptiveWindow | None] | None = None,
     ) -> Admission:
         if ask is not None:
             return self._admit_classes(scope, ask)
+        if adaptive and any(adaptive):
+            keys = [self._scope_key(scope, "pause")]
+            keys += [self._scope_key(scope, "rate", window_key(scope, lim, sec)) for lim, sec in windows]
+            # the learned records are key-value records (read and lowered by compare-and-set too)
+            keys += [self._record(LEARNED_NAMESPACE, learned_key(scope, lim, sec)) for lim, sec in windows]
+            spec: list[Any] = []
+            for limit, seconds in windows:
+                spec += [int(limit), repr(float(seconds))]
+            spec += [json.dumps([adaptive_spec(scope, learn) for learn in adaptive]), scope]
+            spec += [repr(REPROBE_SECONDS), repr(KEEP_SECONDS)]
+            wait, paused = self._script("could not take a rate-limit slot", "admit_adaptive", keys, spec)
+            return Admission(float(wait), paused=bool(int(paused)))
         keys = [self._scope_key(scope, "pause")]
         args: list[Any] = []
         for limit, seconds in windows:

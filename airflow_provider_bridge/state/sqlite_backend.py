@@ -33,6 +33,8 @@ from filelock import FileLock, Timeout
 
 from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import BridgeStateError
+from airflow_provider_bridge.state.adaptive import KEEP_SECONDS
+from airflow_provider_bridge.state.adaptive import NAMESPACE as LEARNED_NAMESPACE
 from airflow_provider_bridge.state.backend import (
     PAUSE_NAMESPACE,
     Admission,
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from airflow_provider_bridge.clock import Clock
+    from airflow_provider_bridge.state.adaptive import AdaptiveWindow
     from airflow_provider_bridge.state.budget_classes import ClassAsk
 
 #: seconds between two clean-ups of expired records and idle windows, per process
@@ -166,7 +169,11 @@ class SQLiteStateBackend(StateBackend):
 
     # -- rate windows and pauses -------------------------------------------------------------
     def admit(
-        self, scope: str, windows: Sequence[tuple[int, float]], ask: ClassAsk | None = None
+        self,
+        scope: str,
+        windows: Sequence[tuple[int, float]],
+        ask: ClassAsk | None = None,
+        adaptive: Sequence[AdaptiveWindow | None] | None = None,
     ) -> Admission:
         def work(conn: sqlite3.Connection) -> Admission:
             with write_transaction(conn):
@@ -176,7 +183,7 @@ class SQLiteStateBackend(StateBackend):
                     return Admission(pause, paused=True)
                 if ask is not None:
                     return Admission(class_admit(_SQLiteRings(conn, now), scope, ask, now))
-                return Admission(ring_admit(_SQLiteRings(conn, now), scope, windows, now))
+                return Admission(ring_admit(_SQLiteRings(conn, now), scope, windows, now, adaptive))
 
         admission = self.file.run("could not take a rate-limit slot", work)
         self._maybe_cleanup()
@@ -196,6 +203,9 @@ class SQLiteStateBackend(StateBackend):
                     )
 
         self.file.run("could not share a pause", work)
+
+    def server_time(self) -> float:
+        return self.clock.time()
 
     def pause_remaining(self, scope: str) -> float:
         return self.file.run(
@@ -279,6 +289,23 @@ class _SQLiteRings:
             (WAITING_NAMESPACE, key, self.now),
         ).fetchone()
         return float(row[0]) if row else 0.0
+
+    def learned(self, key: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT value FROM bridge_kv WHERE namespace = ? AND key = ?"
+            " AND (expires_at IS NULL OR expires_at > ?)",
+            (LEARNED_NAMESPACE, key, self.now),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_learned(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO bridge_kv (namespace, key, value, updated_at, version, expires_at)"
+            " VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (namespace, key) DO UPDATE SET"
+            " value = excluded.value, updated_at = excluded.updated_at,"
+            " version = bridge_kv.version + 1, expires_at = excluded.expires_at",
+            (LEARNED_NAMESPACE, key, value, self.now, self.now + KEEP_SECONDS),
+        )
 
     def set_waiting(self, key: str, until: float) -> None:
         if self.waiting_until(key) < until:

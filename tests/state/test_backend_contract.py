@@ -205,3 +205,37 @@ def test_a_class_that_would_fail_fast_marks_nobody_waiting(backend):
     assert [ask("fails fast", "default").wait for _ in range(2)] == [0.0, 0.0]  # own, then the pool
     assert ask("waits", "default").wait == 0  # its own slot
     assert ask("waits", "default").wait > 0.3  # the pool is held for interactive, who waits
+
+
+def test_adaptive_windows_learn_alike_on_every_backend(backend):
+    """The learned limit is read and raised inside the admission step (Python in the SQLite
+    transaction, the PostgreSQL function, the Redis script) and lowered by compare-and-set."""
+    import json
+
+    from airflow_provider_bridge.state.adaptive import (
+        NAMESPACE,
+        AdaptiveWindow,
+        learned,
+        learned_key,
+        throttled,
+    )
+
+    window = AdaptiveWindow(start=3, ceiling=10, seconds=1.0, quiet_override=2.0)
+
+    def ask():
+        return backend.admit("scope", [(10, 1.0)], None, [window]).wait
+
+    answers = [ask() for _ in range(4)]
+    assert answers[:3] == [0.0] * 3 and answers[3] > 0  # the start, 3 per second; not quiet yet
+    _pass(backend, 2.1)  # quiet since learning started (the first request)
+    assert [ask() for _ in range(3)] == [0.0] * 3
+    assert ask() == 0  # would have waited: raises the limit to 4 instead
+    assert learned(backend, "scope", window) == 4
+    assert ask() > 0.2  # 4 in the window; just changed
+    throttled(backend, "scope", [window])  # a 429: 70 % of 4, capped below 4
+    assert learned(backend, "scope", window) == 2
+    record = json.loads(backend.get(NAMESPACE, learned_key("scope", 10, 1.0)))
+    assert (record["cap"], record["scope"], record["ceiling"]) == (3, "scope", 10)
+    _pass(backend, 1.05)  # every admission has left the window
+    assert [ask() for _ in range(2)] == [0.0, 0.0]
+    assert ask() > 0  # two per second now (a 429 1 s ago: not quiet)
