@@ -20,9 +20,8 @@ from urllib.parse import quote, urlsplit
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
 from airflow_provider_bridge.options import parse_bool
-from airflow_provider_bridge.state.adaptive import ceilings
 from airflow_provider_bridge.state.budget_classes import BudgetClass, parse_budget_classes, reserves
-from airflow_provider_bridge.state.limiter import normalize_windows
+from airflow_provider_bridge.state.limiter import ceilings, normalize_windows
 from airflow_provider_bridge.vendors import declared_default
 
 E = TypeVar("E", bound=StrEnum)

@@ -140,6 +140,12 @@ def _account(entry: dict[str, Any]) -> str:
             "<table><tr><th>priority class (its reserve)</th><th>used now</th><th>remaining</th></tr>"
             f"{classes}</table>"
         )
+    learned = "".join(
+        f'<p class="learned" data-limit="{x["limit"]}">Learned limit (adaptive_rate): {x["limit"]} per '
+        f"{_configured(None, x['seconds'], configured):g} s (ceiling {x['ceiling']}; last 429 "
+        f"{'never' if x['last_429_seconds_ago'] is None else str(x['last_429_seconds_ago']) + ' s ago'})</p>"
+        for x in entry.get("learned") or []
+    )
     pause = (
         f'<p class="pause" data-seconds="{entry["pause_seconds"]}">429 pause active: '
         f"{entry['pause_seconds']:.1f} s left (ends {_when(time.time() + entry['pause_seconds'])})</p>"
@@ -176,6 +182,7 @@ def _account(entry: dict[str, Any]) -> str:
    request(s) in the last hour</div>
   <table><tr><th>window</th><th>used now</th><th>remaining</th></tr>{rows}</table>
   {classes}
+  {learned}
   {pause}
   <p class="credentials"><b>Credentials:</b> {e("; ".join(creds))}</p>
   {"".join(events)}

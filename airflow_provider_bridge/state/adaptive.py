@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_bridge.exceptions import BridgeConfigError
+from airflow_provider_bridge.state.keys import digest
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -83,41 +83,8 @@ class AdaptiveWindow:
         return quiet_seconds(self.seconds) if self.quiet_override is None else self.quiet_override
 
 
-def ceilings(
-    limits: Sequence[tuple[int, float]], raw: Any, *, field: str = "rate_ceiling"
-) -> list[tuple[int, float]]:
-    """
-    The hard ceiling of each of ``limits``: from ``raw`` (``[[requests, seconds], ...]``, one per
-    window, matched by duration), else :data:`DEFAULT_CEILING` x the limit.
-
-    :raises BridgeConfigError: naming ``field`` when a window has no ceiling or one below its limit.
-    """
-    from airflow_provider_bridge.state.limiter import normalize_windows
-
-    if raw is None:
-        return [(limit * DEFAULT_CEILING, seconds) for limit, seconds in limits]
-    given = {seconds: limit for limit, seconds in normalize_windows(raw, field=field)}
-    found: list[tuple[int, float]] = []
-    for limit, seconds in limits:
-        ceiling = given.get(seconds)
-        if ceiling is None:
-            raise BridgeConfigError(
-                f"{field}: no ceiling for the {seconds:g}s window of rate_limits; expected one "
-                "[requests, seconds] per window of rate_limits, "
-                f"e.g. [[{limit * DEFAULT_CEILING}, {seconds:g}]]"
-            )
-        if ceiling < limit:
-            raise BridgeConfigError(
-                f"{field}: the ceiling {ceiling}/{seconds:g}s is below rate_limits' {limit}/{seconds:g}s"
-            )
-        found.append((ceiling, seconds))
-    return found
-
-
 def learned_key(scope: str, ceiling: int, seconds: float) -> str:
     """The key of a window's learned record (carrying the scope's Redis hash tag)."""
-    from airflow_provider_bridge.state.backend import digest
-
     return "{" + digest(scope) + "}" + f":{ceiling}/{seconds:.3f}"
 
 

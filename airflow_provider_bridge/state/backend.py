@@ -26,7 +26,6 @@ Every backend offers the same contract:
 from __future__ import annotations
 
 import abc
-import hashlib
 import json
 import logging
 import re
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from airflow_provider_bridge.config import default
 from airflow_provider_bridge.state.adaptive import fresh, learned_key, raised
+from airflow_provider_bridge.state.keys import digest
 
 if TYPE_CHECKING:
     import contextlib
@@ -51,11 +51,6 @@ DEFAULT_NAMESPACE = default("state_namespace")
 #: default ``[bridge] lock_lease``: seconds a shared-server lock outlives a holder that died
 DEFAULT_LOCK_LEASE = float(default("lock_lease"))
 _NAMESPACE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-def digest(text: str) -> str:
-    """A short stable digest (table names, lock names)."""
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 class Admission(NamedTuple):

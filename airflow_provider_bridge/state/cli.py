@@ -29,6 +29,7 @@ from airflow_provider_bridge.activity import NAMESPACE as ACTIVITY
 from airflow_provider_bridge.activity import summarize
 from airflow_provider_bridge.commands import STATE_COMMANDS
 from airflow_provider_bridge.exceptions import BridgeError
+from airflow_provider_bridge.state.adaptive import NAMESPACE as LEARNED
 from airflow_provider_bridge.state.budget_classes import POOL
 from airflow_provider_bridge.state.credentials import NAMESPACE as CREDENTIALS
 from airflow_provider_bridge.state.credentials import decode_record
@@ -58,7 +59,15 @@ def collect_status(backend: StateBackend, scope: str | None = None) -> list[dict
 
     def account(key: str) -> dict[str, Any]:
         return accounts.setdefault(
-            key, {**_account(key), "windows": [], "classes": [], "pause_seconds": 0.0, "credentials": []}
+            key,
+            {
+                **_account(key),
+                "windows": [],
+                "classes": [],
+                "learned": [],
+                "pause_seconds": 0.0,
+                "credentials": [],
+            },
         )
 
     for usage in backend.window_usage():
@@ -82,6 +91,22 @@ def collect_status(backend: StateBackend, scope: str | None = None) -> list[dict
                 "remaining": usage.remaining,
             }
         )
+    learned_now = backend.server_time()  # the learned records are on the backend's clock
+    for raw in backend.scan(LEARNED).values():
+        try:
+            record = json.loads(raw)
+            last_429 = float(record["last_429"])
+            account(str(record["scope"]))["learned"].append(
+                {
+                    "seconds": round(float(record["seconds"]), 3),
+                    "limit": int(record["eff"]),
+                    "cap": int(record["cap"]),
+                    "ceiling": int(record["ceiling"]),
+                    "last_429_seconds_ago": round(learned_now - last_429) if last_429 else None,
+                }
+            )
+        except (ValueError, TypeError, KeyError):
+            continue
     for pause_scope, left in backend.pauses().items():
         account(pause_scope)["pause_seconds"] = round(left, 1)
     for key, raw in backend.scan(CREDENTIALS).items():
@@ -123,6 +148,12 @@ def _print_status(accounts: list[dict[str, Any]]) -> None:
             print(
                 f"      class {part['class']}: {part['used']} of its {part['reserve']} per "
                 f"{part['seconds']:g}s used, {part['remaining']} remaining"
+            )
+        for learned in entry.get("learned", []):
+            ago = learned["last_429_seconds_ago"]
+            print(
+                f"    learned limit (adaptive_rate): {learned['limit']}/{learned['seconds']:g}s "
+                f"(ceiling {learned['ceiling']}; last 429 {'never' if ago is None else f'{ago}s ago'})"
             )
         if not entry["windows"]:
             print("    windows: no request in any window now")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_bridge.clock import SYSTEM_CLOCK
 from airflow_provider_bridge.exceptions import BridgeConfigError, BridgeRateLimitError
-from airflow_provider_bridge.state.adaptive import AdaptiveWindow, throttled
+from airflow_provider_bridge.state.adaptive import DEFAULT_CEILING, AdaptiveWindow, throttled
 from airflow_provider_bridge.state.adaptive import learned as learned_limit
 from airflow_provider_bridge.state.budget_classes import DEFAULT_CLASS, BudgetClass, ClassAsk, plan
 
@@ -96,6 +96,36 @@ def normalize_windows(raw: object, *, field: str = "rate_limits") -> list[tuple[
                 "limit a multiple of the shorter one's"
             )
     return kept
+
+
+def ceilings(
+    limits: Sequence[tuple[int, float]], raw: Any, *, field: str = "rate_ceiling"
+) -> list[tuple[int, float]]:
+    """
+    The hard ceiling of each of ``limits`` for adaptive windows
+    (:mod:`~airflow_provider_bridge.state.adaptive`): from ``raw`` (``[[requests, seconds], ...]``,
+    one per window, matched by duration), else ``DEFAULT_CEILING`` x the limit.
+
+    :raises BridgeConfigError: naming ``field`` when a window has no ceiling or one below its limit.
+    """
+    if raw is None:
+        return [(limit * DEFAULT_CEILING, seconds) for limit, seconds in limits]
+    given = {seconds: limit for limit, seconds in normalize_windows(raw, field=field)}
+    found: list[tuple[int, float]] = []
+    for limit, seconds in limits:
+        ceiling = given.get(seconds)
+        if ceiling is None:
+            raise BridgeConfigError(
+                f"{field}: no ceiling for the {seconds:g}s window of rate_limits; expected one "
+                "[requests, seconds] per window of rate_limits, "
+                f"e.g. [[{limit * DEFAULT_CEILING}, {seconds:g}]]"
+            )
+        if ceiling < limit:
+            raise BridgeConfigError(
+                f"{field}: the ceiling {ceiling}/{seconds:g}s is below rate_limits' {limit}/{seconds:g}s"
+            )
+        found.append((ceiling, seconds))
+    return found
 
 
 #: seconds between two INFO lines about rate-limit waits, per scope and process (the rest: DEBUG)

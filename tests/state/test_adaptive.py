@@ -12,8 +12,8 @@ import pytest
 
 from airflow_provider_bridge.clock import ManualClock
 from airflow_provider_bridge.exceptions import BridgeConfigError
-from airflow_provider_bridge.state.adaptive import REPROBE_SECONDS, ceilings, quiet_seconds
-from airflow_provider_bridge.state.limiter import RateLimiter
+from airflow_provider_bridge.state.adaptive import REPROBE_SECONDS, quiet_seconds
+from airflow_provider_bridge.state.limiter import RateLimiter, ceilings
 from airflow_provider_bridge.state.memory_backend import MemoryStateBackend
 
 
@@ -114,3 +114,21 @@ def test_the_connection_turns_it_on_and_refuses_bad_extras_before_any_request(mo
         with pytest.raises(BridgeConfigError, match=says):
             hook.list_entities("projects")
         assert hook.request_count.value == 0
+
+
+def test_state_status_and_the_budgets_page_show_the_learned_limit(capsys):
+    from airflow_provider_bridge.plugins.budgets import render
+    from airflow_provider_bridge.state.cli import _print_status, collect_status
+
+    limiter, clock = _limiter(start=10, ceiling=40)
+    _per_second(limiter, clock)
+    limiter.pause_all(0.0)  # learned: 7
+    clock.advance(5.0)
+    [account] = collect_status(limiter.backend)
+    assert account["learned"] == [
+        {"seconds": 1.0, "limit": 7, "cap": 9, "ceiling": 40, "last_429_seconds_ago": 5}
+    ]
+    _print_status([account])
+    assert "learned limit (adaptive_rate): 7/1s (ceiling 40; last 429 5s ago)" in capsys.readouterr().out
+    page = render({"accounts": [account], "backend": "memory", "generated_at": 0})
+    assert 'class="learned" data-limit="7"' in page
