@@ -356,7 +356,9 @@ class BridgeBaseHook(EntityInterface, BaseHook):
         :param match_on: the target fields that identify a record.
         :param options: ``mode``, ``transform``, ``dry_run``, ``rejects_path``, ``max_rejects``,
             ``max_in_flight``, ``query_params``, ``max_deletes``, ``remember``, ``full_compare``;
-            see :class:`~airflow_provider_bridge.operators.sync.BridgeSyncEntitiesOperator`.
+            see :class:`~airflow_provider_bridge.operators.sync.BridgeSyncEntitiesOperator`; and
+            ``sync_key``, which tells this sync from others of the same entity running at once
+            (default: the task instance; outside a task, one sync per entity is assumed).
         :return: the summary (created, updated, unchanged, skipped, deleted, rejected, requests,
             seconds).
         :raises BridgeConfigError: a bad argument, before any request.

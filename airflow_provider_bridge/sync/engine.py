@@ -21,6 +21,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def task_identity() -> str | None:
+    """
+    The task instance running this sync, as ``dag_id.task_id.map_index`` (the same for every try
+    of it and every later run, different for other tasks and other mapped instances); None outside
+    a task. Its journal of creates in flight and remembered fingerprints are keyed by it, so two
+    syncs of one entity running at once do not take each other's creates for a killed attempt.
+    """
+    try:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+        return f"{ti.dag_id}.{ti.task_id}.{ti.map_index}"
+    except Exception:  # not in a task (a script, a test): one sync per entity is assumed
+        return None
+
+
 class EntitySync:
     """
     One sync of ``records`` into ``options.entity`` through ``hook``.
@@ -45,9 +61,11 @@ class EntitySync:
         self.clock: Clock = clock or hook.clock
         self.rejections = Rejections(options.rejects_path, hook.scrub)
         self.counts = Counts()
-        sync_id = hashlib.sha256(
-            f"{hook.account_key}|{options.entity}|{','.join(options.match_on)}".encode()
-        ).hexdigest()[:24]
+        identity = f"{hook.account_key}|{options.entity}|{','.join(options.match_on)}"
+        owner = options.sync_key if options.sync_key is not None else task_identity()
+        if owner:  # another task's sync of the same entity is not an earlier attempt of this one
+            identity += f"|{owner}"
+        sync_id = hashlib.sha256(identity.encode()).hexdigest()[:24]
         self.memory = SyncMemory(hook, sync_id, options, clock=self.clock)
         self.writer = Writer(hook, options, self.memory, self.rejections, self.counts, clock=self.clock)
         self._source_rows = 0

@@ -74,6 +74,8 @@ class SyncOptions:
     max_deletes: int | None = None
     remember: bool = False
     full_compare: bool = False
+    #: tells this sync from others of the same entity running at once (None: the task instance)
+    sync_key: str | None = None
 
 
 @dataclasses.dataclass

@@ -27,6 +27,7 @@ def check_options(
     max_deletes: Any = None,
     remember: Any = False,
     full_compare: Any = False,
+    sync_key: Any = None,
 ) -> SyncOptions:
     """
     Check every argument before any request.
@@ -86,6 +87,8 @@ def check_options(
         isinstance(max_deletes, bool) or not isinstance(max_deletes, int) or max_deletes < 0
     ):
         raise BridgeConfigError(f"max_deletes: expected a non-negative integer or None, got {max_deletes!r}")
+    if sync_key is not None and (not isinstance(sync_key, str) or not sync_key.strip()):
+        raise BridgeConfigError(f"sync_key: expected a non-empty string or None, got {sync_key!r}")
     if max_deletes is not None and mode != "mirror":
         raise BridgeConfigError(f"max_deletes: only mode='mirror' deletes; got mode={mode!r}")
     return SyncOptions(
@@ -101,4 +104,5 @@ def check_options(
         max_deletes=max_deletes,
         remember=remember,
         full_compare=full_compare,
+        sync_key=sync_key,
     )

@@ -440,3 +440,36 @@ def test_progress_is_logged_with_the_rate_and_the_eta(bridgit, caplog):
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Sync progress")]
     assert progress, caplog.text
     assert "writes/s, ETA" in progress[0] and "/8 written" in progress[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("keys", "waits"), [(("a", "b"), False), (("a", "a"), True)])
+def test_concurrent_syncs_of_one_entity_keep_their_own_journals(bridgit, monkeypatch, caplog, keys, waits):
+    """Two syncs of the same entity at once (two mapped task instances, two DAGs): neither takes
+    the other's creates in flight for a killed earlier attempt of its own. The same key (one task
+    instance run twice at once, or a retry) does wait: that is what the journal is for."""
+    import threading
+    import time
+
+    monkeypatch.setenv("AIRFLOW_CONN_BRIDGIT_BENCH_DEFAULT", bridgit.connection_json(write_settle=2))
+    bridgit.configure(faults={"latency": 0.5, "rules": []})
+    summaries = {}
+
+    def sync(label: str, key: str) -> None:
+        rows = [{"name": f"{label} {i}", "type": "Opportunity"} for i in range(8)]
+        hook = BridgitBenchHook()
+        summaries[label] = hook.sync_entities(
+            "projects", rows, match_on=["name"], max_in_flight=4, sync_key=key
+        )
+
+    first = threading.Thread(target=sync, args=("first", keys[0]))
+    first.start()
+    deadline = time.monotonic() + 10
+    while bridgit.stats()["accepted"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first sync's creates are in flight
+    with caplog.at_level("WARNING", logger="airflow_provider_bridge.sync.memory"):
+        sync("second", keys[1])
+    first.join(30)
+    assert summaries["first"]["created"] == 8 and summaries["second"]["created"] == 8, summaries
+    waited = "An earlier attempt of this sync was stopped" in caplog.text
+    assert waited is waits, caplog.text
