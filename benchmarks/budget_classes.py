@@ -42,7 +42,8 @@ def sync_process(label: str, records: int) -> dict[str, Any]:
 
     hook = ThirdPartyManagerHook()
     rows = [{"officialName": f"{label} supplier {n:05d}", "recordType": "Entity"} for n in range(records)]
-    summary = hook.sync_entities(PROFILES, rows, match_on=["officialName"], max_in_flight=8)
+    # two hosts' syncs are two tasks: each its own journal (sync_key; a task gets its own by itself)
+    summary = hook.sync_entities(PROFILES, rows, match_on=["officialName"], max_in_flight=8, sync_key=label)
     return {"created": summary["created"], "rejected": summary["rejected"]}
 
 
