@@ -130,6 +130,15 @@ def collect_status(backend: StateBackend, scope: str | None = None) -> list[dict
             account(key)["activity"] = summarize(json.loads(raw), now)
         except (ValueError, TypeError):
             continue
+    for entry in accounts.values():  # an adaptive window's ring holds its ceiling: show the learned limit
+        for learned in entry["learned"]:
+            for window in entry["windows"]:
+                if (window["limit"], window["seconds"]) == (learned["ceiling"], learned["seconds"]):
+                    window.update(
+                        limit=learned["limit"],
+                        ceiling=learned["ceiling"],
+                        remaining=max(0, learned["limit"] - window["used"]),
+                    )
     found = [accounts[key] | {"account": key} for key in sorted(accounts)]
     return [a for a in found if scope is None or a["account"] == scope]
 

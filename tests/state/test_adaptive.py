@@ -125,10 +125,17 @@ def test_state_status_and_the_budgets_page_show_the_learned_limit(capsys):
     limiter.pause_all(0.0)  # learned: 7
     clock.advance(5.0)
     [account] = collect_status(limiter.backend)
+    assert account["windows"] == []  # nothing in the window after 5 s
+    for _ in range(3):
+        limiter.acquire(max_wait=0.0)
+    [account] = collect_status(limiter.backend)
+    assert account["windows"] == [{"limit": 7, "ceiling": 40, "seconds": 1.0, "used": 3, "remaining": 4}]
+    clock.advance(5.0)
+    [account] = collect_status(limiter.backend)
     assert account["learned"] == [
-        {"seconds": 1.0, "limit": 7, "cap": 9, "ceiling": 40, "last_429_seconds_ago": 5}
+        {"seconds": 1.0, "limit": 7, "cap": 9, "ceiling": 40, "last_429_seconds_ago": 10}
     ]
     _print_status([account])
-    assert "learned limit (adaptive_rate): 7/1s (ceiling 40; last 429 5s ago)" in capsys.readouterr().out
+    assert "learned limit (adaptive_rate): 7/1s (ceiling 40; last 429 10s ago)" in capsys.readouterr().out
     page = render({"accounts": [account], "backend": "memory", "generated_at": 0})
     assert 'class="learned" data-limit="7"' in page
