@@ -8,7 +8,7 @@ from __future__ import annotations
 from airflow_provider_bridge.state.adaptive import KEEP_SECONDS, REPROBE_SECONDS
 
 #: bump when the tables or functions change (the set-up re-runs when the stored one differs)
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 #: the server's clock, in UNIX seconds: every time the backend keeps is the server's
 NOW = "extract(epoch from clock_timestamp())"
 
@@ -37,6 +37,20 @@ CREATE TABLE IF NOT EXISTS {schema}.rate_head (
 CREATE TABLE IF NOT EXISTS {schema}.rate_ring (
     wkey text NOT NULL, slot integer NOT NULL, at double precision NOT NULL, PRIMARY KEY (wkey, slot));
 
+-- the first step of every admission: lock the scope for the transaction, read the server's
+-- clock, and say how long the scope's shared pause still holds (0: none)
+CREATE OR REPLACE FUNCTION {schema}.lock_scope(
+    p_scope text, OUT now double precision, OUT paused double precision)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_until double precision;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('{schema}|' || p_scope, 0));
+    now := {NOW};
+    SELECT p.until INTO v_until FROM {schema}.pauses p WHERE p.scope = p_scope;
+    paused := greatest(0, coalesce(v_until, 0) - now);
+END $$;
+
 CREATE OR REPLACE FUNCTION {schema}.admit(
     p_scope text, p_keys text[], p_limits integer[], p_seconds double precision[])
 RETURNS TABLE (wait double precision, paused boolean, server_now double precision)
@@ -49,11 +63,9 @@ DECLARE
     v_at double precision;
     v_nexts bigint[] := '{{}}';
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('{schema}|' || p_scope, 0));
-    v_now := {NOW};
-    SELECT p.until INTO v_until FROM {schema}.pauses p WHERE p.scope = p_scope;
-    IF v_until IS NOT NULL AND v_until > v_now THEN
-        RETURN QUERY SELECT v_until - v_now, true, v_now;
+    SELECT l.now, l.paused INTO v_now, v_until FROM {schema}.lock_scope(p_scope) l;
+    IF v_until > 0 THEN
+        RETURN QUERY SELECT v_until, true, v_now;
         RETURN;
     END IF;
     FOR i IN 1 .. cardinality(p_keys) LOOP
@@ -119,11 +131,9 @@ DECLARE
     v_free double precision;
     v_quiet double precision;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('{schema}|' || p_scope, 0));
-    v_now := {NOW};
-    SELECT p.until INTO v_until FROM {schema}.pauses p WHERE p.scope = p_scope;
-    IF v_until IS NOT NULL AND v_until > v_now THEN
-        RETURN QUERY SELECT v_until - v_now, true;
+    SELECT l.now, l.paused INTO v_now, v_until FROM {schema}.lock_scope(p_scope) l;
+    IF v_until > 0 THEN
+        RETURN QUERY SELECT v_until, true;
         RETURN;
     END IF;
     FOR i IN 1 .. cardinality(p_keys) LOOP
@@ -240,11 +250,9 @@ DECLARE
     v_choice jsonb;
     v_chosen bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('{schema}|' || p_scope, 0));
-    v_now := {NOW};
-    SELECT p.until INTO v_until FROM {schema}.pauses p WHERE p.scope = p_scope;
-    IF v_until IS NOT NULL AND v_until > v_now THEN
-        RETURN QUERY SELECT v_until - v_now, true;
+    SELECT l.now, l.paused INTO v_now, v_until FROM {schema}.lock_scope(p_scope) l;
+    IF v_until > 0 THEN
+        RETURN QUERY SELECT v_until, true;
         RETURN;
     END IF;
     FOR i IN 0 .. jsonb_array_length(p_ask->'waiting') - 1 LOOP
