@@ -174,25 +174,20 @@ class HookMetrics:
         if self._stats is not None and not self._on:
             return  # metrics off: do not even read the windows
         try:
-            remaining = limiter.remaining()
+            usage = limiter.backend.window_usage()  # one read for the windows and the class reserves
+            remaining = limiter.remaining(usage)
+            reserved = limiter.class_remaining(usage) if self.budget_class else {}
         except Exception:
             log.debug("Could not read the rate windows' use", exc_info=True)
             return
         for (limit, seconds), left in remaining.items():
             window = f"{limit}_per_{seconds:g}s".replace(".", "_")
             self._emit("gauge", f"budget_remaining.{window}", left, window=window)
-        if not self.budget_class:
-            return
-        try:
-            reserved = limiter.class_remaining()
-        except Exception:
-            log.debug("Could not read the class reserves' use", exc_info=True)
-            return
-        name = _safe_name(self.budget_class)
+        klass = self.budget_class or ""
         for (limit, seconds), left in reserved.items():
             window = f"{limit}_per_{seconds:g}s".replace(".", "_")
-            tags = {"window": window, "budget_class": self.budget_class}
-            self._emit("gauge", f"reserve_remaining.{window}.{name}", left, **tags)
+            name = f"reserve_remaining.{window}.{_safe_name(klass)}"
+            self._emit("gauge", name, left, window=window, budget_class=klass)
 
 
 class Observer(Protocol):

@@ -134,6 +134,11 @@ def adaptive_spec(scope: str, window: AdaptiveWindow | None) -> dict[str, Any] |
     }
 
 
+def encoded(record: dict[str, Any], scope: str, window: AdaptiveWindow) -> str:
+    """A learned record as stored: with its scope and window, for status output."""
+    return json.dumps({**record, "scope": scope, "seconds": window.seconds, "ceiling": window.ceiling})
+
+
 def throttled(backend: StateBackend, scope: str, windows: Sequence[AdaptiveWindow]) -> None:
     """A 429: lower every adaptive window of ``scope`` (compare-and-set, on the backend's clock)."""
     for window in windows:
@@ -142,8 +147,7 @@ def throttled(backend: StateBackend, scope: str, windows: Sequence[AdaptiveWindo
             now = backend.server_time()
             found = backend.get_versioned(NAMESPACE, key)
             record = json.loads(found[0]) if found else fresh(window, now)
-            new = lowered(window, record, now)
-            value = json.dumps({**new, "scope": scope, "seconds": window.seconds, "ceiling": window.ceiling})
+            value = encoded(lowered(window, record, now), scope, window)
             if backend.compare_and_set(NAMESPACE, key, value, found[1] if found else None, ttl=KEEP_SECONDS):
                 break
 

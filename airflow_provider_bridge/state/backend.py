@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from airflow_provider_bridge.config import default
-from airflow_provider_bridge.state.adaptive import fresh, learned_key, raised
+from airflow_provider_bridge.state.adaptive import encoded, fresh, learned_key, raised
 from airflow_provider_bridge.state.keys import digest
 
 if TYPE_CHECKING:
@@ -211,10 +211,14 @@ class RingStore(Protocol):
         ...
 
 
-def _free_at(
-    store: RingStore, key: str, size: int, limit: int, seconds: float, count: int, now: float
+def ring_free_at(
+    store: RingStore, key: str, size: int, seconds: float, count: int, now: float, limit: int | None = None
 ) -> float:
-    """When a ring of ``size`` admissions next admits under ``limit`` (<= size): ``now`` if it does now."""
+    """
+    When a ring of ``size`` admissions (``count`` so far) next admits under ``limit`` (at most
+    ``size``; None: ``size``): ``now`` when it admits now. The one check of every ring algorithm.
+    """
+    limit = size if limit is None else limit
     if count >= limit:
         at = store.slot_time(key, (count - limit) % size)
         if at is not None and at + seconds > now:
@@ -249,21 +253,18 @@ def ring_admit(
         counts.append(count)
         learn = adaptive[index] if adaptive else None
         if learn is None:
-            free = _free_at(store, key, limit, limit, seconds, count, now)
+            free = ring_free_at(store, key, limit, seconds, count, now)
         else:
             lkey = learned_key(scope, learn.ceiling, learn.seconds)
             raw = store.learned(lkey)
             record = json.loads(raw) if raw else fresh(learn, now)
             if raw is None:  # learning starts now: the first quiet period counts from here
-                store.set_learned(
-                    lkey, json.dumps({**record, "scope": scope, "seconds": seconds, "ceiling": limit})
-                )
-            free = _free_at(store, key, limit, int(record["eff"]), seconds, count, now)
+                store.set_learned(lkey, encoded(record, scope, learn))
+            free = ring_free_at(store, key, limit, seconds, count, now, int(record["eff"]))
             up = raised(learn, record, now) if free > now else None
             if up is not None:
-                described = {**up, "scope": scope, "seconds": seconds, "ceiling": learn.ceiling}
-                store.set_learned(lkey, json.dumps(described))
-                free = _free_at(store, key, limit, int(up["eff"]), seconds, count, now)
+                store.set_learned(lkey, encoded(up, scope, learn))
+                free = ring_free_at(store, key, limit, seconds, count, now, int(up["eff"]))
         wait = max(wait, free - now)
     if wait > 0:
         return wait

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_bridge.exceptions import BridgeConfigError
-from airflow_provider_bridge.state.backend import RingStore, window_key
+from airflow_provider_bridge.state.backend import RingStore, ring_free_at, window_key
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -284,16 +284,6 @@ class ClassStore(RingStore, Protocol):
         ...
 
 
-def _free_at(store: RingStore, key: str, size: int, seconds: float, now: float) -> tuple[int, float]:
-    """How many admissions ring ``key`` holds, and when it next has a free slot (``now``: free)."""
-    count = store.admitted(key)
-    if count >= size:
-        at = store.slot_time(key, count % size)
-        if at is not None and at + seconds > now:
-            return count, at + seconds
-    return count, now
-
-
 def class_admit(store: ClassStore, scope: str, ask: ClassAsk, now: float) -> float:
     """
     Take one slot for ``ask``'s class from every window of ``scope``, or none (the algorithm the
@@ -307,11 +297,13 @@ def class_admit(store: ClassStore, scope: str, ask: ClassAsk, now: float) -> flo
     wait = 0.0
     taken: list[tuple[ClassWindow, int, ClassRing, int]] = []
     for window in ask.windows:
-        count, free = _free_at(store, window.key, window.limit, window.seconds, now)
+        count = store.admitted(window.key)
+        free = ring_free_at(store, window.key, window.limit, window.seconds, count, now)
         best = math.inf
         choice: tuple[ClassRing, int] | None = None
         for ring in window.rings:
-            used, at = _free_at(store, ring.key, ring.size, window.seconds, now)
+            used = store.admitted(ring.key)
+            at = ring_free_at(store, ring.key, ring.size, window.seconds, used, now)
             if ring.owner != ask.me:
                 at = max(at, higher)
                 if ring.owner >= 0:

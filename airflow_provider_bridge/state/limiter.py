@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from airflow_provider_bridge.clock import Clock
-    from airflow_provider_bridge.state.backend import StateBackend
+    from airflow_provider_bridge.state.backend import StateBackend, WindowUsage
 
 log = logging.getLogger(__name__)
 
@@ -282,14 +282,16 @@ class RateLimiter:
         if self.adaptive:
             throttled(self.backend, self.scope, self.adaptive)
 
-    def remaining(self) -> dict[tuple[int, float], int]:
+    def remaining(self, usage: Sequence[WindowUsage] | None = None) -> dict[tuple[int, float], int]:
         """
         Requests each window would still admit now, across every process: ``{(limit, seconds):
         remaining}`` (reads every window of the backend: for status and metrics, not per request).
+
+        :param usage: the backend's :meth:`~StateBackend.window_usage`, when already read.
         """
         used = {
             (u.limit, round(u.seconds, 3)): u.used
-            for u in self.backend.window_usage()
+            for u in (self.backend.window_usage() if usage is None else usage)
             if u.scope == self.scope
         }
         limits = self.learned() if self.adaptive else {}
@@ -298,16 +300,19 @@ class RateLimiter:
             for window, ring in zip(self.windows, self.admitted, strict=True)
         }
 
-    def class_remaining(self) -> dict[tuple[int, float], int]:
+    def class_remaining(self, usage: Sequence[WindowUsage] | None = None) -> dict[tuple[int, float], int]:
         """
         What is left of this caller's class reserve in each window now: ``{(limit, seconds):
         remaining}`` (empty without classes, or for a class that owns no slots: ``default`` when
         the connection does not declare it). Reads every window: for metrics, not per request.
+
+        :param usage: the backend's :meth:`~StateBackend.window_usage`, when already read.
         """
         ask = self._ask(0.0)
         if ask is None:
             return {}
-        used = {(u.scope, u.limit, round(u.seconds, 3)): u.used for u in self.backend.window_usage()}
+        rows = self.backend.window_usage() if usage is None else usage
+        used = {(u.scope, u.limit, round(u.seconds, 3)): u.used for u in rows}
         found: dict[tuple[int, float], int] = {}
         for window, planned in zip(self.windows, ask.windows, strict=True):
             for ring in planned.rings:

@@ -195,19 +195,10 @@ CREATE OR REPLACE FUNCTION {schema}.ring_free(
     p_key text, p_size integer, p_seconds double precision, p_now double precision,
     OUT used bigint, OUT free_at double precision)
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_at double precision;
 BEGIN
     SELECT h.next_n INTO used FROM {schema}.rate_head h WHERE h.wkey = p_key;
     used := coalesce(used, 0);
-    free_at := p_now;
-    IF used >= p_size THEN
-        SELECT r.at INTO v_at FROM {schema}.rate_ring r
-            WHERE r.wkey = p_key AND r.slot = (used % p_size)::integer;
-        IF v_at IS NOT NULL AND v_at + p_seconds > p_now THEN
-            free_at := v_at + p_seconds;
-        END IF;
-    END IF;
+    free_at := {schema}.ring_free_at(p_key, p_size, p_size, p_seconds, used, p_now);
 END $$;
 
 CREATE OR REPLACE FUNCTION {schema}.ring_take(

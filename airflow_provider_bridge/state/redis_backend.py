@@ -40,32 +40,46 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-#: KEYS: pause, window hashes...; ARGV: limit1, seconds1, limit2, seconds2, ..., scope
-ADMIT = (
+#: the start of every admission script: the server's clock, the scope's pause (KEYS[1]), and the
+#: ring operations all three share (a ring of ``size`` admissions, ``n`` so far, under ``eff``)
+_ADMISSION = (
     _TIME
     + """
 local pause = tonumber(redis.call('GET', KEYS[1]) or '0')
 if pause > now then return {string.format('%.6f', pause - now), 1} end
+local function free_at(key, size, eff, seconds, n)
+  if n >= eff then
+    local at = tonumber(redis.call('HGET', key, tostring((n - eff) % size)) or '0')
+    if at + seconds > now then return at + seconds end
+  end
+  return now
+end
+local function ring(key, size, seconds)
+  local n = tonumber(redis.call('HGET', key, 'n') or '0')
+  return n, free_at(key, size, size, seconds, n)
+end
+local function take(key, n, size, sec, label, stamp)
+  redis.call('HSET', key, 'n', n + 1, tostring(n % size), stamp, 'lim', size, 'sec', sec, 'scope', label)
+  redis.call('PEXPIRE', key, math.ceil(tonumber(sec) * 1000) + 1000)
+end
+"""
+)
+
+#: KEYS: pause, window hashes...; ARGV: limit1, seconds1, limit2, seconds2, ..., scope
+ADMIT = (
+    _ADMISSION
+    + """
 local wait = 0
 local nexts = {}
 for i = 2, #KEYS do
-  local limit = tonumber(ARGV[2 * i - 3])
-  local seconds = tonumber(ARGV[2 * i - 2])
-  local n = tonumber(redis.call('HGET', KEYS[i], 'n') or '0')
+  local n, free = ring(KEYS[i], tonumber(ARGV[2 * i - 3]), tonumber(ARGV[2 * i - 2]))
   nexts[i] = n
-  if n >= limit then
-    local at = tonumber(redis.call('HGET', KEYS[i], tostring(n % limit)) or '0')
-    if at + seconds > now then wait = math.max(wait, at + seconds - now) end
-  end
+  wait = math.max(wait, free - now)
 end
 if wait > 0 then return {string.format('%.6f', wait), 0} end
 local stamp = string.format('%.6f', now)
 for i = 2, #KEYS do
-  local limit = tonumber(ARGV[2 * i - 3])
-  local seconds = tonumber(ARGV[2 * i - 2])
-  redis.call('HSET', KEYS[i], 'n', nexts[i] + 1, tostring(nexts[i] % limit), stamp,
-             'lim', limit, 'sec', ARGV[2 * i - 2], 'scope', ARGV[#ARGV])
-  redis.call('PEXPIRE', KEYS[i], math.ceil(seconds * 1000) + 1000)
+  take(KEYS[i], nexts[i], tonumber(ARGV[2 * i - 3]), ARGV[2 * i - 2], ARGV[#ARGV], stamp)
 end
 return {'0', 0}
 """
@@ -75,21 +89,17 @@ return {'0', 0}
 #: the adaptive windows as JSON (a list, null for a fixed window), the scope, the reprobe and keep
 #: seconds (see :mod:`airflow_provider_bridge.state.adaptive`: the algorithm of ``ring_admit``)
 ADMIT_ADAPTIVE = (
-    _TIME
+    _ADMISSION
     + """
-local pause = tonumber(redis.call('GET', KEYS[1]) or '0')
-if pause > now then return {string.format('%.6f', pause - now), 1} end
 local count = (#KEYS - 1) / 2
 local adaptive = cjson.decode(ARGV[2 * count + 1])
 local scope = ARGV[2 * count + 2]
 local reprobe = tonumber(ARGV[2 * count + 3])
 local keep = tonumber(ARGV[2 * count + 4])
-local function free_at(key, size, eff, seconds, n)
-  if n >= eff then
-    local at = tonumber(redis.call('HGET', key, tostring((n - eff) % size)) or '0')
-    if at + seconds > now then return at + seconds end
-  end
-  return now
+local function store(lkey, rec)  -- a key-value record: the compare-and-set of a 429 reads 'ver'
+  redis.call('HSET', lkey, 'val', cjson.encode(rec))
+  redis.call('HINCRBY', lkey, 'ver', 1)
+  redis.call('PEXPIRE', lkey, math.ceil(keep * 1000))
 end
 local wait = 0
 local nexts = {}
@@ -111,9 +121,7 @@ for i = 1, count do
       -- learning starts now: the first quiet period counts from here
       rec = {eff = learn.start, cap = limit, changed = now, last_429 = 0, lowered = 0,
              scope = scope, seconds = seconds, ceiling = limit}
-      redis.call('HSET', lkey, 'val', cjson.encode(rec))
-      redis.call('HINCRBY', lkey, 'ver', 1)
-      redis.call('PEXPIRE', lkey, math.ceil(keep * 1000))
+      store(lkey, rec)
     end
     local eff = tonumber(rec.eff)
     free = free_at(key, limit, eff, seconds, n)
@@ -125,9 +133,7 @@ for i = 1, count do
         eff = math.min(cap, eff + learn.step)
         rec.eff = eff; rec.cap = cap; rec.changed = now
         rec.scope = scope; rec.seconds = seconds; rec.ceiling = limit
-        redis.call('HSET', lkey, 'val', cjson.encode(rec))
-        redis.call('HINCRBY', lkey, 'ver', 1)
-        redis.call('PEXPIRE', lkey, math.ceil(keep * 1000))
+        store(lkey, rec)
         free = free_at(key, limit, eff, seconds, n)
       end
     end
@@ -137,11 +143,7 @@ end
 if wait > 0 then return {string.format('%.6f', wait), 0} end
 local stamp = string.format('%.6f', now)
 for i = 1, count do
-  local limit = tonumber(ARGV[2 * i - 1])
-  local seconds = tonumber(ARGV[2 * i])
-  redis.call('HSET', KEYS[i + 1], 'n', nexts[i] + 1, tostring(nexts[i] % limit), stamp,
-             'lim', limit, 'sec', ARGV[2 * i], 'scope', scope)
-  redis.call('PEXPIRE', KEYS[i + 1], math.ceil(seconds * 1000) + 1000)
+  take(KEYS[i + 1], nexts[i], tonumber(ARGV[2 * i - 1]), ARGV[2 * i], scope, stamp)
 end
 return {'0', 0}
 """
@@ -150,20 +152,9 @@ return {'0', 0}
 #: KEYS: pause, then every key the ask names (by index); ARGV: the ask as JSON (see
 #: :func:`airflow_provider_bridge.state.budget_classes.class_admit`, the same algorithm)
 ADMIT_CLASSES = (
-    _TIME
+    _ADMISSION
     + """
 local ask = cjson.decode(ARGV[1])
-local pause = tonumber(redis.call('GET', KEYS[1]) or '0')
-if pause > now then return {string.format('%.6f', pause - now), 1} end
-local function ring(key, size, seconds)
-  local n = tonumber(redis.call('HGET', key, 'n') or '0')
-  local free = now
-  if n >= size then
-    local at = tonumber(redis.call('HGET', key, tostring(n % size)) or '0')
-    if at + seconds > now then free = at + seconds end
-  end
-  return n, free
-end
 local waiting = {}
 local higher = 0
 for i, k in ipairs(ask.waiting) do
@@ -212,13 +203,8 @@ end
 local stamp = string.format('%.6f', now)
 for _, t in ipairs(taken) do
   local w, count, r, used = t[1], t[2], t[3], t[4]
-  local expire = math.ceil(w.seconds * 1000) + 1000
-  redis.call('HSET', KEYS[w.key], 'n', count + 1, tostring(count % w.limit), stamp,
-             'lim', w.limit, 'sec', w.sec, 'scope', ask.scope)
-  redis.call('PEXPIRE', KEYS[w.key], expire)
-  redis.call('HSET', KEYS[r.key], 'n', used + 1, tostring(used % r.size), stamp,
-             'lim', r.size, 'sec', w.sec, 'scope', r.label)
-  redis.call('PEXPIRE', KEYS[r.key], expire)
+  take(KEYS[w.key], count, w.limit, w.sec, ask.scope, stamp)
+  take(KEYS[r.key], used, r.size, w.sec, r.label, stamp)
 end
 return {'0', 0}
 """

@@ -84,6 +84,21 @@ def test_refused_locally_and_transport_errors(statsd, bridgit, monkeypatch):
     assert statsd.count(P, "requests.transport_error") == 1
 
 
+def test_per_class_waits_refusals_and_reserve(statsd, bridgit, monkeypatch):
+    classes = {"interactive": 0.5, "default": 0.5}
+    hook = _hook(bridgit, monkeypatch, rate_limits=[[4, 60]], max_retry_wait=1, budget_classes=classes)
+    bridgit.configure(rate_limits=[[100, 1]])
+    with pytest.raises(BridgeRateLimitError, match="class 'default'"):
+        for _ in range(5):  # the sign-in, 2 more of its own reserve, 1 lent of interactive's 2
+            list(hook.list_entities("projects"))
+    time.sleep(0.5)
+    assert statsd.count(P, "refused_locally") == 1
+    assert statsd.count(P, "refused_locally.default") == 1
+    assert statsd.metrics(P)["slot_wait.default"]
+    reserve = statsd.metrics(P)["reserve_remaining.4_per_60s.default"]
+    assert reserve == [(1.0, "g")]  # sent once per 10 s: after the sign-in, 1 of its 2 left
+
+
 def test_credentials_refresh_and_reauth(statsd, bridgit, monkeypatch):
     # 400 s tokens, renewed in their last 80 s
     bridgit.configure(access_token_ttl=400)
